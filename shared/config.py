@@ -1,0 +1,448 @@
+"""Every setting xtap-watch reads, in one place, validated once at start.
+
+Settings come from the process environment (Azure app settings, or
+``local.settings.json`` values exported by the local runner). A bad or missing value
+raises :class:`ConfigError` whose message starts with the setting's name, so the Functions
+host log (and the CLI) says exactly what to fix.
+
+``SETTINGS`` below is the catalogue: infra/ must define every setting marked
+``infra=True`` (a test keeps Bicep and this file in step).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+AUTHORITY_HOST = "https://login.microsoftonline.com"
+LOG_ANALYTICS_ENDPOINT = "https://api.loganalytics.io"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed. ``setting`` names it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    description: str
+    required: bool = False
+    default: str | None = None
+    infra: bool = True  # defined by infra/main.bicep as an app setting
+    secret: bool = False  # must come through a Key Vault reference in Azure
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("XTAP_VENDOR_TENANT_ID", "The vendor's Entra tenant ID (GUID).", required=True),
+    SettingSpec(
+        "XTAP_VENDOR_APP_IDS",
+        "Comma-separated application (client) IDs of the vendor's sign-in apps that "
+        "client users must be allowed to reach.",
+        required=True,
+    ),
+    SettingSpec("XTAP_VENDOR_NAME", "Display name of the vendor in alerts.", default="OSTTRA"),
+    SettingSpec(
+        "XTAP_VENDOR_DOMAIN", "The vendor's sign-in domain.", default="sso.osttra.com"
+    ),
+    SettingSpec("XTAP_GRAPH_BASE_URL", "Microsoft Graph base URL.", default=GRAPH_BASE_URL),
+    SettingSpec("XTAP_AUTHORITY_HOST", "Entra authority host.", default=AUTHORITY_HOST),
+    SettingSpec(
+        "XTAP_TLS_CA_FILE",
+        "Extra CA bundle to trust (local simulator only; never set in Azure).",
+        infra=False,
+    ),
+    SettingSpec(
+        "XTAP_VENDOR_CREDENTIAL",
+        "How the app signs in to the vendor tenant: managed_identity | client_secret.",
+        default="managed_identity",
+    ),
+    SettingSpec(
+        "AZURE_CLIENT_ID", "Client ID of the user-assigned managed identity.", infra=True
+    ),
+    SettingSpec(
+        "XTAP_VENDOR_CLIENT_ID", "App ID used with client_secret (local only).", infra=False
+    ),
+    SettingSpec(
+        "XTAP_VENDOR_CLIENT_SECRET",
+        "Secret used with client_secret (local only).",
+        infra=False,
+        secret=True,
+    ),
+    SettingSpec(
+        "XTAP_CLIENT_READER_APP_ID",
+        "App ID of the multi-tenant read-only app clients consent to (Policy.Read.All).",
+    ),
+    SettingSpec(
+        "XTAP_CLIENT_READER_CREDENTIAL",
+        "How the reader app authenticates: federated_managed_identity | client_secret.",
+        default="federated_managed_identity",
+    ),
+    SettingSpec(
+        "XTAP_CLIENT_READER_SECRET",
+        "Reader app secret (local only).",
+        infra=False,
+        secret=True,
+    ),
+    SettingSpec(
+        "XTAP_ADMIN_CONSENT_REDIRECT_URI",
+        "Where the admin-consent link returns the client admin.",
+        default="https://entra.microsoft.com",
+    ),
+    SettingSpec(
+        "XTAP_AUDIT_SOURCE", "Where audit events come from: graph | log_analytics.", default="graph"
+    ),
+    SettingSpec(
+        "XTAP_SIGNIN_SOURCE",
+        "Where sign-in evidence comes from: graph | log_analytics | none.",
+        default="graph",
+    ),
+    SettingSpec(
+        "XTAP_LOG_ANALYTICS_WORKSPACE_ID", "Log Analytics workspace (customer) ID."
+    ),
+    SettingSpec(
+        "XTAP_LOG_ANALYTICS_ENDPOINT",
+        "Log Analytics query endpoint.",
+        default=LOG_ANALYTICS_ENDPOINT,
+    ),
+    SettingSpec(
+        "XTAP_TEAMS_WEBHOOK_URL",
+        "Teams Workflows webhook URL for the admins' channel (Key Vault reference).",
+        secret=True,
+    ),
+    SettingSpec("XTAP_MAIL_SENDER", "Mailbox (UPN or ID) that sends alert mail."),
+    SettingSpec("XTAP_ALERT_EMAILS", "Comma-separated admin addresses for alert mail."),
+    SettingSpec(
+        "XTAP_SWEEP_SCHEDULE", "NCRONTAB of the client posture sweep.", default="0 0 * * * *"
+    ),
+    SettingSpec(
+        "XTAP_AUDIT_SCHEDULE", "NCRONTAB of the audit scan.", default="0 */5 * * * *"
+    ),
+    SettingSpec(
+        "XTAP_HYGIENE_SCHEDULE", "NCRONTAB of the guest hygiene run.", default="0 30 6 * * *"
+    ),
+    SettingSpec(
+        "XTAP_REVIEW_SCHEDULE",
+        "NCRONTAB of the access-review ensure run.",
+        default="0 0 7 * * 1",
+    ),
+    SettingSpec("XTAP_REMINDER_HOURS", "Hours between reminders of an open drift.", default="24"),
+    SettingSpec(
+        "XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"
+    ),
+    SettingSpec(
+        "XTAP_SIGNIN_WINDOW_HOURS", "Window for counting sign-in failures.", default="24"
+    ),
+    SettingSpec(
+        "XTAP_SIGNIN_THRESHOLD",
+        "Failures per client in the window that count as evidence.",
+        default="5",
+    ),
+    SettingSpec(
+        "XTAP_DIGEST_THRESHOLD",
+        "More alerts than this from one run collapse into one digest card.",
+        default="5",
+    ),
+    SettingSpec(
+        "XTAP_PENDING_GUEST_DAYS",
+        "Days in PendingAcceptance before a guest is reported stuck.",
+        default="14",
+    ),
+    SettingSpec(
+        "XTAP_API_ROLE", "App role a caller needs for the support API.", default="Reinvite.Request"
+    ),
+    SettingSpec(
+        "XTAP_REINVITE_REDIRECT_URL",
+        "Where a re-invited guest lands after redemption.",
+        default="https://myapps.microsoft.com",
+    ),
+    SettingSpec(
+        "XTAP_ACCESS_REVIEW_REVIEWERS",
+        "Comma-separated user object IDs who review client guests.",
+    ),
+    SettingSpec(
+        "XTAP_ENTRA_PORTAL_URL",
+        "Base URL of the Entra admin center used in alert links.",
+        default="https://entra.microsoft.com",
+    ),
+    SettingSpec(
+        "XTAP_DOCS_BASE_URL",
+        "Base URL where docs/findings pages are published (alert links).",
+        default="https://github.com/xtap-watch/xtap-watch/blob/main/docs",
+    ),
+    SettingSpec(
+        "AzureWebJobsStorage",
+        "Storage connection string (local/Azurite). In Azure use the identity-based "
+        "AzureWebJobsStorage__queueServiceUri/__tableServiceUri settings instead.",
+        infra=False,
+        secret=True,
+    ),
+    SettingSpec("AzureWebJobsStorage__queueServiceUri", "Queue endpoint (identity-based)."),
+    SettingSpec("AzureWebJobsStorage__tableServiceUri", "Table endpoint (identity-based)."),
+    SettingSpec("AzureWebJobsStorage__blobServiceUri", "Blob endpoint (identity-based)."),
+    SettingSpec("AzureWebJobsStorage__credential", "managedidentity in Azure."),
+    SettingSpec("AzureWebJobsStorage__clientId", "Managed identity used for storage."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+# Queue and table names: fixed, not settings, because function_app.py binds triggers to
+# them at import time and infra creates them.
+QUEUE_CHECK_CLIENT = "xtap-check-client"
+QUEUE_ALERTS = "xtap-alerts"
+QUEUE_REINVITES = "xtap-reinvites"
+QUEUE_ACCESS_REVIEWS = "xtap-access-reviews"
+QUEUES = (QUEUE_CHECK_CLIENT, QUEUE_ALERTS, QUEUE_REINVITES, QUEUE_ACCESS_REVIEWS)
+
+TABLE_CLIENTS = "xtapClients"
+TABLE_POSTURE = "xtapPosture"
+TABLE_ALERT_STATE = "xtapAlertState"
+TABLE_CURSORS = "xtapCursors"
+TABLE_JOBS = "xtapJobs"
+TABLE_DELIVERIES = "xtapDeliveries"
+TABLE_SEEN_EVENTS = "xtapSeenEvents"
+TABLES = (
+    TABLE_CLIENTS,
+    TABLE_POSTURE,
+    TABLE_ALERT_STATE,
+    TABLE_CURSORS,
+    TABLE_JOBS,
+    TABLE_DELIVERIES,
+    TABLE_SEEN_EVENTS,
+)
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Either a connection string (Azurite, local) or identity-based endpoints (Azure)."""
+
+    connection_string: str | None
+    queue_service_uri: str | None
+    table_service_uri: str | None
+    client_id: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    vendor_tenant_id: str
+    vendor_app_ids: tuple[str, ...]
+    vendor_name: str
+    vendor_domain: str
+    graph_base_url: str
+    authority_host: str
+    tls_ca_file: str | None
+    vendor_credential: Literal["managed_identity", "client_secret"]
+    managed_identity_client_id: str | None
+    vendor_client_id: str | None
+    vendor_client_secret: str | None = field(repr=False)
+    client_reader_app_id: str | None
+    client_reader_credential: Literal["federated_managed_identity", "client_secret"]
+    client_reader_secret: str | None = field(repr=False)
+    admin_consent_redirect_uri: str
+    audit_source: Literal["graph", "log_analytics"]
+    signin_source: Literal["graph", "log_analytics", "none"]
+    log_analytics_workspace_id: str | None
+    log_analytics_endpoint: str
+    teams_webhook_url: str | None = field(repr=False)
+    mail_sender: str | None
+    alert_emails: tuple[str, ...]
+    sweep_schedule: str
+    audit_schedule: str
+    hygiene_schedule: str
+    review_schedule: str
+    reminder_hours: int
+    audit_overlap_minutes: int
+    signin_window_hours: int
+    signin_threshold: int
+    digest_threshold: int
+    pending_guest_days: int
+    api_role: str
+    reinvite_redirect_url: str
+    access_review_reviewers: tuple[str, ...]
+    entra_portal_url: str
+    docs_base_url: str
+    storage: StorageSettings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def raw(self, name: str) -> str | None:
+        spec = _BY_NAME[name]
+        value = self.env.get(name)
+        if value is not None:
+            value = value.strip()
+        if not value:
+            value = spec.default
+        if not value and spec.required:
+            raise ConfigError(name, f"is required ({spec.description})")
+        return value or None
+
+    def text(self, name: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            raise ConfigError(name, "is required")
+        return value
+
+    def guid(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is not None and not _GUID.match(value):
+            raise ConfigError(name, f"must be a GUID, got {value!r}")
+        return value.lower() if value else None
+
+    def guid_list(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name) or ""
+        items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+        for item in items:
+            if not _GUID.match(item):
+                raise ConfigError(name, f"must be comma-separated GUIDs, got {item!r}")
+        if _BY_NAME[name].required and not items:
+            raise ConfigError(name, "needs at least one GUID")
+        return items
+
+    def url(self, name: str) -> str:
+        value = self.text(name)
+        if not value.startswith(("https://", "http://")):
+            raise ConfigError(name, f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def optional_url(self, name: str) -> str | None:
+        return self.url(name) if self.raw(name) else None
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name)
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def positive_int(self, name: str) -> int:
+        value = self.text(name)
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(name, f"must be a whole number, got {value!r}") from None
+        if number <= 0:
+            raise ConfigError(name, f"must be positive, got {number}")
+        return number
+
+    def schedule(self, name: str) -> str:
+        value = self.text(name)
+        if not _NCRONTAB.match(value):
+            raise ConfigError(
+                name, f"must be a six-field NCRONTAB expression (sec min h d m dow), got {value!r}"
+            )
+        return value
+
+    def emails(self, name: str) -> tuple[str, ...]:
+        items = tuple(v.strip() for v in (self.raw(name) or "").split(",") if v.strip())
+        for item in items:
+            if "@" not in item or " " in item:
+                raise ConfigError(name, f"must be comma-separated e-mail addresses, got {item!r}")
+        return items
+
+
+def _storage(r: _Reader) -> StorageSettings:
+    conn = r.raw("AzureWebJobsStorage")
+    queue_uri = r.optional_url("AzureWebJobsStorage__queueServiceUri")
+    table_uri = r.optional_url("AzureWebJobsStorage__tableServiceUri")
+    if not conn and not (queue_uri and table_uri):
+        raise ConfigError(
+            "AzureWebJobsStorage",
+            "is required: a connection string locally, or AzureWebJobsStorage__queueServiceUri"
+            " and AzureWebJobsStorage__tableServiceUri with a managed identity in Azure",
+        )
+    if conn and "AccountName=" not in conn and conn != "UseDevelopmentStorage=true":
+        raise ConfigError("AzureWebJobsStorage", "is not a storage connection string")
+    return StorageSettings(
+        connection_string=conn,
+        queue_service_uri=queue_uri,
+        table_service_uri=table_uri,
+        client_id=r.guid("AzureWebJobsStorage__clientId"),
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise ConfigError naming the first bad one."""
+    r = _Reader(os.environ if env is None else env)
+    vendor_credential = r.choice("XTAP_VENDOR_CREDENTIAL", ("managed_identity", "client_secret"))
+    reader_credential = r.choice(
+        "XTAP_CLIENT_READER_CREDENTIAL", ("federated_managed_identity", "client_secret")
+    )
+    settings = Settings(
+        vendor_tenant_id=r.guid("XTAP_VENDOR_TENANT_ID") or "",
+        vendor_app_ids=r.guid_list("XTAP_VENDOR_APP_IDS"),
+        vendor_name=r.text("XTAP_VENDOR_NAME"),
+        vendor_domain=r.text("XTAP_VENDOR_DOMAIN"),
+        graph_base_url=r.url("XTAP_GRAPH_BASE_URL"),
+        authority_host=r.url("XTAP_AUTHORITY_HOST"),
+        tls_ca_file=r.raw("XTAP_TLS_CA_FILE"),
+        vendor_credential=vendor_credential,  # type: ignore[arg-type]
+        managed_identity_client_id=r.guid("AZURE_CLIENT_ID"),
+        vendor_client_id=r.guid("XTAP_VENDOR_CLIENT_ID"),
+        vendor_client_secret=r.raw("XTAP_VENDOR_CLIENT_SECRET"),
+        client_reader_app_id=r.guid("XTAP_CLIENT_READER_APP_ID"),
+        client_reader_credential=reader_credential,  # type: ignore[arg-type]
+        client_reader_secret=r.raw("XTAP_CLIENT_READER_SECRET"),
+        admin_consent_redirect_uri=r.url("XTAP_ADMIN_CONSENT_REDIRECT_URI"),
+        audit_source=r.choice("XTAP_AUDIT_SOURCE", ("graph", "log_analytics")),  # type: ignore[arg-type]
+        signin_source=r.choice(  # type: ignore[arg-type]
+            "XTAP_SIGNIN_SOURCE", ("graph", "log_analytics", "none")
+        ),
+        log_analytics_workspace_id=r.guid("XTAP_LOG_ANALYTICS_WORKSPACE_ID"),
+        log_analytics_endpoint=r.url("XTAP_LOG_ANALYTICS_ENDPOINT"),
+        teams_webhook_url=r.optional_url("XTAP_TEAMS_WEBHOOK_URL"),
+        mail_sender=r.raw("XTAP_MAIL_SENDER"),
+        alert_emails=r.emails("XTAP_ALERT_EMAILS"),
+        sweep_schedule=r.schedule("XTAP_SWEEP_SCHEDULE"),
+        audit_schedule=r.schedule("XTAP_AUDIT_SCHEDULE"),
+        hygiene_schedule=r.schedule("XTAP_HYGIENE_SCHEDULE"),
+        review_schedule=r.schedule("XTAP_REVIEW_SCHEDULE"),
+        reminder_hours=r.positive_int("XTAP_REMINDER_HOURS"),
+        audit_overlap_minutes=r.positive_int("XTAP_AUDIT_OVERLAP_MINUTES"),
+        signin_window_hours=r.positive_int("XTAP_SIGNIN_WINDOW_HOURS"),
+        signin_threshold=r.positive_int("XTAP_SIGNIN_THRESHOLD"),
+        digest_threshold=r.positive_int("XTAP_DIGEST_THRESHOLD"),
+        pending_guest_days=r.positive_int("XTAP_PENDING_GUEST_DAYS"),
+        api_role=r.text("XTAP_API_ROLE"),
+        reinvite_redirect_url=r.url("XTAP_REINVITE_REDIRECT_URL"),
+        access_review_reviewers=r.guid_list("XTAP_ACCESS_REVIEW_REVIEWERS"),
+        entra_portal_url=r.url("XTAP_ENTRA_PORTAL_URL"),
+        docs_base_url=r.url("XTAP_DOCS_BASE_URL"),
+        storage=_storage(r),
+    )
+    _check_combinations(settings)
+    return settings
+
+
+def _check_combinations(s: Settings) -> None:
+    if s.vendor_credential == "client_secret" and not (
+        s.vendor_client_id and s.vendor_client_secret
+    ):
+        name = "XTAP_VENDOR_CLIENT_ID" if not s.vendor_client_id else "XTAP_VENDOR_CLIENT_SECRET"
+        raise ConfigError(name, "is required when XTAP_VENDOR_CREDENTIAL=client_secret")
+    if s.client_reader_credential == "client_secret" and s.client_reader_app_id and not (
+        s.client_reader_secret
+    ):
+        raise ConfigError(
+            "XTAP_CLIENT_READER_SECRET",
+            "is required when XTAP_CLIENT_READER_CREDENTIAL=client_secret",
+        )
+    if "log_analytics" in (s.audit_source, s.signin_source) and not s.log_analytics_workspace_id:
+        raise ConfigError(
+            "XTAP_LOG_ANALYTICS_WORKSPACE_ID",
+            "is required when XTAP_AUDIT_SOURCE or XTAP_SIGNIN_SOURCE is log_analytics",
+        )
+    if s.mail_sender and not s.alert_emails:
+        raise ConfigError("XTAP_ALERT_EMAILS", "is required when XTAP_MAIL_SENDER is set")
+

@@ -1,0 +1,122 @@
+"""Queue message schemas: the contracts between timers, queue functions and the outbox.
+
+Every message on every queue is one of these models serialised as JSON (and base64
+encoded on the wire, as the Functions queue trigger expects). A message that does not
+parse is malformed: it goes to the poison queue with an alert, never into a retry loop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Severity(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+    REVIEW = "review"  # unknown shape: a person must look at it
+
+
+class AlertKind(StrEnum):
+    CLIENT_DRIFTED = "client_drifted"
+    CLIENT_REMINDER = "client_reminder"
+    CLIENT_RECOVERED = "client_recovered"
+    SIGNIN_EVIDENCE = "signin_evidence"
+    VENDOR_SETTING_CHANGED = "vendor_setting_changed"
+    VENDOR_POSTURE = "vendor_posture"
+    REINVITE_DONE = "reinvite_done"
+    REINVITE_FAILED = "reinvite_failed"
+    ACCESS_REVIEW_CREATED = "access_review_created"
+    ACCESS_REVIEW_FAILED = "access_review_failed"
+    PENDING_GUESTS = "pending_guests"
+    DELIVERY_FAILING = "delivery_failing"
+    POISON_MESSAGE = "poison_message"
+    DIGEST = "digest"
+
+
+class CheckClient(Message):
+    """One unit of sweep work: evaluate one registered client."""
+
+    type: Literal["check_client"] = "check_client"
+    tenant_id: str = Field(pattern=GUID_PATTERN)
+    sweep_id: str = Field(min_length=1, max_length=64)
+    requested_at: datetime
+
+
+class ReinviteJobMessage(Message):
+    type: Literal["reinvite"] = "reinvite"
+    job_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(pattern=GUID_PATTERN)
+    reason: str = Field(min_length=1, max_length=500)
+    requested_by: str = Field(min_length=1, max_length=256)
+    send_invitation_message: bool = False
+    redirect_url: str | None = None
+
+
+class EnsureAccessReview(Message):
+    type: Literal["ensure_access_review"] = "ensure_access_review"
+    tenant_id: str = Field(pattern=GUID_PATTERN)
+    requested_by: str = Field(min_length=1, max_length=256)
+    job_id: str = Field(min_length=1, max_length=64)
+
+
+class SettingChange(Message):
+    setting: str
+    before: str | None = None
+    after: str | None = None
+
+
+class FindingRef(Message):
+    code: str
+    severity: Severity
+    message: str
+    remediation: str = ""
+
+
+class Link(Message):
+    title: str
+    url: str
+
+
+class ClientRef(Message):
+    name: str
+    tenant_id: str
+    domains: tuple[str, ...] = ()
+
+
+class AlertRecord(Message):
+    """Everything a Teams card or an e-mail needs; routes are resolved at delivery.
+
+    ``dedup_key`` identifies the state change (not the delivery attempt): two records
+    with the same key are the same alert, so a repeated producer run is harmless.
+    """
+
+    type: Literal["alert"] = "alert"
+    dedup_key: str = Field(min_length=1, max_length=256)
+    kind: AlertKind
+    severity: Severity
+    title: str = Field(min_length=1, max_length=300)
+    summary: str = ""
+    client: ClientRef | None = None
+    changes: tuple[SettingChange, ...] = ()
+    who: str | None = None
+    when: datetime | None = None
+    evidence: dict[str, int] = Field(default_factory=dict)
+    findings: tuple[FindingRef, ...] = ()
+    remediation_steps: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    facts: dict[str, str] = Field(default_factory=dict)
+    items: tuple[AlertRecord, ...] = ()  # only for DIGEST
+    created_at: datetime
+    source: Literal["posture", "audit", "reinvite", "review", "hygiene", "delivery", "poison"]
