@@ -32,6 +32,8 @@ class AlertKind(StrEnum):
     CLIENT_DRIFTED = "client_drifted"
     CLIENT_REMINDER = "client_reminder"
     CLIENT_RECOVERED = "client_recovered"
+    CLIENT_CONSENT_MISSING = "client_consent_missing"
+    CLIENT_CONSENT_RESTORED = "client_consent_restored"
     SIGNIN_EVIDENCE = "signin_evidence"
     VENDOR_SETTING_CHANGED = "vendor_setting_changed"
     VENDOR_POSTURE = "vendor_posture"
@@ -52,6 +54,10 @@ class CheckClient(Message):
     tenant_id: str = Field(pattern=GUID_PATTERN)
     sweep_id: str = Field(min_length=1, max_length=64)
     requested_at: datetime
+    # Sign-in failure counts for this client, gathered once per sweep by the scheduler
+    # (one log query for all clients instead of one per client), keyed by AADSTS code.
+    signin_counts: dict[str, int] = Field(default_factory=dict)
+    signin_window_hours: int = 24
 
 
 class ReinviteJobMessage(Message):

@@ -1,0 +1,5 @@
+import sys
+
+from devtools.cardrender.render import main
+
+sys.exit(main())

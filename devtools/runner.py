@@ -1,0 +1,357 @@
+"""Local Functions runner: runs ``function_app.py`` without Azure Functions Core Tools.
+
+It reproduces the host behaviour our code depends on:
+* timers fire once on demand (``fire_timer``) or on their NCRONTAB schedule (``serve``);
+  ``%SETTING%`` schedules are resolved from the environment like the host does;
+* queue triggers drain Azurite with the host's semantics: base64 messages, ``batchSize``
+  and ``newBatchThreshold`` concurrency, a failed message becomes visible again after
+  ``visibilityTimeout``, and after ``maxDequeueCount`` attempts it moves to
+  ``<queue>-poison`` (all read from host.json);
+* HTTP triggers are served on a loopback port under ``routePrefix`` (``/api``), with the
+  App Service Authentication principal header passed through (tests inject it).
+
+With Core Tools installed, ``func start`` runs the very same ``function_app.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import importlib
+import inspect
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("xtap.runner")
+
+
+def _timespan_seconds(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    hours, minutes, seconds = value.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+@dataclass(frozen=True)
+class QueueSemantics:
+    batch_size: int = 16
+    new_batch_threshold: int = 8
+    max_dequeue_count: int = 5
+    visibility_timeout: float = 0.0
+    max_polling_interval: float = 2.0
+
+    @classmethod
+    def from_host_json(cls, path: Path = ROOT / "host.json") -> QueueSemantics:
+        queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {})
+        return cls(
+            batch_size=int(queues.get("batchSize", 16)),
+            new_batch_threshold=int(queues.get("newBatchThreshold", 8)),
+            max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
+            visibility_timeout=_timespan_seconds(queues.get("visibilityTimeout"), 0.0),
+            max_polling_interval=_timespan_seconds(queues.get("maxPollingInterval"), 2.0),
+        )
+
+
+@dataclass
+class FunctionInfo:
+    name: str
+    kind: str  # timer | queue | http
+    handler: Callable[..., Any]
+    binding: dict[str, Any]
+
+    @property
+    def queue_name(self) -> str:
+        return _resolve_setting(self.binding["queueName"])
+
+    @property
+    def schedule(self) -> str:
+        return _resolve_setting(self.binding["schedule"])
+
+
+def _resolve_setting(value: str) -> str:
+    """The host resolves ``%NAME%`` binding expressions from app settings."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in os.environ:
+            return os.environ[name]
+        from shared.config import SETTINGS
+
+        for spec in SETTINGS:
+            if spec.name == name and spec.default:
+                return spec.default
+        raise KeyError(f"binding expression %{name}% has no app setting")
+
+    return re.sub(r"%([A-Za-z0-9_]+)%", sub, value)
+
+
+def load_functions(module_name: str = "function_app") -> dict[str, FunctionInfo]:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    module = importlib.import_module(module_name)
+    functions: dict[str, FunctionInfo] = {}
+    for fn in module.app.get_functions():
+        trigger = fn.get_trigger()
+        binding = trigger.get_dict_repr()
+        kind = {"timerTrigger": "timer", "queueTrigger": "queue", "httpTrigger": "http"}.get(
+            binding["type"]
+        )
+        if kind is None:
+            raise RuntimeError(f"runner does not support trigger {binding['type']}")
+        functions[fn.get_function_name()] = FunctionInfo(
+            name=fn.get_function_name(),
+            kind=kind,
+            handler=fn.get_user_function(),
+            binding=binding,
+        )
+    return functions
+
+
+async def _call(handler: Callable[..., Any], **kwargs: Any) -> Any:
+    params = inspect.signature(handler).parameters
+    result = handler(**{k: v for k, v in kwargs.items() if k in params})
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+@dataclass
+class QueueStats:
+    processed: int = 0
+    failed_attempts: int = 0
+    poisoned: int = 0
+
+
+@dataclass
+class LocalRunner:
+    """Drives the app's triggers against the storage in ``AzureWebJobsStorage``."""
+
+    functions: dict[str, FunctionInfo] = field(default_factory=load_functions)
+    semantics: QueueSemantics = field(default_factory=QueueSemantics.from_host_json)
+    stats: dict[str, QueueStats] = field(default_factory=dict)
+    _queues: Any = None
+
+    def _queue_client(self) -> Any:
+        if self._queues is None:
+            from shared.adapters.storage import StorageQueues
+            from shared.config import StorageSettings
+
+            self._queues = StorageQueues(
+                StorageSettings(os.environ["AzureWebJobsStorage"], None, None, None), None
+            )
+        return self._queues
+
+    def by_kind(self, kind: str) -> list[FunctionInfo]:
+        return [f for f in self.functions.values() if f.kind == kind]
+
+    async def fire_timer(self, name: str, past_due: bool = False) -> None:
+        import azure.functions as func
+
+        info = self.functions[name]
+        if info.kind != "timer":
+            raise ValueError(f"{name} is not a timer function")
+        param = info.binding["name"]
+        await _call(info.handler, **{param: func.TimerRequest(past_due=past_due)})
+
+    async def drain(
+        self,
+        names: list[str] | None = None,
+        *,
+        max_rounds: int = 10_000,
+        idle_rounds: int = 1,
+    ) -> dict[str, QueueStats]:
+        """Process queue messages until every queue stays empty for ``idle_rounds`` polls.
+
+        Failed messages are made visible again immediately (instead of after
+        ``visibilityTimeout``) so a drain finishes quickly; dequeue counting and the
+        move to ``-poison`` follow the host.
+        """
+        infos = [self.functions[n] for n in names] if names else self.by_kind("queue")
+        idle = 0
+        for _ in range(max_rounds):
+            results = await asyncio.gather(*(self._poll_once(info, 0) for info in infos))
+            if sum(results) == 0:
+                idle += 1
+                if idle >= idle_rounds:
+                    break
+            else:
+                idle = 0
+        return self.stats
+
+    async def _poll_once(self, info: FunctionInfo, retry_delay: float) -> int:
+        """Receive one batch and process it concurrently; returns messages seen."""
+        queues = self._queue_client()
+        queue = info.queue_name
+        concurrency = self.semantics.batch_size + self.semantics.new_batch_threshold
+        messages = await queues.receive(
+            queue, max_messages=min(32, concurrency), visibility_timeout=60
+        )
+        if not messages:
+            return 0
+        await asyncio.gather(*(self._process(info, queue, m, retry_delay) for m in messages))
+        return len(messages)
+
+    async def _process(self, info: FunctionInfo, queue: str, message: Any, delay: float) -> None:
+        import azure.functions as func
+
+        stats = self.stats.setdefault(info.name, QueueStats())
+        queues = self._queue_client()
+        body = message.content.encode("utf-8")
+        qmsg = func.QueueMessage(
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            insertion_time=message.inserted_on,
+            pop_receipt=message.pop_receipt,
+        )
+        try:
+            await _call(info.handler, **{info.binding["name"]: qmsg})
+        except Exception:
+            stats.failed_attempts += 1
+            log.warning("%s failed on attempt %d", info.name, message.dequeue_count, exc_info=True)
+            if message.dequeue_count >= self.semantics.max_dequeue_count:
+                from shared.adapters.storage import poison_queue_name
+
+                await queues.send(poison_queue_name(queue), message.content)
+                await queues.delete(queue, message)
+                stats.poisoned += 1
+            else:
+                await queues.release(queue, message, int(delay))
+            return
+        await queues.delete(queue, message)
+        stats.processed += 1
+
+    async def serve_queues(self, stop: asyncio.Event) -> None:
+        """Poll every queue like the host (back-off up to maxPollingInterval) until stop."""
+
+        async def loop(info: FunctionInfo) -> None:
+            wait = 0.1
+            while not stop.is_set():
+                seen = await self._poll_once(info, self.semantics.visibility_timeout)
+                if seen:
+                    wait = 0.1
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+                wait = min(wait * 2, self.semantics.max_polling_interval)
+
+        await asyncio.gather(*(loop(info) for info in self.by_kind("queue")))
+
+    async def serve_timers(self, stop: asyncio.Event) -> None:
+        from croniter import croniter
+
+        async def loop(info: FunctionInfo) -> None:
+            # NCRONTAB has a leading seconds field; croniter takes it as a trailing one.
+            fields = info.schedule.split()
+            schedule = croniter(" ".join([*fields[1:], fields[0]]), datetime.now(UTC))
+            while not stop.is_set():
+                due = schedule.get_next(datetime)
+                delay = (due - datetime.now(UTC)).total_seconds()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(0.0, delay))
+                if not stop.is_set():
+                    try:
+                        await self.fire_timer(info.name)
+                    except Exception:
+                        log.exception("timer %s failed", info.name)
+
+        await asyncio.gather(*(loop(info) for info in self.by_kind("timer")))
+
+    # ---------------------------------------------------------------- HTTP
+    def _routes(self) -> list[tuple[re.Pattern[str], set[str], FunctionInfo]]:
+        routes = []
+        for info in self.by_kind("http"):
+            template = info.binding.get("route") or info.name
+            pattern = re.sub(r"\{(\w+)(:[^}]*)?\}", r"(?P<\1>[^/]+)", template.strip("/"))
+            methods = {m.upper() for m in info.binding.get("methods") or ["GET", "POST"]}
+            routes.append((re.compile(f"^{pattern}$"), methods, info))
+        return routes
+
+    async def handle_http(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        body: bytes = b"",
+        url: str = "http://127.0.0.1/",
+    ) -> tuple[int, dict[str, str], bytes]:
+        import azure.functions as func
+
+        prefix = "api/"
+        route = path.lstrip("/")
+        if not route.startswith(prefix):
+            return 404, {"Content-Type": "application/json"}, b'{"error":"not found"}'
+        route = route[len(prefix) :]
+        allowed_elsewhere = False
+        for pattern, methods, info in self._routes():
+            match = pattern.match(route)
+            if not match:
+                continue
+            if method.upper() not in methods:
+                allowed_elsewhere = True
+                continue
+            request = func.HttpRequest(
+                method=method.upper(),
+                url=url,
+                headers=headers or {},
+                params=params or {},
+                route_params=match.groupdict(),
+                body=body,
+            )
+            response = await _call(info.handler, **{info.binding["name"]: request})
+            return (
+                response.status_code,
+                dict(response.headers),
+                response.get_body(),
+            )
+        if allowed_elsewhere:
+            return 405, {"Content-Type": "application/json"}, b'{"error":"method not allowed"}'
+        return 404, {"Content-Type": "application/json"}, b'{"error":"not found"}'
+
+    async def serve_http(self, host: str = "127.0.0.1", port: int = 0) -> Any:
+        """Start an aiohttp server for the HTTP triggers; returns (runner, port)."""
+        from aiohttp import web
+
+        async def dispatch(request: web.Request) -> web.Response:
+            body = await request.read()
+            status, headers, payload = await self.handle_http(
+                request.method,
+                request.path,
+                headers=dict(request.headers),
+                params=dict(request.query),
+                body=body,
+                url=str(request.url),
+            )
+            headers.pop("Content-Length", None)
+            return web.Response(status=status, headers=headers, body=payload)
+
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", dispatch)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return runner, bound
+
+    async def close(self) -> None:
+        if self._queues is not None:
+            await self._queues.close()
+            self._queues = None
+
+
+def encode_for_host(text: str) -> str:
+    """What the host expects on the wire for a queue message (base64 of UTF-8)."""
+    return base64.b64encode(text.encode()).decode()

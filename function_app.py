@@ -1,0 +1,25 @@
+"""Azure Functions entry points (Python v2 programming model): triggers only.
+
+Each function unpacks its binding and awaits the matching handler in
+``shared.entrypoints.triggers``; all behaviour lives in ``shared/``. Schedules come from
+app settings (``%XTAP_..._SCHEDULE%``) so operators can change them without a deploy.
+"""
+
+import azure.functions as func
+
+from shared.config import QUEUE_CHECK_CLIENT
+from shared.entrypoints import triggers
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+STORAGE = "AzureWebJobsStorage"
+
+
+@app.timer_trigger(arg_name="timer", schedule="%XTAP_SWEEP_SCHEDULE%", run_on_startup=False)
+async def sweep_timer(timer: func.TimerRequest) -> None:
+    await triggers.sweep_timer()
+
+
+@app.queue_trigger(arg_name="msg", queue_name=QUEUE_CHECK_CLIENT, connection=STORAGE)
+async def check_client(msg: func.QueueMessage) -> None:
+    await triggers.check_client(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)

@@ -1,0 +1,107 @@
+"""Token credentials: the vendor tenant's identity and the per-client reader identity.
+
+In Azure both come from the user-assigned managed identity: directly for the vendor tenant,
+and as a federated credential (the MI token is the client assertion) for the multi-tenant
+read-only app in each client tenant — no secret anywhere. Locally the simulator's token
+endpoint is used with client secrets over TLS and a test CA.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shared.config import AUTHORITY_HOST, Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+# Audience of the token a managed identity presents as a federated client assertion.
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
+
+
+def _common_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"authority": settings.authority_host}
+    if settings.authority_host.rstrip("/") != AUTHORITY_HOST:
+        # A non-Microsoft authority (the local simulator) has no instance metadata to find.
+        kwargs["disable_instance_discovery"] = True
+    if settings.tls_ca_file:
+        kwargs["connection_verify"] = settings.tls_ca_file
+    return kwargs
+
+
+def managed_identity_credential(settings: Settings) -> AsyncTokenCredential:
+    from azure.identity.aio import ManagedIdentityCredential
+
+    kwargs: dict[str, Any] = {}
+    if settings.tls_ca_file:
+        kwargs["connection_verify"] = settings.tls_ca_file
+    return ManagedIdentityCredential(client_id=settings.managed_identity_client_id, **kwargs)
+
+
+def vendor_credential(settings: Settings) -> AsyncTokenCredential:
+    if settings.vendor_credential == "managed_identity":
+        return managed_identity_credential(settings)
+    from azure.identity.aio import ClientSecretCredential
+
+    return ClientSecretCredential(
+        tenant_id=settings.vendor_tenant_id,
+        client_id=settings.vendor_client_id or "",
+        client_secret=settings.vendor_client_secret or "",
+        **_common_kwargs(settings),
+    )
+
+
+class ClientReaderCredentials:
+    """One credential per client tenant for the read-only app, created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._by_tenant: dict[str, AsyncTokenCredential] = {}
+        self._assertion_source: Any = None
+
+    def for_tenant(self, tenant_id: str) -> AsyncTokenCredential:
+        credential = self._by_tenant.get(tenant_id)
+        if credential is None:
+            credential = self._by_tenant[tenant_id] = self._build(tenant_id)
+        return credential
+
+    def _build(self, tenant_id: str) -> AsyncTokenCredential:
+        s = self._settings
+        if not s.client_reader_app_id:
+            from shared.config import ConfigError
+
+            raise ConfigError(
+                "XTAP_CLIENT_READER_APP_ID", "is required to read client tenants' policies"
+            )
+        if s.client_reader_credential == "client_secret":
+            from azure.identity.aio import ClientSecretCredential
+
+            return ClientSecretCredential(
+                tenant_id=tenant_id,
+                client_id=s.client_reader_app_id,
+                client_secret=s.client_reader_secret or "",
+                **_common_kwargs(s),
+            )
+        from azure.identity.aio import ClientAssertionCredential
+
+        return ClientAssertionCredential(
+            tenant_id=tenant_id,
+            client_id=s.client_reader_app_id,
+            func=self._managed_identity_assertion,
+            **_common_kwargs(s),
+        )
+
+    def _managed_identity_assertion(self) -> str:
+        # azure-identity calls this synchronously; the MI token is cached by the sync
+        # credential, so the blocking call happens about once an hour per process.
+        if self._assertion_source is None:
+            from azure.identity import ManagedIdentityCredential
+
+            self._assertion_source = ManagedIdentityCredential(
+                client_id=self._settings.managed_identity_client_id
+            )
+        return str(self._assertion_source.get_token(FEDERATION_AUDIENCE).token)
+
+    async def close(self) -> None:
+        for credential in self._by_tenant.values():
+            await credential.close()  # type: ignore[attr-defined]

@@ -1,0 +1,165 @@
+"""From a client's state transition (or vendor-side findings) to an outbox alert record."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.domain.client_state import Transition, TransitionKind
+from shared.domain.clients import ClientRecord
+from shared.domain.finding_catalog import Finding
+from shared.domain.messages import AlertKind, AlertRecord, ClientRef, Link, Severity
+from shared.domain.posture import PostureResult, Verdict
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    vendor_name: str
+    portal_url: str  # Entra admin center base URL
+    docs_base_url: str  # where docs/ is published
+    api_base_url: str | None = None
+
+
+def cross_tenant_settings_url(portal_url: str) -> str:
+    return (
+        f"{portal_url.rstrip('/')}/#view/Microsoft_AAD_IAM/CompanyRelationshipsMenuBlade"
+        "/~/CrossTenantAccessSettings"
+    )
+
+
+def finding_links(findings: Sequence[Finding], ctx: AlertContext) -> tuple[Link, ...]:
+    seen: dict[str, Link] = {}
+    for finding in findings:
+        code = finding.code.value
+        if code not in seen:
+            url = f"{ctx.docs_base_url.rstrip('/')}/findings/{code}.md"
+            seen[code] = Link(title=f"Runbook: {finding.title}", url=url)
+    return tuple(seen.values())
+
+
+def _steps(findings: Sequence[Finding]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f.remediation for f in findings if f.remediation))
+
+
+def _client_ref(client: ClientRecord) -> ClientRef:
+    return ClientRef(name=client.name, tenant_id=client.tenant_id, domains=client.domains)
+
+
+def _title(t: Transition, client: ClientRecord, result: PostureResult, vendor: str) -> str:
+    verdict = result.verdict
+    if t.kind is TransitionKind.RECOVERED:
+        return f"{client.name}: users can reach {vendor} again"
+    if t.kind is TransitionKind.CONSENT_MISSING:
+        return f"{client.name}: the read-only app cannot read the client's policy"
+    if t.kind is TransitionKind.CONSENT_RESTORED:
+        return f"{client.name}: the client's policy can be read again"
+    if verdict is Verdict.BLOCKED:
+        what = f"users can no longer reach {vendor}"
+    elif verdict is Verdict.LIMITED:
+        what = f"only some users or apps can reach {vendor}"
+    else:
+        what = f"sign-ins to {vendor} are failing (suspected outbound block)"
+    if t.kind is TransitionKind.REMINDER:
+        return f"Reminder {t.number}: {client.name} still drifted, {what}"
+    if t.kind is TransitionKind.DRIFT_CHANGED:
+        return f"{client.name}: drift changed, {what}"
+    return f"{client.name}: {what}"
+
+
+_KIND = {
+    TransitionKind.DRIFTED: AlertKind.CLIENT_DRIFTED,
+    TransitionKind.DRIFT_CHANGED: AlertKind.CLIENT_DRIFTED,
+    TransitionKind.REMINDER: AlertKind.CLIENT_REMINDER,
+    TransitionKind.RECOVERED: AlertKind.CLIENT_RECOVERED,
+    TransitionKind.CONSENT_MISSING: AlertKind.CLIENT_CONSENT_MISSING,
+    TransitionKind.CONSENT_RESTORED: AlertKind.CLIENT_CONSENT_RESTORED,
+}
+
+
+def alert_for_transition(
+    t: Transition, client: ClientRecord, result: PostureResult, ctx: AlertContext
+) -> AlertRecord:
+    kind = t.alert_kind or _KIND[t.kind]
+    findings = result.findings if t.kind is not TransitionKind.RECOVERED else ()
+    facts = {
+        "Verdict": result.verdict.value,
+        "Client tenant": client.tenant_id,
+        "Episode": str(t.episode),
+    }
+    if t.episode_started_at is not None and t.kind is not TransitionKind.DRIFTED:
+        facts["Drifted since"] = t.episode_started_at.isoformat()
+    links = (
+        Link(title="Cross-tenant access settings", url=cross_tenant_settings_url(ctx.portal_url)),
+        *finding_links(findings, ctx),
+    )
+    if ctx.api_base_url:
+        links += (
+            Link(
+                title="Posture (API)",
+                url=f"{ctx.api_base_url.rstrip('/')}/v1/clients/{client.tenant_id}/posture",
+            ),
+        )
+    return AlertRecord(
+        dedup_key=t.dedup_key,
+        kind=kind,
+        severity=t.severity,
+        title=_title(t, client, result, ctx.vendor_name),
+        summary=" ".join(result.explanation) if kind is not AlertKind.CLIENT_RECOVERED else (
+            f"{client.name}'s outbound policy allows {ctx.vendor_name} again "
+            f"(verdict {result.verdict.value})."
+        ),
+        client=_client_ref(client),
+        when=t.at,
+        evidence=result.evidence.alert_evidence() if result.evidence else {},
+        findings=tuple(f.to_ref() for f in findings),
+        remediation_steps=_steps(findings),
+        links=links,
+        facts=facts,
+        created_at=t.at,
+        source="posture",
+    )
+
+
+def vendor_side_signature(findings: Sequence[Finding]) -> str:
+    """Stable identity of a set of vendor-side findings (what, not the wording)."""
+    codes = sorted({f.code.value for f in findings if f.severity in _ALERTING})
+    return hashlib.sha256("|".join(codes).encode()).hexdigest()[:16] if codes else ""
+
+
+_ALERTING = frozenset({Severity.HIGH, Severity.MEDIUM})
+
+
+def vendor_side_alert(
+    findings: Sequence[Finding],
+    client: ClientRecord,
+    signature: str,
+    now: datetime,
+    ctx: AlertContext,
+) -> AlertRecord:
+    alerting = [f for f in findings if f.severity in _ALERTING]
+    severity = Severity.HIGH if any(f.severity is Severity.HIGH for f in alerting) else (
+        Severity.MEDIUM
+    )
+    return AlertRecord(
+        dedup_key=f"vendorside:{client.tenant_id}:{signature}",
+        kind=AlertKind.VENDOR_POSTURE,
+        severity=severity,
+        title=f"{ctx.vendor_name}'s own settings get in the way of {client.name}'s users",
+        summary=" ".join(f.message for f in alerting),
+        client=_client_ref(client),
+        when=now,
+        findings=tuple(f.to_ref() for f in alerting),
+        remediation_steps=_steps(alerting),
+        links=(
+            Link(
+                title="Cross-tenant access settings",
+                url=cross_tenant_settings_url(ctx.portal_url),
+            ),
+            *finding_links(alerting, ctx),
+        ),
+        facts={"Client tenant": client.tenant_id, "Findings": str(len(alerting))},
+        created_at=now,
+        source="posture",
+    )

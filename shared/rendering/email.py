@@ -1,0 +1,273 @@
+"""E-mails: the admins' alert e-mail, the client-facing instructions, and Graph payloads.
+
+Both e-mails come from Jinja2 templates in ``shared/templates/email/`` (HTML autoescaped,
+plain text not), rendered from the same facts as the Teams card.
+
+How the plain-text part travels. Graph ``sendMail`` with a JSON body carries exactly one
+body (``contentType`` Text or HTML); it has no multipart field, and
+``internetMessageHeaders`` only adds ``x-`` headers. So:
+
+* :func:`graph_mail_payload` — the JSON request (the shape of Microsoft's documented
+  examples in ``../shared/fixtures/graph/users.sendMail.*.json``) with the HTML body. This
+  is the default path; ``EmailContent.text`` stays with the alert for the delivery log and
+  the ledger, and is what a reader of the log or a console sees.
+* :func:`graph_mime_message` — the documented MIME alternative: a base64
+  ``multipart/alternative`` message (text/plain + text/html) posted to the same endpoint
+  with ``Content-Type: text/plain``. Use it where recipients need a real text part.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.domain.messages import AlertRecord, FindingRef
+from shared.rendering.cards import alert_facts, looks_like_json
+from shared.rendering.onboarding import client_checklist
+from shared.rendering.presentation import (
+    SEVERITY_LABEL,
+    SEVERITY_RANK,
+    SEVERITY_TONE,
+    TONE_HTML,
+    RenderSettings,
+    alert_buttons,
+    alert_tone,
+    format_when,
+    is_web_url,
+    kind_label,
+    shorten,
+    what_to_do,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+SUBJECT_MAX = 200
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    subject: str
+    html: str
+    text: str
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    import jinja2  # imported here: a cold start that sends no e-mail never pays for it
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        # *.html.j2 are escaped; *.txt.j2 are plain text, where &amp; would be wrong.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=True, default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _render(template: str, context: Mapping[str, Any]) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def one_line(text: str, limit: int = SUBJECT_MAX) -> str:
+    """A header-safe single line (no CR/LF, collapsed spaces), cut at ``limit``."""
+    return shorten(" ".join(text.split()), limit)
+
+
+# ---------------------------------------------------------------- admin alert e-mail
+
+
+def _alert_view(alert: AlertRecord, settings: RenderSettings) -> dict[str, Any]:
+    """Everything the admin templates show about one alert (and each digest member)."""
+    tone = alert_tone(alert)
+    background, accent = TONE_HTML[tone]
+    return {
+        "kind": kind_label(alert.kind, settings),
+        "severity": SEVERITY_LABEL[alert.severity],
+        "background": background,
+        "accent": accent,
+        "title": alert.title,
+        "summary": alert.summary,
+        "facts": [
+            {"label": label, "value": value, "mono": mono}
+            for label, value, mono in alert_facts(alert)
+        ],
+        "changes": [
+            {
+                "setting": change.setting,
+                "before": "(not set)" if change.before is None else change.before,
+                "after": "(not set)" if change.after is None else change.after,
+                "mono": looks_like_json(change.before or "") or looks_like_json(change.after or ""),
+            }
+            for change in alert.changes
+        ],
+        "evidence": sorted(alert.evidence.items(), key=lambda kv: (-kv[1], kv[0])),
+        "findings": [
+            {
+                "severity": SEVERITY_LABEL[f.severity],
+                "color": TONE_HTML[SEVERITY_TONE[f.severity]][1],
+                "code": f.code,
+                "message": f.message,
+                "remediation": f.remediation,
+                "runbook": settings.runbook_url(f.code),
+            }
+            for f in sorted(alert.findings, key=lambda f: -SEVERITY_RANK[f.severity])
+        ],
+        "what_to_do": what_to_do(alert.kind, settings),
+        "steps": list(alert.remediation_steps),
+        "links": [
+            {"title": b.title, "url": b.url} for b in alert_buttons(alert, settings, limit=12)
+        ],
+        "items": [
+            _alert_view(item, settings)
+            for item in sorted(alert.items,
+                               key=lambda a: (-SEVERITY_RANK[a.severity], a.created_at))
+        ],
+        "footer": (
+            f"xtap-watch · {alert.source} · {format_when(alert.created_at)} · "
+            f"key {alert.dedup_key}"
+        ),
+    }
+
+
+def admin_subject(alert: AlertRecord, settings: RenderSettings) -> str:
+    label = kind_label(alert.kind, settings)
+    return one_line(f"[xtap-watch] {SEVERITY_LABEL[alert.severity]} · {label}: {alert.title}")
+
+
+def render_admin_email(alert: AlertRecord, settings: RenderSettings) -> EmailContent:
+    """The alert for the vendor's admins: the card's facts, in full (never trimmed)."""
+    view = _alert_view(alert, settings)
+    context = {"alert": view, "vendor": settings.vendor_name}
+    return EmailContent(
+        subject=admin_subject(alert, settings),
+        html=_render("admin_alert.html.j2", context),
+        text=_render("admin_alert.txt.j2", context),
+    )
+
+
+# ------------------------------------------------------------ client-facing e-mail
+
+
+def render_client_email(
+    client_name: str,
+    client_tenant_id: str,
+    vendor_name: str,
+    vendor_domain: str,
+    vendor_tenant_id: str,
+    findings: Sequence[FindingRef],
+    admin_consent_link: str | None,
+) -> EmailContent:
+    """What the vendor sends the client's administrator: the onboarding guide's steps for
+    their tenant, the steps the findings require marked, and the admin-consent link.
+
+    Pass the client-side findings only (the vendor's own inbound findings are not the
+    client's to fix).
+    """
+    if admin_consent_link is not None and not (
+        is_web_url(admin_consent_link) and admin_consent_link.startswith("https://")
+    ):
+        raise ValueError(f"admin_consent_link must be an https URL, got {admin_consent_link!r}")
+    checklist = client_checklist(
+        vendor_name=vendor_name,
+        vendor_domain=vendor_domain,
+        vendor_tenant_id=vendor_tenant_id,
+        client_tenant_id=client_tenant_id,
+        findings=findings,
+    )
+    context = {
+        "client_name": client_name,
+        "client_tenant_id": client_tenant_id,
+        "vendor": vendor_name,
+        "vendor_domain": vendor_domain,
+        "vendor_tenant_id": vendor_tenant_id,
+        "checklist": checklist,
+        "needed": [s.number for s in checklist.steps if s.status == "needed"],
+        "admin_consent_link": admin_consent_link,
+        "severity_label": SEVERITY_LABEL,
+    }
+    if findings:
+        subject = f"Action needed: {client_name} users cannot sign in to {vendor_name} " \
+                  "until your cross-tenant access settings allow it"
+        if not any(s.status == "needed" for s in checklist.steps):
+            subject = f"Please check your Microsoft Entra settings for {vendor_name} sign-in"
+    else:
+        subject = f"Set up Microsoft Entra cross-tenant access for {vendor_name} sign-in"
+    return EmailContent(
+        subject=one_line(subject),
+        html=_render("client_instructions.html.j2", context),
+        text=_render("client_instructions.txt.j2", context),
+    )
+
+
+# ------------------------------------------------------------------ Graph payloads
+
+_ADDRESS = re.compile(r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$")
+
+
+def _recipients(addresses: Sequence[str], field: str) -> list[dict[str, Any]]:
+    for address in addresses:
+        if not _ADDRESS.match(address):
+            raise ValueError(f"{field}: not an e-mail address: {address!r}")
+    return [{"emailAddress": {"address": address}} for address in addresses]
+
+
+def graph_mail_payload(
+    email: EmailContent,
+    to: list[str],
+    *,
+    cc: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
+    save_to_sent_items: bool = True,
+) -> dict[str, Any]:
+    """The JSON body of ``POST /users/{sender}/sendMail`` (Graph answers 202, no body).
+
+    ``headers`` become ``internetMessageHeaders`` (Graph accepts custom ``x-`` headers
+    only) — useful for an ``x-xtap-dedup-key`` that support can search for.
+    ``saveToSentItems`` is a boolean (one documented example prints it as a string).
+    """
+    if not to:
+        raise ValueError("to: at least one recipient is required")
+    message: dict[str, Any] = {
+        "subject": one_line(email.subject),
+        "body": {"contentType": "HTML", "content": email.html},
+        "toRecipients": _recipients(to, "to"),
+    }
+    if cc:
+        message["ccRecipients"] = _recipients(cc, "cc")
+    if headers:
+        for name, value in headers.items():
+            if not name.lower().startswith("x-") or "\n" in value or "\r" in value:
+                raise ValueError(f"headers: {name!r} must be an x- header with a one-line value")
+        message["internetMessageHeaders"] = [
+            {"name": name, "value": value} for name, value in headers.items()
+        ]
+    return {"message": message, "saveToSentItems": save_to_sent_items}
+
+
+def graph_mime_message(email: EmailContent, sender: str, to: list[str]) -> bytes:
+    """The base64 MIME body for ``sendMail`` with ``Content-Type: text/plain``: a
+    ``multipart/alternative`` message whose text part is ``email.text``."""
+    import base64
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    _recipients([sender], "sender")
+    if not to:
+        raise ValueError("to: at least one recipient is required")
+    _recipients(to, "to")
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message["Subject"] = one_line(email.subject)
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    return base64.b64encode(message.as_bytes())

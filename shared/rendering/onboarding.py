@@ -1,0 +1,213 @@
+"""The client's checklist: the vendor's onboarding guide, step by step, tailored to findings.
+
+Source: the vendor's guide "SSO - Azure/Entra Enable External Client"
+(``../shared/reference/000_589611ff25a60f44.txt``). Its eight steps are kept in its order
+and wording, with the vendor's name, sign-in domain and tenant ID filled in. Tailoring
+marks the steps that the posture findings say must change ("needed"), and the steps to
+verify when a finding's code is not one we can place ("check"); the others stay as
+context so the client's administrator can follow the guide from the top.
+
+Findings are placed by the words in their code (``CLIENT_DIRECT_CONNECT_NOT_BLOCKED`` →
+direct connect), so a new code that names its topic needs no change here; an exact code
+can also be pinned in ``FINDING_CODE_TOPICS``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.domain.messages import FindingRef
+
+Topic = Literal["network", "default", "partner", "users", "apps", "direct_connect", "redeem",
+                "consent"]
+
+# Exact codes whose words do not name their topic. The posture engine's codes that do
+# (…DIRECT_CONNECT…, …REDEEM…, …APPS…) need no entry.
+FINDING_CODE_TOPICS: dict[str, frozenset[Topic]] = {}
+
+# Checked in order; the first rule whose words all occur in the code wins.
+_TOPIC_RULES: tuple[tuple[frozenset[str], frozenset[Topic]], ...] = (
+    (frozenset({"DIRECT", "CONNECT"}), frozenset({"direct_connect"})),
+    (frozenset({"DIRECTCONNECT"}), frozenset({"direct_connect"})),
+    (frozenset({"REDEEM"}), frozenset({"redeem"})),
+    (frozenset({"REDEMPTION"}), frozenset({"redeem"})),
+    (frozenset({"AUTOMATIC", "CONSENT"}), frozenset({"redeem"})),
+    (frozenset({"CONSENT"}), frozenset({"consent"})),
+    (frozenset({"TENANT", "RESTRICTIONS"}), frozenset({"network"})),
+    (frozenset({"TRV2"}), frozenset({"network"})),
+    (frozenset({"APP"}), frozenset({"apps"})),
+    (frozenset({"APPS"}), frozenset({"apps"})),
+    (frozenset({"APPLICATION"}), frozenset({"apps"})),
+    (frozenset({"APPLICATIONS"}), frozenset({"apps"})),
+    (frozenset({"SCOPED"}), frozenset({"users"})),
+    (frozenset({"SCOPE"}), frozenset({"users"})),
+    (frozenset({"GROUP"}), frozenset({"users"})),
+    (frozenset({"GROUPS"}), frozenset({"users"})),
+    (frozenset({"LIMITED"}), frozenset({"users", "apps"})),
+    (frozenset({"PARTNER"}), frozenset({"partner", "users", "apps"})),
+    (frozenset({"ENTRY"}), frozenset({"partner", "users", "apps"})),
+    (frozenset({"DEFAULT"}), frozenset({"default", "partner", "users", "apps"})),
+    (frozenset({"BLOCKED"}), frozenset({"partner", "users", "apps"})),
+)
+
+
+def finding_topics(code: str) -> frozenset[Topic]:
+    """The parts of the checklist a finding code is about; empty when unknown."""
+    if code in FINDING_CODE_TOPICS:
+        return FINDING_CODE_TOPICS[code]
+    words = set(re.split(r"[^A-Z0-9]+", code.upper()))
+    for needed, topics in _TOPIC_RULES:
+        if needed <= words:
+            return topics
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class GuideStep:
+    number: int  # the guide's own step number
+    title: str
+    detail: str
+    topics: frozenset[Topic]  # findings about these topics make the step "needed"
+
+
+# Wording follows the guide; {vendor}, {vendor_domain}, {vendor_tenant_id} and
+# {client_tenant_id} are filled in per client.
+GUIDE_STEPS: tuple[GuideStep, ...] = (
+    GuideStep(
+        1,
+        "Open the cross-tenant access settings",
+        "Sign in to the Microsoft Entra admin center (https://entra.microsoft.com) as an "
+        "administrator of your tenant {client_tenant_id} and go to Identity → External "
+        "Identities → Cross-tenant access settings.",
+        frozenset(),
+    ),
+    GuideStep(
+        2,
+        "Check the default outbound access",
+        "Look at the Outbound access setting. If its status is “All allowed”, B2B "
+        "collaboration with {vendor} is allowed by default. If it is “All blocked” or "
+        "“Limited access”, follow the next steps to enable the collaboration with {vendor}.",
+        frozenset({"default"}),
+    ),
+    GuideStep(
+        3,
+        "Add {vendor} as an organization",
+        "Select Organizational settings, then Add organization. (If {vendor} is already "
+        "listed, go to step 5.)",
+        frozenset({"partner"}),
+    ),
+    GuideStep(
+        4,
+        "Enter {vendor_domain}",
+        "In the field “Tenant ID or domain name”, enter {vendor_domain} (or {vendor}'s "
+        "tenant ID {vendor_tenant_id}) and select Add.",
+        frozenset({"partner"}),
+    ),
+    GuideStep(
+        5,
+        "Open {vendor}'s outbound access",
+        "In the row for {vendor} (Name column), select the link in the Outbound access "
+        "column (“Inherited from default” until it is customized).",
+        frozenset(),
+    ),
+    GuideStep(
+        6,
+        "Allow your users (B2B collaboration → Users and groups)",
+        "On the B2B collaboration tab, under Users and groups, select Customize settings "
+        "and choose Allow access. Apply it to all your users, or to the groups that use "
+        "{vendor}, as your security policy requires.",
+        frozenset({"users"}),
+    ),
+    GuideStep(
+        7,
+        "Allow the external applications",
+        "On the same page, open the External applications tab, select Allow access and "
+        "All external applications, then select Save.",
+        frozenset({"apps"}),
+    ),
+    GuideStep(
+        8,
+        "Keep B2B direct connect blocked and redeem invitations automatically",
+        "{vendor} does not use B2B direct connect: on the B2B direct connect tab, make sure "
+        "access is blocked (the default). Then open Trust settings, tick “Automatically "
+        "redeem invitations with the tenant {vendor}” and select Save.",
+        frozenset({"direct_connect", "redeem"}),
+    ),
+)
+
+PREREQUISITE = (
+    "Your network and firewall must allow *.{vendor_site} (that is {vendor_site} and its "
+    "subdomains)."
+)
+
+
+@dataclass(frozen=True)
+class TailoredStep:
+    number: int
+    title: str
+    detail: str
+    status: Literal["needed", "check", "info"]
+    reasons: tuple[str, ...] = ()  # the findings' messages that make the step needed
+
+
+@dataclass(frozen=True)
+class ClientChecklist:
+    prerequisite: str
+    steps: tuple[TailoredStep, ...]
+    findings: tuple[FindingRef, ...]
+    consent_missing: bool  # a finding says the read-only consent is not (or no longer) there
+    network_finding: bool  # a finding points at tenant restrictions / the client network
+    unplaced: tuple[FindingRef, ...] = field(default=())  # findings we could not place
+
+
+def vendor_site(vendor_domain: str) -> str:
+    """``sso.osttra.com`` → ``osttra.com``: the guide asks to allow ``*.osttra.com``."""
+    labels = vendor_domain.strip(".").lower().split(".")
+    return ".".join(labels[-2:]) if len(labels) > 2 else ".".join(labels)
+
+
+def client_checklist(
+    *,
+    vendor_name: str,
+    vendor_domain: str,
+    vendor_tenant_id: str,
+    client_tenant_id: str,
+    findings: Sequence[FindingRef],
+) -> ClientChecklist:
+    values = {
+        "vendor": vendor_name,
+        "vendor_domain": vendor_domain,
+        "vendor_tenant_id": vendor_tenant_id,
+        "client_tenant_id": client_tenant_id,
+        "vendor_site": vendor_site(vendor_domain),
+    }
+    placed = [(f, finding_topics(f.code)) for f in findings]
+    unplaced = tuple(f for f, topics in placed if not topics)
+    steps = []
+    for step in GUIDE_STEPS:
+        reasons = tuple(f.message for f, topics in placed if topics & step.topics)
+        status: Literal["needed", "check", "info"] = "info"
+        if reasons:
+            status = "needed"
+        elif unplaced and step.topics & {"users", "apps", "direct_connect", "redeem"}:
+            status = "check"
+        steps.append(
+            TailoredStep(
+                number=step.number,
+                title=step.title.format(**values),
+                detail=step.detail.format(**values),
+                status=status,
+                reasons=reasons,
+            )
+        )
+    return ClientChecklist(
+        prerequisite=PREREQUISITE.format(**values),
+        steps=tuple(steps),
+        findings=tuple(findings),
+        consent_missing=any("consent" in topics for _, topics in placed),
+        network_finding=any("network" in topics for _, topics in placed),
+        unplaced=unplaced,
+    )

@@ -1,0 +1,251 @@
+"""Observability: OpenTelemetry spans per trigger, Azure Monitor export, secret-free logs.
+
+* :func:`configure_telemetry` turns on Azure Monitor export (azure-monitor-opentelemetry)
+  only when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set; without it (tests, the local
+  runner, the CLI) it imports nothing heavy. In Azure the exporter authenticates with the
+  managed identity named in ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (local auth is
+  disabled on the App Insights resource). It always installs log redaction.
+* :func:`trigger_span` wraps one trigger invocation in a span that carries the client tenant
+  as ``xtap.client_tenant_id``, so App Insights can split every request, dependency and log
+  line by client. Log records emitted inside the span carry the same attribute, which the
+  Azure Monitor log exporter turns into a custom dimension.
+* :func:`redact` and :class:`RedactSecretsFilter` keep credentials out of logs: the ``sig=``
+  of a Teams Workflows webhook URL, bearer tokens and JWTs, client secrets and assertions,
+  storage keys and SAS signatures, function keys in ``?code=``.
+
+Only ``opentelemetry-api`` is imported at module level: it is small, and without a configured
+SDK its tracer is a no-op, so spans cost next to nothing in tests and locally.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+
+CONNECTION_STRING_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+CLIENT_TENANT_ATTRIBUTE = "xtap.client_tenant_id"
+TRACER_NAME = "xtap-watch"
+REDACTED = "[REDACTED]"
+
+# ------------------------------------------------------------------------------ redaction
+# Each pattern keeps the name of the thing (so a log still says *what* was there) and
+# replaces only the value. Order matters: specific shapes before the generic key=value rule.
+_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization headers and token responses: "Bearer eyJ...".
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*"), rf"\1 {REDACTED}"),
+    # Any JWT (three base64url segments, header starting {"...): access, ID and MI tokens.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # Query-string credentials: Workflows webhook / SAS signature, function keys.
+    (re.compile(r"(?i)([?&](?:sig|code|signature)=)[^&#\s\"'<>]+"), rf"\1{REDACTED}"),
+    # Storage connection strings.
+    (re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s\"']+"),
+     rf"\1={REDACTED}"),
+    # Entra client secret values have a recognisable shape: 3 chars, a digit, "Q~", 31-34 more.
+    (re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"),
+     REDACTED),
+    # key=value / "key": "value" where the key names a credential (form bodies, JSON, env).
+    (
+        re.compile(
+            r"(?i)(\b[\w-]*(?:secret|password|passwd|client_assertion|access_token|"
+            r"refresh_token|id_token|api[_-]?key)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\s\"'&,;}]+"
+        ),
+        rf"\1{REDACTED}",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every credential-looking value replaced by ``[REDACTED]``."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactedError(Exception):
+    """Stands in for a logged exception whose message contained a credential."""
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):
+        # Bad %-args: leave the record as is so logging reports it the usual way at emit time
+        # instead of the log call itself raising.
+        return
+    cleaned = redact(message)
+    if cleaned != message:
+        record.msg = cleaned
+        record.args = None
+    if record.exc_info and record.exc_info[1] is not None:
+        exc_type, exc, tb = record.exc_info
+        text = str(exc)
+        cleaned_exc = redact(text)
+        if cleaned_exc != text:
+            name = getattr(exc_type, "__name__", "Exception")
+            replacement = RedactedError(f"{name}: {cleaned_exc}")
+            record.exc_info = (RedactedError, replacement, tb)
+            record.exc_text = None
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """A logging filter that scrubs credentials from the message and any exception text.
+
+    Attach it to a handler to clean everything that handler emits, whatever logger it came
+    from; :func:`install_log_redaction` does it process-wide at record creation instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _redact_record(record)
+        return True
+
+
+# The client tenant of the trigger being handled, for log records created inside its span.
+_client_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "xtap_client_tenant", default=None
+)
+_installed_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def install_log_redaction() -> None:
+    """Redact every log record when it is created and tag it with the current client tenant.
+
+    A record factory rather than a filter on some handlers: the Functions worker, the Azure
+    Monitor exporter and the CLI each add handlers of their own, at different times, and all
+    of them must see the cleaned record. Idempotent.
+    """
+    global _installed_factory
+    current = logging.getLogRecordFactory()
+    if current is _installed_factory:
+        return
+    previous = current
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record)
+        tenant = _client_tenant.get()
+        if tenant is not None and not hasattr(record, CLIENT_TENANT_ATTRIBUTE):
+            setattr(record, CLIENT_TENANT_ATTRIBUTE, tenant)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed_factory = factory
+
+
+# ------------------------------------------------------------------------------ export
+_azure_monitor_configured = False
+
+
+def _sdk_already_configured() -> bool:
+    # The Functions Python worker configures Azure Monitor itself when
+    # PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY is set; configuring twice double-exports.
+    provider = trace.get_tracer_provider()
+    return type(provider).__module__.startswith("opentelemetry.sdk")
+
+
+def configure_telemetry(
+    env: Mapping[str, str] | None = None,
+    *,
+    logger_name: str = "shared",
+    configure: Callable[..., None] | None = None,
+) -> bool:
+    """Set up log redaction and, when a connection string is present, Azure Monitor export.
+
+    ``env`` defaults to ``os.environ``. ``logger_name`` is the logger whose records are
+    exported as App Insights traces (the application package, so the host's own log lines,
+    which it exports itself, are not sent twice). ``configure`` replaces
+    ``azure.monitor.opentelemetry.configure_azure_monitor`` (tests). Returns True when export
+    is on. Safe to call more than once per process.
+    """
+    global _azure_monitor_configured
+    install_log_redaction()
+    source = os.environ if env is None else env
+    connection_string = (source.get(CONNECTION_STRING_SETTING) or "").strip()
+    if not connection_string:
+        return False
+    if _azure_monitor_configured:
+        return True
+    if configure is None:
+        if _sdk_already_configured():
+            _azure_monitor_configured = True
+            return True
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        configure = configure_azure_monitor
+    configure(connection_string=connection_string, logger_name=logger_name)
+    _azure_monitor_configured = True
+    return True
+
+
+# ------------------------------------------------------------------------------ spans
+_AttributeValue = str | bool | int | float
+
+
+def _attribute_value(value: object) -> _AttributeValue:
+    if isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
+def _span_attributes(client_tenant_id: str | None, attrs: Mapping[str, object]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if client_tenant_id:
+        attributes[CLIENT_TENANT_ATTRIBUTE] = client_tenant_id.lower()
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        name = key if "." in key else f"xtap.{key}"
+        if isinstance(value, list | tuple):
+            attributes[name] = [_attribute_value(item) for item in value]
+        else:
+            attributes[name] = _attribute_value(value)
+    return attributes
+
+
+@contextmanager
+def trigger_span(
+    name: str, client_tenant_id: str | None = None, **attrs: object
+) -> Iterator[trace.Span]:
+    """One span for one trigger invocation (``with trigger_span("queue.check_client", tid):``).
+
+    ``client_tenant_id`` becomes the ``xtap.client_tenant_id`` attribute (lower-cased GUID);
+    other keyword attributes are added as ``xtap.<key>`` (keys with a dot are kept as given),
+    ``None`` values skipped, strings redacted. An exception escaping the block is recorded on
+    the span, which is marked as an error, and re-raised.
+    """
+    tracer = trace.get_tracer(TRACER_NAME)
+    token = _client_tenant.set(client_tenant_id.lower() if client_tenant_id else None)
+    try:
+        with tracer.start_as_current_span(
+            name, attributes=_span_attributes(client_tenant_id, attrs)
+        ) as span:
+            yield span
+    finally:
+        _client_tenant.reset(token)
+
+
+def current_client_tenant() -> str | None:
+    """The client tenant of the innermost :func:`trigger_span`, if any."""
+    return _client_tenant.get()
+
+
+__all__ = [
+    "CLIENT_TENANT_ATTRIBUTE",
+    "REDACTED",
+    "RedactSecretsFilter",
+    "RedactedError",
+    "configure_telemetry",
+    "current_client_tenant",
+    "install_log_redaction",
+    "redact",
+    "trigger_span",
+]
