@@ -7,9 +7,11 @@ app settings (``%XTAP_..._SCHEDULE%``) so operators can change them without a de
 
 import azure.functions as func
 
-from shared.config import QUEUE_CHECK_CLIENT
+from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
 from shared.entrypoints import triggers
 
+# ANONYMOUS at the function level: App Service Authentication (Entra) sits in front of
+# the HTTP API and each handler checks the caller's app role itself.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 STORAGE = "AzureWebJobsStorage"
@@ -23,3 +25,8 @@ async def sweep_timer(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=QUEUE_CHECK_CLIENT, connection=STORAGE)
 async def check_client(msg: func.QueueMessage) -> None:
     await triggers.check_client(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=QUEUE_ALERTS, connection=STORAGE)
+async def deliver_alert(msg: func.QueueMessage) -> None:
+    await triggers.deliver_alert(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)

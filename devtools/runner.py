@@ -95,7 +95,13 @@ def _resolve_setting(value: str) -> str:
     return re.sub(r"%([A-Za-z0-9_]+)%", sub, value)
 
 
+_LOADED: dict[str, dict[str, FunctionInfo]] = {}
+
+
 def load_functions(module_name: str = "function_app") -> dict[str, FunctionInfo]:
+    """Index the app's functions (cached: ``FunctionApp.get_functions`` works only once)."""
+    if module_name in _LOADED:
+        return _LOADED[module_name]
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     module = importlib.import_module(module_name)
@@ -114,6 +120,7 @@ def load_functions(module_name: str = "function_app") -> dict[str, FunctionInfo]
             handler=fn.get_user_function(),
             binding=binding,
         )
+    _LOADED[module_name] = functions
     return functions
 
 
@@ -155,13 +162,13 @@ class LocalRunner:
         return [f for f in self.functions.values() if f.kind == kind]
 
     async def fire_timer(self, name: str, past_due: bool = False) -> None:
-        import azure.functions as func
-
         info = self.functions[name]
         if info.kind != "timer":
             raise ValueError(f"{name} is not a timer function")
         param = info.binding["name"]
-        await _call(info.handler, **{param: func.TimerRequest(past_due=past_due)})
+        from azure.functions.timer import TimerRequest
+
+        await _call(info.handler, **{param: TimerRequest(past_due=past_due)})
 
     async def drain(
         self,
@@ -202,12 +209,12 @@ class LocalRunner:
         return len(messages)
 
     async def _process(self, info: FunctionInfo, queue: str, message: Any, delay: float) -> None:
-        import azure.functions as func
+        from azure.functions.queue import QueueMessage
 
         stats = self.stats.setdefault(info.name, QueueStats())
         queues = self._queue_client()
         body = message.content.encode("utf-8")
-        qmsg = func.QueueMessage(
+        qmsg = QueueMessage(
             id=message.id,
             body=body,
             dequeue_count=message.dequeue_count,

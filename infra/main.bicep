@@ -284,6 +284,7 @@ module appConfig 'modules/app-config.bicep' = {
   scope: rg
   params: {
     functionAppName: functionApp.outputs.functionAppName
+    functionAppHostName: functionApp.outputs.defaultHostName
     managedIdentityClientId: identity.outputs.clientId
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     blobEndpoint: storage.outputs.blobEndpoint
@@ -334,8 +335,8 @@ output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output LOG_ANALYTICS_WORKSPACE_RESOURCE_ID string = monitoring.outputs.logAnalyticsId
 output XTAP_CLIENT_READER_APP_ID string = entra.outputs.clientReaderAppId
-output XTAP_API_APP_ID string = entra.outputs.apiAppId
-output XTAP_API_SERVICE_PRINCIPAL_ID string = entra.outputs.apiServicePrincipalId
+output API_APP_ID string = entra.outputs.apiAppId
+output API_SERVICE_PRINCIPAL_ID string = entra.outputs.apiServicePrincipalId
 output XTAP_ADMIN_CONSENT_REDIRECT_URI string = adminConsentRedirectUri
 output XTAP_MAIL_SENDER string = mailSender
-output XTAP_GRANTED_GRAPH_APP_ROLES string = join(entra.outputs.grantedGraphAppRoles, ',')
+output GRANTED_GRAPH_APP_ROLES string = join(entra.outputs.grantedGraphAppRoles, ',')

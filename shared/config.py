@@ -173,6 +173,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="https://entra.microsoft.com",
     ),
     SettingSpec(
+        "XTAP_PUBLIC_API_URL",
+        "Public base URL of this Function App (https://<app>.azurewebsites.net), for links.",
+    ),
+    SettingSpec(
         "XTAP_DOCS_BASE_URL",
         "Base URL where docs/findings pages are published (alert links).",
         default="https://github.com/xtap-watch/xtap-watch/blob/main/docs",
@@ -271,6 +275,7 @@ class Settings:
     access_review_reviewers: tuple[str, ...]
     entra_portal_url: str
     docs_base_url: str
+    public_api_url: str | None
     storage: StorageSettings
 
 
@@ -419,6 +424,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         access_review_reviewers=r.guid_list("XTAP_ACCESS_REVIEW_REVIEWERS"),
         entra_portal_url=r.url("XTAP_ENTRA_PORTAL_URL"),
         docs_base_url=r.url("XTAP_DOCS_BASE_URL"),
+        public_api_url=r.optional_url("XTAP_PUBLIC_API_URL"),
         storage=_storage(r),
     )
     _check_combinations(settings)

@@ -11,7 +11,8 @@
   Azure Monitor log exporter turns into a custom dimension.
 * :func:`redact` and :class:`RedactSecretsFilter` keep credentials out of logs: the ``sig=``
   of a Teams Workflows webhook URL, bearer tokens and JWTs, client secrets and assertions,
-  storage keys and SAS signatures, function keys in ``?code=``.
+  storage keys and SAS signatures, function keys in ``?code=``, invitation redemption
+  tickets.
 
 Only ``opentelemetry-api`` is imported at module level: it is small, and without a configured
 SDK its tracer is a no-op, so spans cost next to nothing in tests and locally.
@@ -44,12 +45,21 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
     # Query-string credentials: Workflows webhook / SAS signature, function keys.
     (re.compile(r"(?i)([?&](?:sig|code|signature)=)[^&#\s\"'<>]+"), rf"\1{REDACTED}"),
+    # The ticket in an invitation's redemption URL (inviteRedeemUrl), often URL-encoded inside
+    # the `rd` parameter: whoever holds the link can start the redemption.
+    (re.compile(r"(?i)((?:[?&]|%26|%3f)ticket(?:=|%3d))(?:(?!%26)[^&\s\"'<>])+"), rf"\1{REDACTED}"),
     # Storage connection strings.
-    (re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s\"']+"),
-     rf"\1={REDACTED}"),
+    (
+        re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s\"']+"),
+        rf"\1={REDACTED}",
+    ),
     # Entra client secret values have a recognisable shape: 3 chars, a digit, "Q~", 31-34 more.
-    (re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"),
-     REDACTED),
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"
+        ),
+        REDACTED,
+    ),
     # key=value / "key": "value" where the key names a credential (form bodies, JSON, env).
     (
         re.compile(

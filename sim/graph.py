@@ -22,7 +22,14 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from sim.clock import iso_seconds, utcnow
-from sim.odata import FilterError, Node, evaluate, parse_datetime, parse_filter, uses_function_or_operator
+from sim.odata import (
+    FilterError,
+    Node,
+    evaluate,
+    parse_datetime,
+    parse_filter,
+    uses_function_or_operator,
+)
 from sim.responses import GRAPH_JSON, SimResponse, fault_code, graph_error
 from sim.state import (
     GRAPH_APP_ID,
@@ -40,7 +47,9 @@ from sim.traffic import Traffic
 CONTEXT_ROOT = "https://graph.microsoft.com/v1.0/$metadata#"
 GRAPH_AUDIENCES = {"https://graph.microsoft.com", "https://graph.microsoft.com/", GRAPH_APP_ID}
 
-POLICY_READ = frozenset({"Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess", "Policy.ReadWrite.All"})
+POLICY_READ = frozenset(
+    {"Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess", "Policy.ReadWrite.All"}
+)
 AUDIT_READ = frozenset({"AuditLog.Read.All"})
 USER_READ = frozenset(
     {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
@@ -137,7 +146,9 @@ class GraphRequest:
     def client_request_id(self) -> str:
         return self.headers.get("client-request-id", self.request_id)
 
-    def error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> SimResponse:
+    def error(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> SimResponse:
         return graph_error(
             status,
             code,
@@ -159,7 +170,9 @@ class Principal:
 class GraphHttpError(Exception):
     """Raised inside handlers to answer with a Graph error body."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -227,7 +240,9 @@ def _next_link(req: GraphRequest, token: str) -> str:
     return f"{req.base_url}/v1.0{req.path}?{query}"
 
 
-def _parse_filter(req: GraphRequest, allowed: Iterable[str], code: str = "BadRequest") -> Node | None:
+def _parse_filter(
+    req: GraphRequest, allowed: Iterable[str], code: str = "BadRequest"
+) -> Node | None:
     text = req.query.get("$filter")
     if text is None:
         return None
@@ -237,7 +252,9 @@ def _parse_filter(req: GraphRequest, allowed: Iterable[str], code: str = "BadReq
         raise GraphHttpError(400, code, str(exc)) from exc
 
 
-def _apply_filter(node: Node | None, items: Iterable[dict[str, Any]], code: str = "BadRequest") -> list[dict[str, Any]]:
+def _apply_filter(
+    node: Node | None, items: Iterable[dict[str, Any]], code: str = "BadRequest"
+) -> list[dict[str, Any]]:
     if node is None:
         return list(items)
     try:
@@ -256,7 +273,7 @@ def _log_sort_key(time_field: str) -> Callable[[dict[str, Any]], tuple[datetime,
 def _page_newest_first(
     req: GraphRequest, items: list[dict[str, Any]], time_field: str, default_top: int, max_top: int
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, keyset paging so events arriving between pages are neither lost nor repeated."""
+    """Newest first; keyset paging, so events arriving between pages are not repeated."""
     key = _log_sort_key(time_field)
     ordered = sorted(items, key=key, reverse=True)
     token = req.query.get("$skiptoken")
@@ -294,7 +311,9 @@ def _page_offset(
     return page, None
 
 
-def _collection(context: str, page: list[dict[str, Any]], next_link: str | None, count: int | None = None) -> dict[str, Any]:
+def _collection(
+    context: str, page: list[dict[str, Any]], next_link: str | None, count: int | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"@odata.context": CONTEXT_ROOT + context}
     if count is not None:
         body["@odata.count"] = count
@@ -349,7 +368,9 @@ def _project(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 
 
-async def h_cross_tenant_policy(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_cross_tenant_policy(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     return _json(
         200,
         {
@@ -362,7 +383,9 @@ async def h_cross_tenant_policy(api: GraphApi, req: GraphRequest, who: Principal
     )
 
 
-async def h_default_policy(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_default_policy(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     _reject_unsupported_options(req, {"$select"})
     body = {"@odata.context": CONTEXT_ROOT + "policies/crossTenantAccessPolicy/default/$entity"}
     body.update(_project(who.tenant.default_policy, _select(req, None)))
@@ -371,13 +394,22 @@ async def h_default_policy(api: GraphApi, req: GraphRequest, who: Principal, _m:
     return _json(200, body)
 
 
-async def h_partners(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_partners(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     _reject_unsupported_options(req, {"$select", "$filter", "$top", "$skiptoken"})
     node = _parse_filter(req, PARTNER_FILTERABLE)
     items = _apply_filter(node, sorted(who.tenant.partners.values(), key=lambda p: p["tenantId"]))
     page, next_link = _page_offset(req, items, None, 1000)
     fields = _select(req, None)
-    return _json(200, _collection("policies/crossTenantAccessPolicy/partners", [_partner_view(p, fields) for p in page], next_link))
+    return _json(
+        200,
+        _collection(
+            "policies/crossTenantAccessPolicy/partners",
+            [_partner_view(p, fields) for p in page],
+            next_link,
+        ),
+    )
 
 
 def _partner_view(partner: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -387,7 +419,9 @@ def _partner_view(partner: dict[str, Any], fields: list[str] | None) -> dict[str
     return view
 
 
-async def h_partner(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_partner(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     _reject_unsupported_options(req, {"$select"})
     partner_id = match["id"].lower()
     partner = who.tenant.partners.get(partner_id)
@@ -403,46 +437,65 @@ async def h_partner(api: GraphApi, req: GraphRequest, who: Principal, match: dic
     return _json(200, body)
 
 
-async def h_authorization_policy(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_authorization_policy(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     body = {"@odata.context": CONTEXT_ROOT + "policies/authorizationPolicy/$entity"}
     body.update(who.tenant.authorization_policy)
     return _json(200, body)
 
 
-async def h_directory_audits(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_directory_audits(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     _reject_unsupported_options(req, {"$filter", "$top", "$skiptoken", "$select"})
     node = _parse_filter(req, AUDIT_FILTERABLE)
     items = _apply_filter(node, who.tenant.audits)
     page, next_link = _page_newest_first(req, items, "activityDateTime", api.page_size, 1000)
     fields = _select(req, None)
-    return _json(200, _collection("auditLogs/directoryAudits", [_project(e, fields) for e in page], next_link))
+    return _json(
+        200,
+        _collection("auditLogs/directoryAudits", [_project(e, fields) for e in page], next_link),
+    )
 
 
-async def h_directory_audit(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_directory_audit(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     for event in who.tenant.audits:
         if event["id"] == match["id"]:
             body = {"@odata.context": CONTEXT_ROOT + "auditLogs/directoryAudits/$entity"}
             body.update(event)
             return _json(200, body)
-    raise GraphHttpError(404, "Request_ResourceNotFound", f"Resource '{match['id']}' does not exist.")
+    raise GraphHttpError(
+        404, "Request_ResourceNotFound", f"Resource '{match['id']}' does not exist."
+    )
 
 
-async def h_sign_ins(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_sign_ins(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     _reject_unsupported_options(req, {"$filter", "$top", "$skiptoken", "$select"})
     node = _parse_filter(req, SIGNIN_FILTERABLE)
     items = _apply_filter(node, who.tenant.sign_ins)
     page, next_link = _page_newest_first(req, items, "createdDateTime", api.page_size, 1000)
     fields = _select(req, None)
-    return _json(200, _collection("auditLogs/signIns", [_project(e, fields) for e in page], next_link))
+    return _json(
+        200, _collection("auditLogs/signIns", [_project(e, fields) for e in page], next_link)
+    )
 
 
-async def h_sign_in(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_sign_in(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     for record in who.tenant.sign_ins:
         if record["id"] == match["id"].lower():
             body = {"@odata.context": CONTEXT_ROOT + "auditLogs/signIns/$entity"}
             body.update(record)
             return _json(200, body)
-    raise GraphHttpError(404, "Request_ResourceNotFound", f"Resource '{match['id']}' does not exist.")
+    raise GraphHttpError(
+        404, "Request_ResourceNotFound", f"Resource '{match['id']}' does not exist."
+    )
 
 
 _ADVANCED_OPERATORS = {"endswith": "endsWith", "ne": "ne", "not": "not"}
@@ -478,7 +531,8 @@ def _check_sign_in_activity(fields: list[str] | None, who: Principal) -> None:
         raise GraphHttpError(
             403,
             "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation (signInActivity needs AuditLog.Read.All).",
+            "Insufficient privileges to complete the operation"
+            " (signInActivity needs AuditLog.Read.All).",
         )
 
 
@@ -490,7 +544,9 @@ def _users_context(fields: list[str] | None) -> str:
     return "users" if fields is None else "users(" + ",".join(fields) + ")"
 
 
-async def h_users(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_users(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     _reject_unsupported_options(req, {"$filter", "$top", "$skiptoken", "$select", "$count"})
     node = _parse_filter(req, USER_FILTERABLE, code="Request_BadRequest")
     with_count = _require_advanced(req, node)
@@ -515,12 +571,15 @@ def _find_user(tenant: Tenant, key: str) -> dict[str, Any]:
         raise GraphHttpError(
             404,
             "Request_ResourceNotFound",
-            f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
+            f"Resource '{key}' does not exist or one of its queried reference-property"
+            " objects are not present.",
         )
     return user
 
 
-async def h_user(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_user(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     _reject_unsupported_options(req, {"$select"})
     user = _find_user(who.tenant, match["id"])
     fields = _select(req, USER_PROPERTIES)
@@ -530,13 +589,19 @@ async def h_user(api: GraphApi, req: GraphRequest, who: Principal, match: dict[s
     return _json(200, body)
 
 
-async def h_send_mail(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_send_mail(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     sender = who.tenant.find_user(match["id"])
     if sender is None:
-        raise GraphHttpError(404, "ErrorInvalidUser", f"The requested user '{match['id']}' is invalid.")
+        raise GraphHttpError(
+            404, "ErrorInvalidUser", f"The requested user '{match['id']}' is invalid."
+        )
     body = req.body
     if req.body_invalid or not isinstance(body, dict) or not isinstance(body.get("message"), dict):
-        raise GraphHttpError(400, "ErrorInvalidRequest", "The request body must contain a 'message' object.")
+        raise GraphHttpError(
+            400, "ErrorInvalidRequest", "The request body must contain a 'message' object."
+        )
     message = body["message"]
     recipients = [
         *(message.get("toRecipients") or []),
@@ -544,14 +609,26 @@ async def h_send_mail(api: GraphApi, req: GraphRequest, who: Principal, match: d
         *(message.get("bccRecipients") or []),
     ]
     if not recipients:
-        raise GraphHttpError(400, "ErrorInvalidRecipients", "At least one recipient is required, but none were found.")
+        raise GraphHttpError(
+            400,
+            "ErrorInvalidRecipients",
+            "At least one recipient is required, but none were found.",
+        )
     for recipient in recipients:
-        address = (recipient or {}).get("emailAddress", {}).get("address") if isinstance(recipient, dict) else None
+        address = (
+            (recipient or {}).get("emailAddress", {}).get("address")
+            if isinstance(recipient, dict)
+            else None
+        )
         if not isinstance(address, str) or "@" not in address:
-            raise GraphHttpError(400, "ErrorInvalidRecipients", f"Invalid recipient: {recipient!r}.")
+            raise GraphHttpError(
+                400, "ErrorInvalidRecipients", f"Invalid recipient: {recipient!r}."
+            )
     content = message.get("body") or {}
     if content and str(content.get("contentType", "Text")).lower() not in {"text", "html"}:
-        raise GraphHttpError(400, "ErrorInvalidRequest", "body.contentType must be 'Text' or 'HTML'.")
+        raise GraphHttpError(
+            400, "ErrorInvalidRequest", "body.contentType must be 'Text' or 'HTML'."
+        )
     api.state.mailbox.append(
         {
             "tenantId": who.tenant.id,
@@ -578,7 +655,9 @@ def _redeem_url(tenant_id: str, user_id: str) -> str:
     )
 
 
-async def h_invitations(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_invitations(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     tenant = who.tenant
     record: dict[str, Any] = {
         "id": str(uuid.uuid4()),
@@ -598,11 +677,17 @@ async def h_invitations(api: GraphApi, req: GraphRequest, who: Principal, _m: di
     return response
 
 
-def _invite(api: GraphApi, req: GraphRequest, who: Principal, record: dict[str, Any]) -> SimResponse:
+def _invite(
+    api: GraphApi, req: GraphRequest, who: Principal, record: dict[str, Any]
+) -> SimResponse:
     tenant = who.tenant
     body = req.body
     if req.body_invalid or not isinstance(body, dict):
-        raise GraphHttpError(400, "BadRequest", "Write requests (excluding DELETE) must contain the Content-Type header declaration.")
+        raise GraphHttpError(
+            400,
+            "BadRequest",
+            "Write requests (excluding DELETE) must contain the Content-Type header declaration.",
+        )
     email = body.get("invitedUserEmailAddress")
     if not isinstance(email, str) or not email:
         raise GraphHttpError(400, "BadRequest", "The invitedUserEmailAddress property is required.")
@@ -612,7 +697,9 @@ def _invite(api: GraphApi, req: GraphRequest, who: Principal, record: dict[str, 
     if not isinstance(redirect, str) or not redirect:
         raise GraphHttpError(400, "BadRequest", "The inviteRedirectUrl property is required.")
     if urlsplit(redirect).scheme not in {"http", "https"}:
-        raise GraphHttpError(400, "BadRequest", f"The inviteRedirectUrl '{redirect}' is not a valid absolute URL.")
+        raise GraphHttpError(
+            400, "BadRequest", f"The inviteRedirectUrl '{redirect}' is not a valid absolute URL."
+        )
     for flag in ("sendInvitationMessage", "resetRedemption"):
         if flag in body and not isinstance(body[flag], bool):
             raise GraphHttpError(400, "BadRequest", f"The {flag} property must be a boolean.")
@@ -620,7 +707,8 @@ def _invite(api: GraphApi, req: GraphRequest, who: Principal, record: dict[str, 
         raise GraphHttpError(
             403,
             "Authorization_RequestDenied",
-            "Guest invitations not allowed for your company. Contact your company administrator for more details.",
+            "Guest invitations not allowed for your company. Contact your company"
+            " administrator for more details.",
         )
     reset = bool(body.get("resetRedemption", False))
     now = utcnow()
@@ -628,15 +716,20 @@ def _invite(api: GraphApi, req: GraphRequest, who: Principal, record: dict[str, 
     if reset:
         user_id = invited_user.get("id") if isinstance(invited_user, dict) else None
         if not isinstance(user_id, str) or not user_id:
-            raise GraphHttpError(400, "BadRequest", "invitedUser.id is required when resetRedemption is true.")
+            raise GraphHttpError(
+                400, "BadRequest", "invitedUser.id is required when resetRedemption is true."
+            )
         user = tenant.users.get(user_id.lower())
         if user is None:
-            raise GraphHttpError(400, "BadRequest", f"The invited user '{user_id}' was not found in this directory.")
+            raise GraphHttpError(
+                400, "BadRequest", f"The invited user '{user_id}' was not found in this directory."
+            )
         if user.get("userType") != "Guest":
             raise GraphHttpError(
                 400,
                 "BadRequest",
-                f"The redemption status can be reset only for guest users; '{user['userPrincipalName']}' is a member.",
+                "The redemption status can be reset only for guest users;"
+                f" '{user['userPrincipalName']}' is a member.",
             )
         if tenant.directory_roles.get(user["id"]):
             raise GraphHttpError(
@@ -678,7 +771,9 @@ def _invite(api: GraphApi, req: GraphRequest, who: Principal, record: dict[str, 
         record["invitedUserId"] = existing["id"]
         record["resetRedemption"] = False
         invited_view = {"id": existing["id"]}
-        status = "Completed" if existing.get("externalUserState") == "Accepted" else "PendingAcceptance"
+        status = (
+            "Completed" if existing.get("externalUserState") == "Accepted" else "PendingAcceptance"
+        )
     message_info = body.get("invitedUserMessageInfo") or {}
     response = {
         "@odata.context": CONTEXT_ROOT + "invitations/$entity",
@@ -702,8 +797,12 @@ def _invite(api: GraphApi, req: GraphRequest, who: Principal, record: dict[str, 
     return _json(201, response, {"Location": f"{req.base_url}/v1.0/invitations/{record['id']}"})
 
 
-async def h_review_definitions(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
-    _reject_unsupported_options(req, {"$filter", "$top", "$skiptoken", "$skip", "$select", "$count"})
+async def h_review_definitions(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
+    _reject_unsupported_options(
+        req, {"$filter", "$top", "$skiptoken", "$skip", "$select", "$count"}
+    )
     node = _parse_filter(req, REVIEW_FILTERABLE)
     items = _apply_filter(node, who.tenant.access_reviews)
     page, next_link = _page_offset(req, items, api.page_size, 100)
@@ -711,17 +810,29 @@ async def h_review_definitions(api: GraphApi, req: GraphRequest, who: Principal,
     fields = _select(req, None)
     return _json(
         200,
-        _collection("identityGovernance/accessReviews/definitions", [_project(d, fields) for d in page], next_link, count),
+        _collection(
+            "identityGovernance/accessReviews/definitions",
+            [_project(d, fields) for d in page],
+            next_link,
+            count,
+        ),
     )
 
 
-async def h_review_definition(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_review_definition(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     for definition in who.tenant.access_reviews:
         if definition["id"].lower() == match["id"].lower():
-            body = {"@odata.context": CONTEXT_ROOT + "identityGovernance/accessReviews/definitions/$entity"}
+            body = {
+                "@odata.context": CONTEXT_ROOT
+                + "identityGovernance/accessReviews/definitions/$entity"
+            }
             body.update(definition)
             return _json(200, body)
-    raise GraphHttpError(404, "NotFound", f"The requested access review definition '{match['id']}' was not found.")
+    raise GraphHttpError(
+        404, "NotFound", f"The requested access review definition '{match['id']}' was not found."
+    )
 
 
 _SCOPE_TYPES = {
@@ -732,7 +843,9 @@ _SCOPE_TYPES = {
 }
 
 
-async def h_create_review_definition(api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]) -> SimResponse:
+async def h_create_review_definition(
+    api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
+) -> SimResponse:
     tenant = who.tenant
     body = req.body
     if req.body_invalid or not isinstance(body, dict):
@@ -741,8 +854,14 @@ async def h_create_review_definition(api: GraphApi, req: GraphRequest, who: Prin
     if not isinstance(display_name, str) or not display_name.strip():
         raise GraphHttpError(400, "BadRequest", "The displayName property is required.")
     scope = body.get("scope")
-    if not isinstance(scope, dict) or not isinstance(scope.get("query"), str) or not scope.get("query"):
-        raise GraphHttpError(400, "BadRequest", "The scope property is required and must have a query.")
+    if (
+        not isinstance(scope, dict)
+        or not isinstance(scope.get("query"), str)
+        or not scope.get("query")
+    ):
+        raise GraphHttpError(
+            400, "BadRequest", "The scope property is required and must have a query."
+        )
     scope_type = scope.get("@odata.type", "#microsoft.graph.accessReviewQueryScope")
     if scope_type not in _SCOPE_TYPES:
         raise GraphHttpError(400, "BadRequest", f"Unsupported scope type '{scope_type}'.")
@@ -750,8 +869,12 @@ async def h_create_review_definition(api: GraphApi, req: GraphRequest, who: Prin
         raise GraphHttpError(400, "BadRequest", "scope.queryType must be 'MicrosoftGraph'.")
     for key in ("reviewers", "fallbackReviewers"):
         value = body.get(key, [])
-        if not isinstance(value, list) or any(not isinstance(r, dict) or not r.get("query") for r in value):
-            raise GraphHttpError(400, "BadRequest", f"{key} must be a list of objects with a query.")
+        if not isinstance(value, list) or any(
+            not isinstance(r, dict) or not r.get("query") for r in value
+        ):
+            raise GraphHttpError(
+                400, "BadRequest", f"{key} must be a list of objects with a query."
+            )
     settings = body.get("settings")
     if not isinstance(settings, dict):
         raise GraphHttpError(400, "BadRequest", "The settings property is required.")
@@ -765,8 +888,9 @@ async def h_create_review_definition(api: GraphApi, req: GraphRequest, who: Prin
             "The tenant does not have a valid license for this feature: access reviews require"
             " Microsoft Entra ID P2 or Microsoft Entra ID Governance.",
         )
-    if scope_type == "#microsoft.graph.accessReviewInactiveUsersQueryScope" and not tenant.flags.get(
-        "idGovernanceLicensed", True
+    if (
+        scope_type == "#microsoft.graph.accessReviewInactiveUsersQueryScope"
+        and not tenant.flags.get("idGovernanceLicensed", True)
     ):
         raise GraphHttpError(
             403,
@@ -782,7 +906,9 @@ async def h_create_review_definition(api: GraphApi, req: GraphRequest, who: Prin
     definition = normalise_access_review(json.loads(json.dumps(body)), tenant, created_by, utcnow())
     definition["id"] = str(uuid.uuid4())
     tenant.access_reviews.append(definition)
-    response = {"@odata.context": CONTEXT_ROOT + "identityGovernance/accessReviews/definitions/$entity"}
+    response = {
+        "@odata.context": CONTEXT_ROOT + "identityGovernance/accessReviews/definitions/$entity"
+    }
     response.update(definition)
     return _json(201, response)
 
@@ -800,26 +926,38 @@ def _tenant_information(tenant: Tenant) -> dict[str, Any]:
 def _function_argument(raw: str, name: str) -> str:
     value = raw.strip()
     if len(value) < 2 or value[0] != "'" or value[-1] != "'":
-        raise GraphHttpError(400, "BadRequest", f"Invalid value for parameter '{name}': expected a quoted string.")
+        raise GraphHttpError(
+            400, "BadRequest", f"Invalid value for parameter '{name}': expected a quoted string."
+        )
     inner = value[1:-1]
     if re.search(r"(?<!')'(?!')", inner.replace("''", "")):
         raise GraphHttpError(400, "BadRequest", f"Invalid value for parameter '{name}'.")
     return inner.replace("''", "'")
 
 
-async def h_find_by_domain(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_find_by_domain(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     domain = _function_argument(match["arg"], "domainName").lower()
     tenant_id = api.state.domain_index.get(domain)
     if tenant_id is None:
-        raise GraphHttpError(404, "Request_ResourceNotFound", f"Tenant information for domain '{domain}' was not found.")
+        raise GraphHttpError(
+            404,
+            "Request_ResourceNotFound",
+            f"Tenant information for domain '{domain}' was not found.",
+        )
     return _json(200, _tenant_information(api.state.tenants[tenant_id]))
 
 
-async def h_find_by_tenant_id(api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]) -> SimResponse:
+async def h_find_by_tenant_id(
+    api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
+) -> SimResponse:
     tenant_id = _function_argument(match["arg"], "tenantId").lower()
     tenant = api.state.tenants.get(tenant_id)
     if tenant is None:
-        raise GraphHttpError(404, "Request_ResourceNotFound", f"Tenant '{tenant_id}' was not found.")
+        raise GraphHttpError(
+            404, "Request_ResourceNotFound", f"Tenant '{tenant_id}' was not found."
+        )
     return _json(200, _tenant_information(tenant))
 
 
@@ -834,7 +972,12 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", r"/policies/crossTenantAccessPolicy/default", h_default_policy, POLICY_READ),
     _r("GET", r"/policies/crossTenantAccessPolicy/partners", h_partners, POLICY_READ),
     _r("GET", r"/policies/crossTenantAccessPolicy/partners/" + _GUIDISH, h_partner, POLICY_READ),
-    _r("GET", r"/policies/authorizationPolicy(?:/authorizationPolicy)?", h_authorization_policy, POLICY_READ),
+    _r(
+        "GET",
+        r"/policies/authorizationPolicy(?:/authorizationPolicy)?",
+        h_authorization_policy,
+        POLICY_READ,
+    ),
     _r("GET", r"/auditLogs/directoryAudits", h_directory_audits, AUDIT_READ),
     _r("GET", r"/auditLogs/directoryAudits/" + _GUIDISH, h_directory_audit, AUDIT_READ),
     _r("GET", r"/auditLogs/signIns", h_sign_ins, AUDIT_READ),
@@ -844,8 +987,18 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", r"/users/" + _GUIDISH + r"/sendMail", h_send_mail, MAIL_SEND),
     _r("POST", r"/invitations", h_invitations, INVITE),
     _r("GET", r"/identityGovernance/accessReviews/definitions", h_review_definitions, REVIEW_READ),
-    _r("POST", r"/identityGovernance/accessReviews/definitions", h_create_review_definition, REVIEW_WRITE),
-    _r("GET", r"/identityGovernance/accessReviews/definitions/" + _GUIDISH, h_review_definition, REVIEW_READ),
+    _r(
+        "POST",
+        r"/identityGovernance/accessReviews/definitions",
+        h_create_review_definition,
+        REVIEW_WRITE,
+    ),
+    _r(
+        "GET",
+        r"/identityGovernance/accessReviews/definitions/" + _GUIDISH,
+        h_review_definition,
+        REVIEW_READ,
+    ),
     _r(
         "GET",
         r"/tenantRelationships/(?:microsoft\.graph\.)?findTenantInformationByDomainName\(domainName=(?P<arg>.*)\)",
@@ -879,18 +1032,34 @@ class GraphApi:
         if not header:
             raise GraphHttpError(401, "InvalidAuthenticationToken", "Access token is empty.")
         if not header.lower().startswith("bearer "):
-            raise GraphHttpError(401, "InvalidAuthenticationToken", "Access token validation failure: not a bearer token.")
+            raise GraphHttpError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure: not a bearer token.",
+            )
         try:
             claims = decode_jwt(header[7:].strip())
         except TokenError as exc:
             raise GraphHttpError(401, "InvalidAuthenticationToken", str(exc)) from exc
         if int(claims.get("exp", 0)) < time.time():
-            raise GraphHttpError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+            raise GraphHttpError(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            )
         if str(claims.get("aud", "")) not in (audiences or GRAPH_AUDIENCES):
-            raise GraphHttpError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+            raise GraphHttpError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience.",
+            )
         tenant = self.state.tenants.get(str(claims.get("tid", "")).lower())
         if tenant is None:
-            raise GraphHttpError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid tenant.")
+            raise GraphHttpError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid tenant.",
+            )
         app_id = str(claims.get("appid", "")).lower()
         granted = set(self.state.granted_roles(tenant.id, app_id))
         roles = frozenset(r for r in claims.get("roles", []) if r in granted)
@@ -900,16 +1069,24 @@ class GraphApi:
         try:
             if req.path.rstrip("/").lower() == "/$batch":
                 if req.batch_id is not None:
-                    raise GraphHttpError(400, "BadRequest", "A $batch request cannot be nested in a batch.")
+                    raise GraphHttpError(
+                        400, "BadRequest", "A $batch request cannot be nested in a batch."
+                    )
                 if req.method != "POST":
-                    raise GraphHttpError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+                    raise GraphHttpError(
+                        405,
+                        "Request_BadRequest",
+                        "Specified HTTP method is not allowed for the request target.",
+                    )
                 principal = self.authenticate(req)
                 return await self._batch(req, principal)
             route, match = self._route(req)
             principal = self.authenticate(req)
             if route.permissions is not None and not (principal.roles & route.permissions):
                 raise GraphHttpError(
-                    403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+                    403,
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
                 )
             return await route.handler(self, req, principal, match)
         except GraphHttpError as exc:
@@ -926,36 +1103,58 @@ class GraphApi:
                 continue
             return route, {k: v for k, v in match.groupdict().items() if v is not None}
         if method_mismatch:
-            raise GraphHttpError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+            raise GraphHttpError(
+                405,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            )
         segment = req.path.strip("/").split("/")[-1] if req.path.strip("/") else ""
         raise GraphHttpError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
     # ------------------------------------------------------------------ $batch
     async def _batch(self, req: GraphRequest, principal: Principal) -> SimResponse:
         body = req.body
-        if req.body_invalid or not isinstance(body, dict) or not isinstance(body.get("requests"), list):
+        if (
+            req.body_invalid
+            or not isinstance(body, dict)
+            or not isinstance(body.get("requests"), list)
+        ):
             raise GraphHttpError(400, "BadRequest", "Invalid batch payload format.")
         items = body["requests"]
         if not items:
-            raise GraphHttpError(400, "BadRequest", "The batch request must contain at least one request.")
+            raise GraphHttpError(
+                400, "BadRequest", "The batch request must contain at least one request."
+            )
         if len(items) > MAX_BATCH:
-            raise GraphHttpError(400, "BadRequest", f"The number of requests in a batch must not exceed {MAX_BATCH}.")
+            raise GraphHttpError(
+                400, "BadRequest", f"The number of requests in a batch must not exceed {MAX_BATCH}."
+            )
         ids: list[str] = []
         for item in items:
             if not isinstance(item, dict):
-                raise GraphHttpError(400, "BadRequest", "Invalid batch payload format: each request is an object.")
+                raise GraphHttpError(
+                    400, "BadRequest", "Invalid batch payload format: each request is an object."
+                )
             item_id = item.get("id")
             if not isinstance(item_id, str) or not item_id:
                 raise GraphHttpError(400, "BadRequest", "Each batch request needs a string 'id'.")
             if item_id in ids:
-                raise GraphHttpError(400, "BadRequest", f"Batch request ids must be unique: '{item_id}' repeats.")
+                raise GraphHttpError(
+                    400, "BadRequest", f"Batch request ids must be unique: '{item_id}' repeats."
+                )
             if not isinstance(item.get("method"), str) or not isinstance(item.get("url"), str):
-                raise GraphHttpError(400, "BadRequest", f"Batch request '{item_id}' needs 'method' and 'url'.")
+                raise GraphHttpError(
+                    400, "BadRequest", f"Batch request '{item_id}' needs 'method' and 'url'."
+                )
             ids.append(item_id)
         for item in items:
             for dep in item.get("dependsOn") or []:
                 if dep not in ids or dep == item["id"]:
-                    raise GraphHttpError(400, "BadRequest", f"Batch request '{item['id']}' depends on unknown request '{dep}'.")
+                    raise GraphHttpError(
+                        400,
+                        "BadRequest",
+                        f"Batch request '{item['id']}' depends on unknown request '{dep}'.",
+                    )
         results: dict[str, asyncio.Future[SimResponse]] = {
             item["id"]: asyncio.get_running_loop().create_future() for item in items
         }
@@ -984,7 +1183,11 @@ class GraphApi:
         responses = []
         for item in items:
             outcome = results[item["id"]].result()
-            entry: dict[str, Any] = {"id": item["id"], "status": outcome.status, "headers": outcome.headers}
+            entry: dict[str, Any] = {
+                "id": item["id"],
+                "status": outcome.status,
+                "headers": outcome.headers,
+            }
             if outcome.body is not None:
                 entry["body"] = outcome.body
             responses.append(entry)
@@ -995,14 +1198,22 @@ class GraphApi:
         url = item["url"]
         method = item["method"].upper()
         if re.match(r"^[a-z][a-z0-9+.-]*://", url, re.IGNORECASE):
-            response = outer.error(400, "BadRequest", "Batch request URLs must be relative to the service root, e.g. '/users'.")
+            response = outer.error(
+                400,
+                "BadRequest",
+                "Batch request URLs must be relative to the service root, e.g. '/users'.",
+            )
             self._record_item(outer, item, method, url, "", None, response.status, started)
             return response
         if not url.startswith("/"):
             url = "/" + url
         path, _, raw_query = url.partition("?")
         if path.lower().startswith("/v1.0/"):
-            response = outer.error(400, "BadRequest", "Batch request URLs are relative to /v1.0; drop the version segment.")
+            response = outer.error(
+                400,
+                "BadRequest",
+                "Batch request URLs are relative to /v1.0; drop the version segment.",
+            )
             self._record_item(outer, item, method, path, raw_query, None, response.status, started)
             return response
         headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
@@ -1030,14 +1241,18 @@ class GraphApi:
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
         if decision.rule is not None and decision.rule.status is not None:
-            response = fault_response(decision.rule.status, decision.rule.retry_after, decision.rule.body, sub)
+            response = fault_response(
+                decision.rule.status, decision.rule.retry_after, decision.rule.body, sub
+            )
         else:
             retry_after = self.traffic.check_throttles(method, target, tenant_id, app_id)
             if retry_after is not None:
                 response = throttled_response(retry_after, sub)
             else:
                 response = await self.handle(sub)
-        self._record_item(outer, item, method, path, raw_query, (tenant_id, app_id), response.status, started)
+        self._record_item(
+            outer, item, method, path, raw_query, (tenant_id, app_id), response.status, started
+        )
         return response
 
     def _record_item(
@@ -1064,10 +1279,14 @@ class GraphApi:
         )
 
 
-def fault_response(status: int, retry_after: float | None, body: Any, req: GraphRequest | None = None) -> SimResponse:
+def fault_response(
+    status: int, retry_after: float | None, body: Any, req: GraphRequest | None = None
+) -> SimResponse:
     headers: dict[str, str] = {}
     if retry_after is not None:
-        headers["Retry-After"] = str(int(retry_after) if float(retry_after).is_integer() else retry_after)
+        headers["Retry-After"] = str(
+            int(retry_after) if float(retry_after).is_integer() else retry_after
+        )
     if body is not None:
         return SimResponse(status, body, {"Content-Type": "application/json", **headers})
     code, message = fault_code(status)

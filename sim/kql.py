@@ -77,7 +77,9 @@ def _tokenise(text: str) -> list[_Tok]:
         if match is None and text[pos] == ";":
             raise KqlError("Multiple statements (';', let) are not supported by the simulator")
         if match is None:
-            raise KqlError(f"Unsupported or invalid syntax at position {pos}: {text[pos:pos + 20]!r}")
+            raise KqlError(
+                f"Unsupported or invalid syntax at position {pos}: {text[pos : pos + 20]!r}"
+            )
         if match.lastgroup != "ws":
             tokens.append(_Tok(match.lastgroup or "", match.group(), pos))
         pos = match.end()
@@ -120,9 +122,16 @@ class Query:
     """A compiled query: run it over rows (dicts) of the named table."""
 
     table: str
-    stages: list[Callable[[list[dict[str, Any]], list[tuple[str, str]]], tuple[list[dict[str, Any]], list[tuple[str, str]]]]]
+    stages: list[
+        Callable[
+            [list[dict[str, Any]], list[tuple[str, str]]],
+            tuple[list[dict[str, Any]], list[tuple[str, str]]],
+        ]
+    ]
 
-    def run(self, rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    def run(
+        self, rows: list[dict[str, Any]], columns: list[tuple[str, str]]
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
         for stage in self.stages:
             rows, columns = stage(rows, columns)
         return rows, columns
@@ -147,7 +156,9 @@ class _Parser:
     def expect(self, kind: str, what: str, text: str | None = None) -> _Tok:
         tok = self.next()
         if tok.kind != kind or (text is not None and tok.text != text):
-            raise KqlError(f"Expected {what} at position {tok.pos}, found {tok.text or 'end of query'!r}")
+            raise KqlError(
+                f"Expected {what} at position {tok.pos}, found {tok.text or 'end of query'!r}"
+            )
         return tok
 
     def word(self, text: str) -> bool:
@@ -166,7 +177,9 @@ class _Parser:
         if table_tok.text in {"let", "union", "search", "print", "datatable", "range"}:
             raise KqlError(f"Unsupported KQL statement '{table_tok.text}'")
         if table_tok.text not in self.schemas:
-            raise KqlError(f"Failed to resolve table expression named '{table_tok.text}'", "SemanticError")
+            raise KqlError(
+                f"Failed to resolve table expression named '{table_tok.text}'", "SemanticError"
+            )
         self.columns = list(self.schemas[table_tok.text])
         stages = []
         while self.peek().kind == "pipe":
@@ -174,7 +187,9 @@ class _Parser:
             stages.append(self.operator())
         tok = self.peek()
         if tok.kind != "eof":
-            raise KqlError(f"Unexpected {tok.text!r} at position {tok.pos} (only '|' may follow an operator)")
+            raise KqlError(
+                f"Unexpected {tok.text!r} at position {tok.pos} (only '|' may follow an operator)"
+            )
         return Query(table_tok.text, stages)
 
     def operator(self) -> Any:
@@ -239,13 +254,18 @@ class _Parser:
             else:
                 outputs.append((first, first))
             if self.peek().kind == "lparen":
-                raise KqlError("Expressions in project are not supported by the simulator (column names only)")
+                raise KqlError(
+                    "Expressions in project are not supported by the simulator (column names only)"
+                )
             if self.peek().kind != "comma":
                 break
             self.next()
         new_cols = [(out, self.column_type(src)) for out, src in outputs]
         self.columns = new_cols
-        return lambda rows, cols: ([{out: r.get(src) for out, src in outputs} for r in rows], new_cols)
+        return lambda rows, cols: (
+            [{out: r.get(src) for out, src in outputs} for r in rows],
+            new_cols,
+        )
 
     def order_by(self) -> Any:
         keys: list[tuple[str, bool]] = []
@@ -277,19 +297,28 @@ class _Parser:
         aggregations: list[tuple[str, str, str | None]] = []  # (output, function, column)
         while not self.word("by") and self.peek().kind not in {"pipe", "eof"}:
             output = None
-            if self.peek().kind == "ident" and self.peek(1).kind == "op" and self.peek(1).text == "=":
+            if (
+                self.peek().kind == "ident"
+                and self.peek(1).kind == "op"
+                and self.peek(1).text == "="
+            ):
                 output = self.next().text
                 self.next()
             func = self.expect("ident", "an aggregation function").text
             if func not in {"count", "dcount", "min", "max"}:
-                raise KqlError(f"Unsupported aggregation '{func}()': the simulator implements count, dcount, min, max")
+                raise KqlError(
+                    f"Unsupported aggregation '{func}()':"
+                    " the simulator implements count, dcount, min, max"
+                )
             self.expect("lparen", "'('")
             column = None
             if func != "count":
                 column = self.expect("ident", "a column name").text
                 self.column_type(column)
             self.expect("rparen", "')'")
-            aggregations.append((output or (f"{func}_" if func == "count" else f"{func}_{column}"), func, column))
+            aggregations.append(
+                (output or (f"{func}_" if func == "count" else f"{func}_{column}"), func, column)
+            )
             if self.peek().kind == "comma":
                 self.next()
         if not aggregations:
@@ -299,7 +328,10 @@ class _Parser:
             self.next()
             by = [self.expect("ident", "a column name").text]
             if self.peek().kind == "lparen":
-                raise KqlError("Functions in 'summarize ... by' (e.g. bin()) are not supported by the simulator")
+                raise KqlError(
+                    "Functions in 'summarize ... by' (e.g. bin()) are not supported"
+                    " by the simulator"
+                )
             while self.peek().kind == "comma":
                 self.next()
                 by.append(self.expect("ident", "a column name").text)
@@ -307,7 +339,9 @@ class _Parser:
                 self.column_type(name)
         new_cols = [(n, self.column_type(n)) for n in by]
         for output, func, column in aggregations:
-            new_cols.append((output, "long" if func in {"count", "dcount"} else self.column_type(column or "")))
+            new_cols.append(
+                (output, "long" if func in {"count", "dcount"} else self.column_type(column or ""))
+            )
         self.columns = new_cols
 
         def summarize(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> Any:
@@ -320,7 +354,9 @@ class _Parser:
             for members in groups.values():
                 result = {n: members[0].get(n) if members else None for n in by}
                 for output, func, column in aggregations:
-                    values = [m.get(column) for m in members if column and m.get(column) is not None]
+                    values = [
+                        m.get(column) for m in members if column and m.get(column) is not None
+                    ]
                     if func == "count":
                         result[output] = len(members)
                     elif func == "dcount":
@@ -364,7 +400,11 @@ class _Parser:
             inner = self.condition()
             self.expect("rparen", "')'")
             return lambda r: not inner(r)
-        if tok.kind == "ident" and tok.text in {"isempty", "isnotempty", "isnull", "isnotnull"} and self.peek(1).kind == "lparen":
+        if (
+            tok.kind == "ident"
+            and tok.text in {"isempty", "isnotempty", "isnull", "isnotnull"}
+            and self.peek(1).kind == "lparen"
+        ):
             self.next()
             self.next()
             column = self.expect("ident", "a column name").text
@@ -406,7 +446,14 @@ class _Parser:
                 return not found if negate else found
 
             return membership
-        if tok.kind == "ident" and tok.text in {"contains", "startswith", "endswith", "has", "contains_cs", "startswith_cs"}:
+        if tok.kind == "ident" and tok.text in {
+            "contains",
+            "startswith",
+            "endswith",
+            "has",
+            "contains_cs",
+            "startswith_cs",
+        }:
             right = self.operand()
             if right.type != "string":
                 raise KqlError(f"'{tok.text}' needs a string on its right", "SemanticError")
@@ -428,7 +475,12 @@ class _Parser:
                 elif op == "endswith":
                     found = haystack.endswith(needle)
                 else:
-                    found = re.search(r"(?<![A-Za-z0-9])" + re.escape(needle) + r"(?![A-Za-z0-9])", haystack) is not None
+                    found = (
+                        re.search(
+                            r"(?<![A-Za-z0-9])" + re.escape(needle) + r"(?![A-Za-z0-9])", haystack
+                        )
+                        is not None
+                    )
                 return not found if negate else found
 
             return text_match
@@ -482,7 +534,9 @@ class _Parser:
             number: int | float = float(tok.text) if "." in tok.text else int(tok.text)
             return Operand(lambda _r: number, "real" if isinstance(number, float) else "long")
         if tok.kind == "timespan":
-            raise KqlError(f"A bare timespan ({tok.text}) is only supported inside ago()", "SemanticError")
+            raise KqlError(
+                f"A bare timespan ({tok.text}) is only supported inside ago()", "SemanticError"
+            )
         if tok.kind == "ident":
             if tok.text in {"true", "false"}:
                 flag = tok.text == "true"
@@ -492,7 +546,10 @@ class _Parser:
             column = tok.text
             col_type = self.column_type(column)
             return Operand(lambda r: r.get(column), col_type, column)
-        raise KqlError(f"Expected a column or a value at position {tok.pos}, found {tok.text or 'end of query'!r}")
+        raise KqlError(
+            f"Expected a column or a value at position {tok.pos},"
+            f" found {tok.text or 'end of query'!r}"
+        )
 
     def function(self, tok: _Tok) -> Operand:
         self.expect("lparen", "'('")
@@ -517,7 +574,9 @@ class _Parser:
             except ValueError as exc:
                 raise KqlError(f"Invalid datetime literal datetime({text})") from exc
             return Operand(lambda _r: moment, "datetime")
-        raise KqlError(f"Unsupported function '{name}()': the simulator implements ago(), now(), datetime()")
+        raise KqlError(
+            f"Unsupported function '{name}()': the simulator implements ago(), now(), datetime()"
+        )
 
 
 def _datetime_text(tokens: list[_Tok]) -> str:

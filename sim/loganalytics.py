@@ -128,7 +128,9 @@ def audit_rows(tenant: Tenant) -> list[dict[str, Any]]:
         initiated = e.get("initiatedBy") or {}
         identity = None
         if initiated.get("user"):
-            identity = initiated["user"].get("userPrincipalName") or initiated["user"].get("displayName")
+            identity = initiated["user"].get("userPrincipalName") or initiated["user"].get(
+                "displayName"
+            )
         elif initiated.get("app"):
             identity = initiated["app"].get("displayName")
         moment = _t(e.get("activityDateTime"))
@@ -168,7 +170,10 @@ def _duration(text: str) -> timedelta:
         raise KqlError(f"Invalid timespan {text!r}: expected an ISO-8601 duration or interval")
     parts = {k: float(v) for k, v in match.groupdict().items() if v}
     return timedelta(
-        days=parts.get("d", 0), hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0)
+        days=parts.get("d", 0),
+        hours=parts.get("h", 0),
+        minutes=parts.get("m", 0),
+        seconds=parts.get("s", 0),
     )
 
 
@@ -213,14 +218,19 @@ def run_query(tenant: Tenant, body: dict[str, Any], now: datetime) -> dict[str, 
     rows = signin_rows(tenant) if query.table == "SigninLogs" else audit_rows(tenant)
     if window is not None:
         start, end = window
-        rows = [r for r in rows if r["TimeGenerated"] is not None and start <= r["TimeGenerated"] <= end]
+        rows = [
+            r for r in rows if r["TimeGenerated"] is not None and start <= r["TimeGenerated"] <= end
+        ]
     result_rows, columns = query.run(rows, list(SCHEMAS[query.table]))
     return {
         "tables": [
             {
                 "name": "PrimaryResult",
                 "columns": [{"name": name, "type": col_type} for name, col_type in columns],
-                "rows": [[_cell(row.get(name), col_type) for name, col_type in columns] for row in result_rows],
+                "rows": [
+                    [_cell(row.get(name), col_type) for name, col_type in columns]
+                    for row in result_rows
+                ],
             }
         ]
     }

@@ -35,8 +35,8 @@ __all__ = [
     "FilterError",
     "Node",
     "compile_filter",
-    "parse_filter",
     "parse_datetime",
+    "parse_filter",
     "resolve_path",
 ]
 
@@ -183,7 +183,9 @@ class _Parser:
         token = self._next()
         if token.kind != kind:
             found = token.text or "end of filter"
-            raise FilterError(f"Invalid filter clause: expected {what} at {token.pos}, found {found!r}")
+            raise FilterError(
+                f"Invalid filter clause: expected {what} at {token.pos}, found {found!r}"
+            )
         return token
 
     def _is_keyword(self, token: _Token, word: str) -> bool:
@@ -259,7 +261,9 @@ class _Parser:
     def _function(self, name_token: _Token) -> Node:
         name = name_token.text.lower()
         if name in {"any", "all"} or name_token.text.endswith(("/any", "/all")):
-            raise FilterError(f"Invalid filter clause: lambda operator {name_token.text!r} is not supported")
+            raise FilterError(
+                f"Invalid filter clause: lambda operator {name_token.text!r} is not supported"
+            )
         if name not in _FUNCTIONS:
             raise FilterError(f"Invalid filter clause: unknown function {name_token.text!r}")
         self._expect("lparen", "'('")

@@ -82,7 +82,9 @@ async def _identify(request: web.Request, state: SimState) -> tuple[str | None, 
         return (tenant.id if tenant else parts[0].lower()), client
     if request.path == "/msi/token":
         client = (request.query.get("client_id") or "").lower()
-        identity = state.managed_identities.get(client) or next(iter(state.managed_identities.values()), None)
+        identity = state.managed_identities.get(client) or next(
+            iter(state.managed_identities.values()), None
+        )
         if identity:
             return identity.tenant_id, identity.client_id
     return None, None
@@ -111,7 +113,9 @@ async def traffic_middleware(request: web.Request, handler: Any) -> web.StreamRe
             raise DropConnection
         if rule is not None and rule.status is not None:
             note = "injected"
-            response: web.StreamResponse = _to_web(fault_response(rule.status, rule.retry_after, rule.body))
+            response: web.StreamResponse = _to_web(
+                fault_response(rule.status, rule.retry_after, rule.body)
+            )
         else:
             retry_after = traffic.check_throttles(request.method, target, tenant_id, app_id)
             if retry_after is not None:
@@ -125,7 +129,8 @@ async def traffic_middleware(request: web.Request, handler: Any) -> web.StreamRe
         transport = request.transport
         if transport is not None:
             transport.abort()
-        raise
+        # Nothing can be written to an aborted transport; aiohttp drops this quietly.
+        return web.Response(status=499)
     except web.HTTPException as exc:
         status = exc.status
         raise
@@ -151,7 +156,9 @@ async def traffic_middleware(request: web.Request, handler: Any) -> web.StreamRe
 async def token_endpoint(request: web.Request) -> web.Response:
     form = {k: str(v) for k, v in (await request.post()).items()}
     outcome = issue_client_credentials_token(request.app[STATE], request.match_info["tenant"], form)
-    return _json(outcome.status, outcome.body, {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+    return _json(
+        outcome.status, outcome.body, {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+    )
 
 
 async def openid_config(request: web.Request) -> web.Response:
@@ -227,18 +234,34 @@ async def log_analytics_query(request: web.Request) -> web.Response:
     workspace_id = request.match_info["workspace"].lower()
     tenant = next((t for t in state.tenants.values() if t.workspace_id == workspace_id), None)
     if tenant is None:
-        return _json(404, la_error(404, "WorkspaceNotFoundError", f"Workspace '{workspace_id}' was not found."))
+        return _json(
+            404,
+            la_error(404, "WorkspaceNotFoundError", f"Workspace '{workspace_id}' was not found."),
+        )
     if tenant.id != principal.tenant.id:
         return _json(
             403,
-            la_error(403, "InsufficientAccessError", "The provided credentials have insufficient access to perform the requested operation"),
+            la_error(
+                403,
+                "InsufficientAccessError",
+                "The provided credentials have insufficient access to perform the requested"
+                " operation",
+            ),
         )
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        return _json(400, la_error(400, "BadArgumentError", "The request body is not valid JSON.", "SyntaxError"))
+        return _json(
+            400,
+            la_error(400, "BadArgumentError", "The request body is not valid JSON.", "SyntaxError"),
+        )
     if not isinstance(body, dict):
-        return _json(400, la_error(400, "BadArgumentError", "The request body must be a JSON object.", "SyntaxError"))
+        return _json(
+            400,
+            la_error(
+                400, "BadArgumentError", "The request body must be a JSON object.", "SyntaxError"
+            ),
+        )
     try:
         result = run_query(tenant, body, utcnow())
     except KqlError as exc:
@@ -259,8 +282,12 @@ class WebhookReceiver:
         self.windows: dict[str, deque[float]] = {}
         self.rejected: dict[str, list[dict[str, Any]]] = {}
 
-    def _reject(self, name: str, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
-        self.rejected.setdefault(name, []).append({"status": status, "reason": reason, "at": iso_seconds(utcnow())})
+    def _reject(
+        self, name: str, status: int, reason: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        self.rejected.setdefault(name, []).append(
+            {"status": status, "reason": reason, "at": iso_seconds(utcnow())}
+        )
         return _json(status, {"error": {"code": str(status), "message": reason}}, headers)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -270,11 +297,18 @@ class WebhookReceiver:
         while window and window[0] <= now - 1.0:
             window.popleft()
         if len(window) >= TEAMS_MAX_PER_SECOND:
-            return self._reject(name, 429, "Too many requests: a webhook accepts at most 4 requests per second.", {"Retry-After": "1"})
+            return self._reject(
+                name,
+                429,
+                "Too many requests: a webhook accepts at most 4 requests per second.",
+                {"Retry-After": "1"},
+            )
         window.append(now)
         raw = await request.read()
         if len(raw) > TEAMS_MAX_BYTES:
-            return self._reject(name, 413, f"Message size {len(raw)} bytes exceeds the 28 KB limit.")
+            return self._reject(
+                name, 413, f"Message size {len(raw)} bytes exceeds the 28 KB limit."
+            )
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -295,10 +329,10 @@ def _workflow_payload_problem(payload: Any) -> str | None:
     if not isinstance(payload, dict):
         return "The body must be a JSON object."
     if payload.get("type") != "message":
-        return "The body must have \"type\": \"message\"."
+        return 'The body must have "type": "message".'
     attachments = payload.get("attachments")
     if not isinstance(attachments, list) or not attachments:
-        return "The body must have a non-empty \"attachments\" list."
+        return 'The body must have a non-empty "attachments" list.'
     for index, attachment in enumerate(attachments):
         if not isinstance(attachment, dict):
             return f"attachments[{index}] must be an object."
@@ -306,7 +340,10 @@ def _workflow_payload_problem(payload: Any) -> str | None:
             return f"attachments[{index}].contentType must be {ADAPTIVE_CARD!r}."
         content = attachment.get("content")
         if not isinstance(content, dict) or content.get("type") != "AdaptiveCard":
-            return f"attachments[{index}].content must be an Adaptive Card object (\"type\": \"AdaptiveCard\")."
+            return (
+                f"attachments[{index}].content must be an Adaptive Card object"
+                ' ("type": "AdaptiveCard").'
+            )
     return None
 
 
@@ -347,7 +384,11 @@ def control_routes(app: web.Application) -> None:
     webhooks: WebhookReceiver = app[WEBHOOKS]
 
     async def health(request: web.Request, body: Any) -> Any:
-        return {"status": "ok", "simulator": "Graph simulator (test double)", "tenants": len(state.tenants)}
+        return {
+            "status": "ok",
+            "simulator": "Graph simulator (test double)",
+            "tenants": len(state.tenants),
+        }
 
     async def tenants(request: web.Request, body: Any) -> Any:
         return {"tenants": [t.summary() for t in state.tenants.values()]}
@@ -357,11 +398,19 @@ def control_routes(app: web.Application) -> None:
 
     async def tenant(request: web.Request, body: Any) -> Any:
         t = state.tenant(request.match_info["tid"])
-        return {**t.summary(), "default": t.default_policy, "partnerPolicies": t.partners, "authorizationPolicy": t.authorization_policy}
+        return {
+            **t.summary(),
+            "default": t.default_policy,
+            "partnerPolicies": t.partners,
+            "authorizationPolicy": t.authorization_policy,
+        }
 
     async def set_default(request: web.Request, body: Any) -> Any:
         event = state.set_default_policy(
-            request.match_info["tid"], body.get("policy") or {}, replace=bool(body.get("replace")), **_policy_args(body)
+            request.match_info["tid"],
+            body.get("policy") or {},
+            replace=bool(body.get("replace")),
+            **_policy_args(body),
         )
         return {"event": event}
 
@@ -376,7 +425,9 @@ def control_routes(app: web.Application) -> None:
         return {"event": event}
 
     async def delete_partner(request: web.Request, body: Any) -> Any:
-        event = state.delete_partner_policy(request.match_info["tid"], request.match_info["pid"], **_policy_args(body))
+        event = state.delete_partner_policy(
+            request.match_info["tid"], request.match_info["pid"], **_policy_args(body)
+        )
         return {"event": event}
 
     async def add_users(request: web.Request, body: Any) -> Any:
@@ -454,7 +505,10 @@ def control_routes(app: web.Application) -> None:
 
     async def webhook(request: web.Request, body: Any) -> Any:
         name = request.match_info["name"]
-        return {"messages": state.webhook_messages.get(name, []), "rejected": webhooks.rejected.get(name, [])}
+        return {
+            "messages": state.webhook_messages.get(name, []),
+            "rejected": webhooks.rejected.get(name, []),
+        }
 
     async def reset(request: web.Request, body: Any) -> Any:
         traffic.reset_counters()
@@ -503,7 +557,9 @@ async def root(request: web.Request) -> web.Response:
     return _json(200, {"service": "Graph simulator", "note": "a test double, not Microsoft Graph"})
 
 
-def build_app(state: SimState, traffic: Traffic | None = None, page_size: int = 100) -> web.Application:
+def build_app(
+    state: SimState, traffic: Traffic | None = None, page_size: int = 100
+) -> web.Application:
     traffic = traffic or Traffic(seed=state.seed)
     app = web.Application(middlewares=[traffic_middleware], client_max_size=4 * 1024 * 1024)
     app[STATE] = state

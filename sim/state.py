@@ -110,7 +110,9 @@ DEFAULT_AUTHORIZATION_POLICY: dict[str, Any] = {
         "allowedToCreateApps": True,
         "allowedToCreateSecurityGroups": True,
         "allowedToReadOtherUsers": True,
-        "permissionGrantPoliciesAssigned": ["ManagePermissionGrantsForSelf.microsoft-user-default-legacy"],
+        "permissionGrantPoliciesAssigned": [
+            "ManagePermissionGrantsForSelf.microsoft-user-default-legacy"
+        ],
     },
 }
 
@@ -133,6 +135,11 @@ SIGNIN_FAILURE_REASONS: dict[int, str] = {
 }
 
 CONSENT_STATES = ("granted", "revoked", "none")
+
+
+def audit_event_id(correlation_id: str, serial: int) -> str:
+    """Entra's directoryAudit IDs look like ``Directory_<correlationId>_<5 chars>_<number>``."""
+    return f"Directory_{correlation_id}_{uuid.uuid4().hex[:5].upper()}_{serial}"
 
 
 def stable_id(*parts: object) -> str:
@@ -310,7 +317,8 @@ class SimState:
         uuid.UUID(tenant_id)
         domains = [str(d).lower() for d in raw.get("domains", [])]
         default_domain = str(
-            raw.get("defaultDomainName") or (domains[0] if domains else f"{tenant_id[:8]}.onmicrosoft.com")
+            raw.get("defaultDomainName")
+            or (domains[0] if domains else f"{tenant_id[:8]}.onmicrosoft.com")
         ).lower()
         if default_domain not in domains:
             domains.append(default_domain)
@@ -323,10 +331,17 @@ class SimState:
             federation_brand_name=raw.get("federationBrandName"),
             default_policy=normalise_default_policy(policy.get("default")),
             partners={},
-            authorization_policy={**copy.deepcopy(DEFAULT_AUTHORIZATION_POLICY), **raw.get("authorizationPolicy", {})},
+            authorization_policy={
+                **copy.deepcopy(DEFAULT_AUTHORIZATION_POLICY),
+                **raw.get("authorizationPolicy", {}),
+            },
             policy_object_id=stable_id("policy", tenant_id),
             flags={**DEFAULT_FLAGS, **raw.get("flags", {})},
-            workspace_id=(str(raw["logAnalyticsWorkspaceId"]).lower() if raw.get("logAnalyticsWorkspaceId") else None),
+            workspace_id=(
+                str(raw["logAnalyticsWorkspaceId"]).lower()
+                if raw.get("logAnalyticsWorkspaceId")
+                else None
+            ),
             admin_upn=str(raw.get("adminUserPrincipalName", f"admin@{default_domain}")),
         )
         for partner in policy.get("partners", []) or []:
@@ -459,7 +474,14 @@ class SimState:
             modified = [_tenant_id_property(partner_id, partner_id)]
         modified += _diff_properties(before, after, value_style)
         return self._append_policy_event(
-            tenant, activity, "CrossTenantAccessSettings", operation, partner_id, modified, actor, at
+            tenant,
+            activity,
+            "CrossTenantAccessSettings",
+            operation,
+            partner_id,
+            modified,
+            actor,
+            at,
         )
 
     def delete_partner_policy(
@@ -532,7 +554,7 @@ class SimState:
         moment = resolve_time(at, now) if at is not None else now
         correlation_id = str(uuid.uuid4())
         event = {
-            "id": f"Directory_{correlation_id}_{uuid.uuid4().hex[:5].upper()}_{self.rng.randrange(10**8, 10**9)}",
+            "id": audit_event_id(correlation_id, self.rng.randrange(10**8, 10**9)),
             "category": category,
             "correlationId": correlation_id,
             "result": "success",
@@ -614,12 +636,16 @@ def normalise_partner_policy(raw: dict[str, Any]) -> dict[str, Any]:
         raise ScenarioError("a partner policy needs 'tenantId'")
     tenant_id = str(raw["tenantId"]).lower()
     uuid.UUID(tenant_id)
-    unknown = set(raw) - set(PARTNER_PROPERTIES) - {
-        "tenantId",
-        "isServiceProvider",
-        "isInMultiTenantOrganization",
-        "@odata.type",
-    }
+    unknown = (
+        set(raw)
+        - set(PARTNER_PROPERTIES)
+        - {
+            "tenantId",
+            "isServiceProvider",
+            "isInMultiTenantOrganization",
+            "@odata.type",
+        }
+    )
     if unknown:
         raise ScenarioError(f"unknown partner policy properties: {sorted(unknown)}")
     policy: dict[str, Any] = {
@@ -849,7 +875,7 @@ def normalise_audit(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
         raw["activityDateTime"] = iso7(resolve_time(raw["activityDateTime"], now))
     correlation_id = str(raw.get("correlationId") or uuid.uuid4())
     event: dict[str, Any] = {
-        "id": f"Directory_{correlation_id}_{uuid.uuid4().hex[:5].upper()}_{uuid.uuid4().int % 10**9}",
+        "id": audit_event_id(correlation_id, uuid.uuid4().int % 10**9),
         "category": "Core Directory",
         "correlationId": correlation_id,
         "result": "success",
@@ -917,7 +943,11 @@ def normalise_access_review(
         "instanceEnumerationScope": raw.get("instanceEnumerationScope"),
         "createdBy": created_by
         or raw.get("createdBy")
-        or {"id": stable_id("admin", tenant.id), "displayName": "Administrator", "userPrincipalName": tenant.admin_upn},
+        or {
+            "id": stable_id("admin", tenant.id),
+            "displayName": "Administrator",
+            "userPrincipalName": tenant.admin_upn,
+        },
         "scope": raw.get("scope"),
         "reviewers": reviewers,
         "fallbackReviewers": raw.get("fallbackReviewers", []),

@@ -57,7 +57,9 @@ def decode_jwt(token: str) -> dict[str, Any]:
     try:
         claims = json.loads(_b64url_decode(parts[1]))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise TokenError("IDX14102: Unable to decode the payload as Base64Url encoded string.") from exc
+        raise TokenError(
+            "IDX14102: Unable to decode the payload as Base64Url encoded string."
+        ) from exc
     if not isinstance(claims, dict):
         raise TokenError("IDX14102: the payload is not a JSON object.")
     return claims
@@ -78,7 +80,13 @@ def peek_identity(authorization: str | None) -> tuple[str | None, str | None]:
 
 
 def _access_token(
-    state: SimState, tenant: Tenant, app_id: str, oid: str, audience: str, roles: list[str], acr: str
+    state: SimState,
+    tenant: Tenant,
+    app_id: str,
+    oid: str,
+    audience: str,
+    roles: list[str],
+    acr: str,
 ) -> tuple[str, int]:
     now = int(time.time())
     lifetime = state.token_lifetime_seconds
@@ -104,9 +112,7 @@ def _access_token(
     return encode_jwt(claims), lifetime
 
 
-def _oauth_error(
-    status: int, error: str, code: int, message: str
-) -> tuple[int, dict[str, Any]]:
+def _oauth_error(status: int, error: str, code: int, message: str) -> tuple[int, dict[str, Any]]:
     trace_id = str(uuid.uuid4())
     correlation_id = str(uuid.uuid4())
     timestamp = utcnow().strftime("%Y-%m-%d %H:%M:%SZ")
@@ -266,7 +272,9 @@ def issue_client_credentials_token(
     )
 
 
-def openid_configuration(state: SimState, base_url: str, tenant_key: str) -> tuple[int, dict[str, Any]]:
+def openid_configuration(
+    state: SimState, base_url: str, tenant_key: str
+) -> tuple[int, dict[str, Any]]:
     tenant = state.resolve_tenant(tenant_key)
     if tenant is None:
         return 400, {
@@ -311,10 +319,20 @@ def managed_identity_token(
 ) -> tuple[int, dict[str, Any], str | None, str | None]:
     """App Service MSI (api-version 2019-08-01). Returns status, body, tenant, app."""
     if params.get("api-version") != "2019-08-01":
-        return 400, {"statusCode": 400, "message": "Only api-version 2019-08-01 is simulated."}, None, None
+        return (
+            400,
+            {"statusCode": 400, "message": "Only api-version 2019-08-01 is simulated."},
+            None,
+            None,
+        )
     resource = params.get("resource")
     if not resource:
-        return 400, {"statusCode": 400, "message": "Required query parameter 'resource' is missing."}, None, None
+        return (
+            400,
+            {"statusCode": 400, "message": "Required query parameter 'resource' is missing."},
+            None,
+            None,
+        )
     client_id = (params.get("client_id") or "").lower()
     candidates = list(state.managed_identities.values())
     if client_id:
@@ -323,13 +341,28 @@ def managed_identity_token(
         wanted = (params.get("principal_id") or params.get("object_id") or "").lower()
         candidates = [mi for mi in candidates if mi.principal_id == wanted]
     if not candidates:
-        return 400, {"statusCode": 400, "message": "No managed identity matches the request."}, None, None
+        return (
+            400,
+            {"statusCode": 400, "message": "No managed identity matches the request."},
+            None,
+            None,
+        )
     identity = candidates[0]
     if identity_header != identity.identity_header:
-        return 401, {"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong."}, None, None
+        return (
+            401,
+            {"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong."},
+            None,
+            None,
+        )
     tenant = state.tenants.get(identity.tenant_id)
     if tenant is None:
-        return 500, {"statusCode": 500, "message": "The identity's tenant is not simulated."}, None, None
+        return (
+            500,
+            {"statusCode": 500, "message": "The identity's tenant is not simulated."},
+            None,
+            None,
+        )
     audience = resource[: -len("/.default")] if resource.endswith("/.default") else resource
     token, lifetime = _access_token(
         state, tenant, identity.client_id, identity.principal_id, audience, identity.roles, "2"

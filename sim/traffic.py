@@ -22,7 +22,9 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_GUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _FUNCTION_ARGS_RE = re.compile(r"\(([^)]*)\)")
 
 
@@ -168,7 +170,9 @@ class Traffic:
         ``allow_drop=False`` (``$batch`` items) skips drop rules: an item has no socket.
         """
         decision = FaultDecision()
-        if self.latency_ms and (self.latency_pattern is None or self.latency_pattern.search(target)):
+        if self.latency_ms and (
+            self.latency_pattern is None or self.latency_pattern.search(target)
+        ):
             decision.latency_ms += self.latency_ms
         for rule in self.faults:
             if rule.method and rule.method != method:

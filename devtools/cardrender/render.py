@@ -28,7 +28,7 @@ from base64 import b64decode
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 
@@ -93,6 +93,7 @@ class RenderResult:
     rendered: bool
     counts: dict[str, int]
     button_titles: list[str]
+    hrefs: list[str]
     text: str
     png: Path
     width: int = 0
@@ -127,15 +128,12 @@ class CardRenderer:
     async def __aenter__(self) -> CardRenderer:
         check_node_modules()
         chromium = find_chromium()
-        self._profile = tempfile.mkdtemp(prefix="xtap-cardrender-")
-        log = open(Path(self._profile) / "chromium.log", "wb")
-        try:
+        self._profile = tempfile.mkdtemp(prefix="xtap-cardrender-")  # a fresh profile
+        with _open_log(Path(self._profile) / "chromium.log") as log:
             self._process = await asyncio.create_subprocess_exec(
                 chromium, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "about:blank",
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             )
-        finally:
-            log.close()
         try:
             await self._connect()
             await self._open_page()
@@ -270,9 +268,7 @@ class CardRenderer:
                   "width": rect["width"] + 2 * margin, "height": rect["height"] + 2 * margin,
                   "scale": 1},
         )
-        out_dir.mkdir(parents=True, exist_ok=True)
-        png = out_dir / f"card-{name.replace('_', '-')}.png"
-        png.write_bytes(b64decode(shot["data"]))
+        png = _save_png(out_dir / f"card-{name.replace('_', '-')}.png", shot["data"])
         return RenderResult(
             name=name,
             parse_events=report["parseEvents"],
@@ -281,11 +277,22 @@ class CardRenderer:
             rendered=report["rendered"],
             counts=report["counts"],
             button_titles=report["buttonTitles"],
+            hrefs=[h for h in report["hrefs"] if h],
             text=report["text"],
             png=png,
             width=round(rect["width"] * self.scale),
             height=round(rect["height"] * self.scale),
         )
+
+
+def _open_log(path: Path) -> BinaryIO:
+    return path.open("wb")
+
+
+def _save_png(path: Path, base64_data: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b64decode(base64_data))
+    return path
 
 
 async def render_cards(cards: dict[str, dict[str, Any]], out_dir: Path,

@@ -6,6 +6,7 @@
 // that secret settings are Key Vault references. Add a setting there and here together.
 
 param functionAppName string
+param functionAppHostName string
 param managedIdentityClientId string
 param applicationInsightsConnectionString string
 param blobEndpoint string
@@ -112,6 +113,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_REINVITE_REDIRECT_URL: reinviteRedirectUrl
     XTAP_ACCESS_REVIEW_REVIEWERS: accessReviewReviewers
     XTAP_ENTRA_PORTAL_URL: entraPortalUrl
+    XTAP_PUBLIC_API_URL: 'https://${functionAppHostName}'
     XTAP_DOCS_BASE_URL: docsBaseUrl
   }
 }

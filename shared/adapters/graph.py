@@ -132,7 +132,7 @@ class GraphClient:
     ) -> GraphResponse:
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
-        from kiota_abstractions.response_handler_option import ResponseHandlerOption
+        from kiota_http.middleware.options import ResponseHandlerOption
 
         info = RequestInformation()
         info.http_method = Method[method.upper()]

@@ -43,6 +43,10 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # interpreter's recursion limit (decoding must never raise).
 _MAX_DEPTH: Final = 32
 _MISSING: Final = object()
+# Small memo tables for strings that repeat in every event (activity names, JSON keys).
+_CACHE_LIMIT: Final = 2048
+_ACTIVITY_KEYS: dict[str, str] = {}
+_CAMEL_KEYS: dict[str, str] = {}
 
 
 class ChangeKind(StrEnum):
@@ -73,8 +77,14 @@ def normalise_activity(name: str) -> str:
     The Office 365 Management API spells the same activities with a trailing period
     ("Add a partner to cross-tenant access setting.").
     """
+    cached = _ACTIVITY_KEYS.get(name)
+    if cached is not None:
+        return cached
     text = name.strip().rstrip(".").lower().replace("-", " ")
-    return " ".join(text.split())
+    key = " ".join(text.split())
+    if len(_ACTIVITY_KEYS) < _CACHE_LIMIT:  # bounded: names come from outside
+        _ACTIVITY_KEYS[name] = key
+    return key
 
 
 _ACTIVITIES: Final[tuple[tuple[str, ChangeKind, Scope], ...]] = (
@@ -225,6 +235,9 @@ class CrossTenantChange:
     before_text: str | None
     after_text: str | None
     summary: str
+    # Typed views of before/after for B2B-shaped settings (None otherwise), decoded once.
+    before_b2b: B2BSetting | None = None
+    after_b2b: B2BSetting | None = None
 
     @property
     def event_id(self) -> str:
@@ -402,9 +415,13 @@ def canonical_setting_name(name: str) -> str:
 
 
 def _camel(key: str) -> str:
-    if key.isupper():
-        return key.lower()
-    return key[:1].lower() + key[1:]
+    cached = _CAMEL_KEYS.get(key)
+    if cached is not None:
+        return cached
+    name = key.lower() if key.isupper() else key[:1].lower() + key[1:]
+    if len(_CAMEL_KEYS) < _CACHE_LIMIT:
+        _CAMEL_KEYS[key] = name
+    return name
 
 
 def _access_type(value: object, problems: list[str]) -> JsonValue:
@@ -535,12 +552,16 @@ def _compact(value: JsonValue) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def describe_value(setting: str, value: JsonValue) -> str | None:
+def _is_b2b_shaped(setting: str) -> bool:
+    return setting in B2B_SETTINGS or setting == "tenantRestrictions"
+
+
+def describe_value(setting: str, value: JsonValue, typed: B2BSetting | None = None) -> str | None:
     """A canonical value in words; ``None`` for no value."""
     if value is None:
         return None
-    if setting in B2B_SETTINGS or setting == "tenantRestrictions":
-        typed = b2b_setting(value)
+    if _is_b2b_shaped(setting):
+        typed = typed or b2b_setting(value)
         if typed is not None:
             return typed.describe()
     if isinstance(value, dict):
@@ -569,6 +590,8 @@ def _summarise(
     before: JsonValue,
     after: JsonValue,
     event: AuditEventInfo,
+    old: B2BSetting | None = None,
+    new: B2BSetting | None = None,
 ) -> str:
     label = setting_label(setting)
     if setting == "tenantId":
@@ -582,8 +605,7 @@ def _summarise(
             )
     before_none = _absent_text(event.scope, event.kind, "before")
     after_none = _absent_text(event.scope, event.kind, "after")
-    if setting in B2B_SETTINGS or setting == "tenantRestrictions":
-        old, new = b2b_setting(before), b2b_setting(after)
+    if _is_b2b_shaped(setting):
         if old is not None and new is not None:
             diffs = []
             for part, was, now in (
@@ -836,6 +858,9 @@ def _decode(ev: _RawEvent) -> DecodedEvent:
     changes: list[CrossTenantChange] = []
 
     def add(setting: str, before: JsonValue, after: JsonValue, summary: str = "") -> None:
+        old = new = None
+        if _is_b2b_shaped(setting):
+            old, new = b2b_setting(before), b2b_setting(after)
         changes.append(
             CrossTenantChange(
                 event=info,
@@ -843,9 +868,11 @@ def _decode(ev: _RawEvent) -> DecodedEvent:
                 setting=setting,
                 before=before,
                 after=after,
-                before_text=describe_value(setting, before),
-                after_text=describe_value(setting, after),
-                summary=summary or _summarise(setting, before, after, info),
+                before_text=describe_value(setting, before, old),
+                after_text=describe_value(setting, after, new),
+                summary=summary or _summarise(setting, before, after, info, old, new),
+                before_b2b=old,
+                after_b2b=new,
             )
         )
 

@@ -34,7 +34,6 @@ from shared.domain.audit import (
     Scope,
     TargetSet,
     UnknownAuditShape,
-    b2b_setting,
     setting_label,
 )
 from shared.domain.messages import (
@@ -304,7 +303,7 @@ def _classify_direct_connect(
             else f"for tenant {change.partner_tenant_id}"
         )
     )
-    before, after = b2b_setting(change.before), b2b_setting(change.after)
+    before, after = change.before_b2b, change.after_b2b
     if _opens_direct_connect(before, after):
         return Severity.HIGH, [
             f"B2B direct connect {direction} was opened {where} ({change.after_text}). The "
@@ -324,7 +323,7 @@ def _classify_inbound(
     registered_clients: Mapping[str, ClientInfo],
     default_admits: bool | None,
 ) -> tuple[Severity, list[str]]:
-    before, after = b2b_setting(change.before), b2b_setting(change.after)
+    before, after = change.before_b2b, change.after_b2b
     if change.scope is Scope.DEFAULT:
         if not restricts(before, after):
             return Severity.MEDIUM, [

@@ -124,5 +124,8 @@ class AlertRecord(Message):
     links: tuple[Link, ...] = ()
     facts: dict[str, str] = Field(default_factory=dict)
     items: tuple[AlertRecord, ...] = ()  # only for DIGEST
+    # Restrict delivery to these channels (empty: every configured channel). A
+    # "delivery failing" alert about Teams goes by e-mail only, and vice versa.
+    only_channels: tuple[Literal["teams", "email"], ...] = ()
     created_at: datetime
     source: Literal["posture", "audit", "reinvite", "review", "hygiene", "delivery", "poison"]

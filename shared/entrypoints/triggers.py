@@ -48,6 +48,52 @@ async def _to_poison(queue: str, body: str, reason: str) -> None:
     app = await get_app()
     log.error("malformed message on %s moved to poison: %s", queue, reason)
     await app.queues.send(poison_queue_name(queue), body)
+    await _alert_poison(queue, reason)
+
+
+async def _alert_poison(queue: str, reason: str) -> None:
+    """One alert per poison queue per hour, however many messages land there."""
+    from shared.bootstrap import get_app
+    from shared.domain.messages import AlertKind, AlertRecord, Severity
+
+    app = await get_app()
+    now = _now()
+    alert = AlertRecord(
+        dedup_key=f"poison:{queue}:{now:%Y%m%d%H}",
+        kind=AlertKind.POISON_MESSAGE,
+        severity=Severity.HIGH,
+        title=f"Messages on {queue} are being moved to {queue}-poison",
+        summary=(
+            f"A message on {queue} could not be processed ({reason}). It was kept in "
+            f"{queue}-poison; later ones in this hour are not alerted again."
+        ),
+        remediation_steps=(
+            f"Inspect {queue}-poison (Storage browser or `az storage message peek`), fix the "
+            "cause, then move the messages back to the queue (docs/operations.md).",
+        ),
+        facts={"Queue": queue, "Reason": reason[:300]},
+        when=now,
+        created_at=now,
+        source="poison",
+    )
+    await app.queues.send(QUEUE_ALERTS, alert)
+
+
+async def _run_queue_handler(
+    queue: str, body: str, dequeue_count: int, model: type[BaseModel], work: Any
+) -> None:
+    """Parse, run, and on the host's last attempt say so before the message is poisoned."""
+    try:
+        message = parse_message(model, body)
+    except MalformedMessage as exc:
+        await _to_poison(queue, body, str(exc))
+        return
+    try:
+        await work(message, dequeue_count >= MAX_DEQUEUE_COUNT)
+    except Exception as exc:
+        if dequeue_count >= MAX_DEQUEUE_COUNT:
+            await _alert_poison(queue, f"failed {dequeue_count} times: {type(exc).__name__}")
+        raise
 
 
 async def sweep_timer() -> dict[str, Any]:
@@ -65,18 +111,35 @@ async def check_client(body: str, dequeue_count: int) -> None:
     from shared.domain.messages import CheckClient
     from shared.services.posture_sweep import check_client as run_check
 
-    try:
-        message = parse_message(CheckClient, body)
-    except MalformedMessage as exc:
-        await _to_poison(QUEUE_CHECK_CLIENT, body, str(exc))
-        return
-    app = await get_app()
-    outcome = await run_check(
-        app, message, _now(), final_attempt=dequeue_count >= MAX_DEQUEUE_COUNT
-    )
-    log.info(
-        "client %s verdict %s alerts %d", outcome.tenant_id, outcome.verdict, len(outcome.alerts)
-    )
+    async def work(message: CheckClient, final_attempt: bool) -> None:
+        app = await get_app()
+        outcome = await run_check(app, message, _now(), final_attempt=final_attempt)
+        log.info(
+            "client %s verdict %s alerts %d",
+            outcome.tenant_id,
+            outcome.verdict,
+            len(outcome.alerts),
+        )
+
+    await _run_queue_handler(QUEUE_CHECK_CLIENT, body, dequeue_count, CheckClient, work)
 
 
-__all__ = ["QUEUE_ALERTS", "check_client", "parse_message", "sweep_timer"]
+async def deliver_alert(body: str, dequeue_count: int) -> None:
+    from shared.bootstrap import get_app
+    from shared.domain.messages import AlertRecord
+    from shared.services.delivery import deliver_alert as run_delivery
+
+    async def work(alert: AlertRecord, final_attempt: bool) -> None:
+        app = await get_app()
+        outcome = await run_delivery(app, alert, _now())
+        log.info(
+            "alert %s delivered=%s skipped=%s failed=%s",
+            alert.dedup_key,
+            outcome.delivered,
+            outcome.skipped,
+            outcome.failed,
+        )
+
+    await _run_queue_handler(QUEUE_ALERTS, body, dequeue_count, AlertRecord, work)
+
+

@@ -28,7 +28,6 @@ from shared.rendering.presentation import (
     SEVERITY_LABEL,
     SEVERITY_RANK,
     RenderSettings,
-    Tone,
     alert_buttons,
     alert_tone,
     format_when,
@@ -160,23 +159,17 @@ def _card(alert: AlertRecord, settings: RenderSettings, limits: _Limits) -> ac.E
     return ac.adaptive_card(body, actions, _fallback_text(alert))
 
 
-_TONE_TEXT_COLOR: dict[Tone, ac.Color] = {
-    "attention": "attention",
-    "warning": "warning",
-    "accent": "accent",
-    "good": "good",
-    "emphasis": "default",
+_SEVERITY_TEXT_COLOR: dict[Severity, ac.Color] = {
+    Severity.HIGH: "attention",
+    Severity.MEDIUM: "warning",
+    Severity.REVIEW: "warning",
+    Severity.LOW: "accent",
+    Severity.INFO: "default",
 }
 
 
 def _severity_color(severity: Severity) -> ac.Color:
-    return {
-        Severity.HIGH: "attention",
-        Severity.MEDIUM: "warning",
-        Severity.REVIEW: "warning",
-        Severity.LOW: "accent",
-        Severity.INFO: "default",
-    }[severity]
+    return _SEVERITY_TEXT_COLOR[severity]
 
 
 def _header(b: _CardBuilder) -> ac.Element:
@@ -422,6 +415,8 @@ SECTION_ORDER: dict[AlertKind, tuple[Section, ...]] = {
     AlertKind.CLIENT_RECOVERED: (
         _facts_section, _changes_section, _evidence_section, _findings_section, _todo_section,
     ),
+    AlertKind.CLIENT_CONSENT_MISSING: (_facts_section, _evidence_section, _todo_section),
+    AlertKind.CLIENT_CONSENT_RESTORED: (_facts_section, _todo_section),
     AlertKind.SIGNIN_EVIDENCE: (
         _facts_section, _evidence_section, _findings_section, _todo_section,
     ),

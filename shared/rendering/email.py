@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.domain.messages import AlertRecord, FindingRef
+from shared.domain.messages import AlertRecord, FindingRef, Severity
 from shared.rendering.cards import alert_facts, looks_like_json
 from shared.rendering.onboarding import client_checklist
 from shared.rendering.presentation import (
@@ -126,7 +126,7 @@ def _alert_view(alert: AlertRecord, settings: RenderSettings) -> dict[str, Any]:
         "links": [
             {"title": b.title, "url": b.url} for b in alert_buttons(alert, settings, limit=12)
         ],
-        "items": [
+        "members": [
             _alert_view(item, settings)
             for item in sorted(alert.items,
                                key=lambda a: (-SEVERITY_RANK[a.severity], a.created_at))
@@ -194,11 +194,13 @@ def render_client_email(
         "admin_consent_link": admin_consent_link,
         "severity_label": SEVERITY_LABEL,
     }
-    if findings:
-        subject = f"Action needed: {client_name} users cannot sign in to {vendor_name} " \
-                  "until your cross-tenant access settings allow it"
-        if not any(s.status == "needed" for s in checklist.steps):
-            subject = f"Please check your Microsoft Entra settings for {vendor_name} sign-in"
+    if any(f.severity is Severity.HIGH for f in findings):
+        subject = (f"Action needed: {client_name} users cannot sign in to {vendor_name} "
+                   "until your cross-tenant access settings allow it")
+    elif any(s.status == "needed" for s in checklist.steps):
+        subject = f"Action needed: update your Microsoft Entra settings for {vendor_name}"
+    elif findings:
+        subject = f"Please check your Microsoft Entra settings for {vendor_name} sign-in"
     else:
         subject = f"Set up Microsoft Entra cross-tenant access for {vendor_name} sign-in"
     return EmailContent(

@@ -150,7 +150,7 @@ class TailoredStep:
     title: str
     detail: str
     status: Literal["needed", "check", "info"]
-    reasons: tuple[str, ...] = ()  # the findings' messages that make the step needed
+    because: tuple[int, ...] = ()  # 1-based numbers of the findings that need this step
 
 
 @dataclass(frozen=True)
@@ -188,9 +188,9 @@ def client_checklist(
     unplaced = tuple(f for f, topics in placed if not topics)
     steps = []
     for step in GUIDE_STEPS:
-        reasons = tuple(f.message for f, topics in placed if topics & step.topics)
+        because = tuple(n for n, (_, topics) in enumerate(placed, 1) if topics & step.topics)
         status: Literal["needed", "check", "info"] = "info"
-        if reasons:
+        if because:
             status = "needed"
         elif unplaced and step.topics & {"users", "apps", "direct_connect", "redeem"}:
             status = "check"
@@ -200,7 +200,7 @@ def client_checklist(
                 title=step.title.format(**values),
                 detail=step.detail.format(**values),
                 status=status,
-                reasons=reasons,
+                because=because,
             )
         )
     return ClientChecklist(

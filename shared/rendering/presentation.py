@@ -123,6 +123,22 @@ KIND_PRESENTATION: dict[AlertKind, KindPresentation] = {
         "Cross-tenant access",
         good_news=True,
     ),
+    AlertKind.CLIENT_CONSENT_MISSING: KindPresentation(
+        "Consent missing",
+        "We cannot read this client's cross-tenant access settings: the read-only app's "
+        "consent was not granted or was removed. Until a client administrator grants it "
+        "again, only sign-in failures show a drift. Send them the admin-consent link.",
+        None,
+        "",
+    ),
+    AlertKind.CLIENT_CONSENT_RESTORED: KindPresentation(
+        "Consent restored",
+        "No action needed: the client's settings can be read again, and the next sweep "
+        "checks them.",
+        None,
+        "",
+        good_news=True,
+    ),
     AlertKind.SIGNIN_EVIDENCE: KindPresentation(
         "Sign-in failures",
         "{vendor}'s sign-in log shows cross-tenant policy failures for this client. "
@@ -206,16 +222,27 @@ KIND_PRESENTATION: dict[AlertKind, KindPresentation] = {
 }
 
 
+def presentation_of(kind: AlertKind) -> KindPresentation:
+    """The kind's presentation; a kind added to the schema before it got one still
+    renders (a plain card) instead of sending its alert to the poison queue."""
+    return KIND_PRESENTATION.get(kind) or KindPresentation(
+        kind.value.replace("_", " ").capitalize(),
+        "See the details below.",
+        None,
+        "",
+    )
+
+
 def kind_label(kind: AlertKind, settings: RenderSettings) -> str:
-    return KIND_PRESENTATION[kind].label.format(vendor=settings.vendor_name)
+    return presentation_of(kind).label.format(vendor=settings.vendor_name)
 
 
 def what_to_do(kind: AlertKind, settings: RenderSettings) -> str:
-    return KIND_PRESENTATION[kind].what_to_do.format(vendor=settings.vendor_name)
+    return presentation_of(kind).what_to_do.format(vendor=settings.vendor_name)
 
 
 def alert_tone(alert: AlertRecord) -> Tone:
-    if KIND_PRESENTATION[alert.kind].good_news:
+    if presentation_of(alert.kind).good_news:
         return "good"
     return SEVERITY_TONE[alert.severity]
 
@@ -248,7 +275,7 @@ def alert_buttons(alert: AlertRecord, settings: RenderSettings, limit: int) -> l
     """
     links = [Button(link.title, link.url) for link in alert.links]
     candidates: list[Button] = links[:2]
-    presentation = KIND_PRESENTATION[alert.kind]
+    presentation = presentation_of(alert.kind)
     if presentation.entra_blade:
         candidates.append(
             Button(presentation.entra_title, settings.entra_url(presentation.entra_blade))

@@ -135,6 +135,36 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
             created_at=_at(4),
             source="posture",
         ),
+        AlertKind.CLIENT_CONSENT_MISSING: AlertRecord(
+            dedup_key=f"posture:{WINGTIP.tenant_id}:consent-missing:2026-11-23T09:25Z",
+            kind=AlertKind.CLIENT_CONSENT_MISSING,
+            severity=Severity.MEDIUM,
+            title="Wingtip Toys' settings can no longer be read (consent removed)",
+            summary="Graph answered 401 invalid_client for the read-only app in Wingtip "
+            "Toys' tenant: its admin consent was removed.",
+            client=WINGTIP,
+            evidence={"AADSTS500212 sign-in failures (last 24 h)": 0},
+            links=(
+                Link(
+                    title="Admin-consent link",
+                    url="https://login.microsoftonline.com/123f4846-ba00-4fd7-ba43-"
+                    "dac1f8f63013/adminconsent?client_id=3f1e2d4c-5b6a-4789-9abc-def012345678",
+                ),
+            ),
+            facts={"verdict": "UNKNOWN", "last_read": "2026-11-22 09:25:00 UTC"},
+            created_at=_at(4),
+            source="posture",
+        ),
+        AlertKind.CLIENT_CONSENT_RESTORED: AlertRecord(
+            dedup_key=f"posture:{WINGTIP.tenant_id}:consent-restored:2026-11-23T09:25Z",
+            kind=AlertKind.CLIENT_CONSENT_RESTORED,
+            severity=Severity.INFO,
+            title="Wingtip Toys' settings can be read again",
+            client=WINGTIP,
+            facts={"verdict": "ALLOWED"},
+            created_at=_at(4),
+            source="posture",
+        ),
         AlertKind.SIGNIN_EVIDENCE: AlertRecord(
             dedup_key=f"signin:{FABRIKAM.tenant_id}:500212:2026-11-23T09Z",
             kind=AlertKind.SIGNIN_EVIDENCE,
@@ -339,8 +369,11 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
         for n, (client, severity) in enumerate(
             [(CONTOSO, Severity.HIGH), (FABRIKAM, Severity.HIGH), (WINGTIP, Severity.MEDIUM)]
             + [
-                (ClientRef(name=f"Client {i:02d}", tenant_id=f"00000000-0000-4000-8000-0000000000{i:02d}"),
-                 Severity.MEDIUM if i % 3 else Severity.LOW)
+                (
+                    ClientRef(name=f"Client {i:02d}",
+                              tenant_id=f"00000000-0000-4000-8000-0000000000{i:02d}"),
+                    Severity.MEDIUM if i % 3 else Severity.LOW,
+                )
                 for i in range(1, 6)
             ]
         )

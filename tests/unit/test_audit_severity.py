@@ -530,3 +530,15 @@ def test_encoding_helper_matches_the_sample_files() -> None:
     document = json.loads((AUDIT_FIXTURES / "directoryAudits.crossTenantAccess.json").read_text())
     first = document["value"][0]["targetResources"][0]["modifiedProperties"][0]
     assert first == {"displayName": "tenantId", "oldValue": None, "newValue": enc(CONTOSO)}
+
+
+def test_the_client_registry_record_serves_as_client_info() -> None:
+    from shared.domain.clients import ClientRecord
+
+    contoso = ClientRecord(tenant_id=CONTOSO.upper(), name="Contoso", domains=("Contoso.com",))
+    registry = {contoso.tenant_id: contoso}
+    change = partner_update(CONTOSO, "b2bCollaborationInbound", ALL_OPEN, BLOCKED)
+    severity, reasons = classify(change, registry, None)
+    assert severity is Severity.HIGH and "Contoso" in reasons[0]
+    record = to_alert_record(change, severity, reasons, contoso, NOW)
+    assert record.client == ClientRef(name="Contoso", tenant_id=CONTOSO, domains=("contoso.com",))

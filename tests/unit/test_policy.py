@@ -76,7 +76,9 @@ def test_microsoft_partner_example_keeps_nulls_as_inheritance_markers(partner_js
 
 
 def test_partner_list_example_parses_every_entry():
-    entries = parse_partner_list(load("policies.crossTenantAccessPolicy.partners.list.response.json"))
+    entries = parse_partner_list(
+        load("policies.crossTenantAccessPolicy.partners.list.response.json")
+    )
     assert [e.tenant_id for e in entries] == ["123f4846-ba00-4fd7-ba43-dac1f8f63013"]
     assert parse_partner_list([]) == ()
 
@@ -146,7 +148,9 @@ def test_missing_partner_means_the_default_applies_entirely(default_json):
 
 
 def test_a_setting_absent_everywhere_is_not_set():
-    effective = resolve_effective(parse_default_policy({"isServiceDefault": True}), None, DOC_PARTNER)
+    effective = resolve_effective(
+        parse_default_policy({"isServiceDefault": True}), None, DOC_PARTNER
+    )
     assert effective.b2b_collaboration_outbound.users_and_groups.source is Source.NOT_SET
     assert not effective.b2b_collaboration_outbound.complete
     assert effective.is_mfa_accepted.source is Source.NOT_SET
@@ -158,7 +162,9 @@ def test_automatic_redemption_only_counts_on_a_partner_entry(default_json):
     hacked = copy.deepcopy(default_json)
     hacked["automaticUserConsentSettings"] = {"inboundAllowed": True, "outboundAllowed": True}
     default = parse_default_policy(hacked)
-    assert resolve_effective(default, None, DOC_PARTNER).automatic_redemption_outbound.value is False
+    assert (
+        resolve_effective(default, None, DOC_PARTNER).automatic_redemption_outbound.value is False
+    )
 
     partner = parse_partner_policy(
         {"tenantId": DOC_PARTNER, "automaticUserConsentSettings": {"outboundAllowed": True}}
@@ -211,7 +217,10 @@ def test_keys_are_matched_case_insensitively():
             "TenantId": DOC_PARTNER.upper(),
             "B2BCollaborationOutbound": {
                 "UsersAndGroups": {"AccessType": "Allowed", "Targets": [{"Target": "AllUsers"}]},
-                "Applications": {"AccessType": "Allowed", "Targets": [{"Target": "AllApplications"}]},
+                "Applications": {
+                    "AccessType": "Allowed",
+                    "Targets": [{"Target": "AllApplications"}],
+                },
             },
         }
     )
@@ -228,12 +237,20 @@ def test_keys_are_matched_case_insensitively():
         ([], "expected an object"),
         ({"b2bCollaborationOutbound": "allowed"}, "b2bCollaborationOutbound: expected an object"),
         (
-            {"b2bCollaborationOutbound": {"usersAndGroups": {"accessType": "allowed", "targets": {}}}},
+            {
+                "b2bCollaborationOutbound": {
+                    "usersAndGroups": {"accessType": "allowed", "targets": {}}
+                }
+            },
             "targets: expected a list",
         ),
         ({"inboundTrust": {"isMfaAccepted": "yes"}}, "inboundTrust.isMfaAccepted"),
         (
-            {"b2bCollaborationOutbound": {"applications": {"targets": [{"targetType": "application"}]}}},
+            {
+                "b2bCollaborationOutbound": {
+                    "applications": {"targets": [{"targetType": "application"}]}
+                }
+            },
             "targets[0].target: missing",
         ),
         (

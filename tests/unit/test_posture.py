@@ -233,7 +233,9 @@ def test_only_some_vendor_apps_allowed_is_limited_and_names_the_app():
     only_a1 = MS_TABLE[3].values[0]
     result = evaluate(partner=partner_with(b2bCollaborationOutbound=only_a1), apps=(A1, A2))
     assert result.verdict is Verdict.LIMITED
-    finding = next(f for f in result.findings if f.code is FindingCode.CLIENT_VENDOR_APP_NOT_ALLOWED)
+    finding = next(
+        f for f in result.findings if f.code is FindingCode.CLIENT_VENDOR_APP_NOT_ALLOWED
+    )
     assert finding.severity is Severity.HIGH
     assert A2 in finding.message and A1 not in finding.message
     assert dict(finding.facts)["apps"] == A2
@@ -269,7 +271,8 @@ def test_application_keywords(apps_config, vendor_apps, verdict):
 
 def test_explicit_app_list_without_vendor_app_ids_is_limited_and_unverified():
     b2b = setting(
-        target_config("allowed", ("AllUsers", "user")), target_config("allowed", (A1, "application"))
+        target_config("allowed", ("AllUsers", "user")),
+        target_config("allowed", (A1, "application")),
     )
     result = evaluate(partner=partner_with(b2bCollaborationOutbound=b2b), apps=())
     assert result.verdict is Verdict.LIMITED
@@ -280,7 +283,8 @@ def test_explicit_app_list_without_vendor_app_ids_is_limited_and_unverified():
 
 def test_blocking_all_users_is_decisive_even_without_vendor_app_ids():
     b2b = setting(
-        target_config("blocked", ("AllUsers", "user")), target_config("allowed", (A1, "application"))
+        target_config("blocked", ("AllUsers", "user")),
+        target_config("allowed", (A1, "application")),
     )
     result = evaluate(partner=partner_with(b2bCollaborationOutbound=b2b), apps=())
     assert result.verdict is Verdict.BLOCKED
@@ -301,7 +305,9 @@ def test_microsoft_default_and_partner_examples_are_allowed_with_hygiene_finding
     body = result.to_dict()
     assert body["verdict"] == "ALLOWED"
     assert body["effective"]["b2bCollaborationOutbound"]["usersAndGroups"]["source"] == "default"
-    assert all({"code", "severity", "message", "remediation", "doc"} <= f.keys() for f in body["findings"])
+    assert all(
+        {"code", "severity", "message", "remediation", "doc"} <= f.keys() for f in body["findings"]
+    )
     assert any("inherited from the default" in line for line in result.explanation)
 
 
@@ -309,7 +315,9 @@ def test_missing_partner_means_default_applies():
     result = evaluate(partner=None)
     assert result.verdict is Verdict.ALLOWED
     assert codes(result) == {"CLIENT_VENDOR_ENTRY_MISSING", "CLIENT_AUTO_REDEMPTION_NOT_TICKED"}
-    auto = next(f for f in result.findings if f.code is FindingCode.CLIENT_AUTO_REDEMPTION_NOT_TICKED)
+    auto = next(
+        f for f in result.findings if f.code is FindingCode.CLIENT_AUTO_REDEMPTION_NOT_TICKED
+    )
     assert "needs an organizational entry" in auto.message
     assert result.to_dict()["effective"]["partnerEntry"] == "missing"
 
@@ -318,14 +326,18 @@ def test_default_blocked_without_vendor_exception():
     result = evaluate(default=default_with(b2bCollaborationOutbound=BLOCK_ALL), partner=None)
     assert result.verdict is Verdict.BLOCKED
     assert {"CLIENT_DEFAULT_OUTBOUND_BLOCKED", "CLIENT_VENDOR_ENTRY_MISSING"} <= codes(result)
-    blocked = next(f for f in result.findings if f.code is FindingCode.CLIENT_DEFAULT_OUTBOUND_BLOCKED)
+    blocked = next(
+        f for f in result.findings if f.code is FindingCode.CLIENT_DEFAULT_OUTBOUND_BLOCKED
+    )
     assert blocked.severity is Severity.HIGH
     assert "sso.osttra.com" in blocked.remediation and "Allow access" in blocked.remediation
     assert "PATCH /policies/crossTenantAccessPolicy/partners/" + VENDOR in blocked.remediation
 
 
 def test_default_blocked_with_an_entry_that_inherits_is_still_no_exception():
-    result = evaluate(default=default_with(b2bCollaborationOutbound=BLOCK_ALL), partner=PARTNER_JSON)
+    result = evaluate(
+        default=default_with(b2bCollaborationOutbound=BLOCK_ALL), partner=PARTNER_JSON
+    )
     assert result.verdict is Verdict.BLOCKED
     assert "CLIENT_DEFAULT_OUTBOUND_BLOCKED" in codes(result)
     assert "CLIENT_OUTBOUND_INHERITS_DEFAULT" not in codes(result)
@@ -358,10 +370,15 @@ def test_null_inheritance_field_by_field_decides_the_verdict():
 
 
 def test_entry_inheriting_one_field_gets_a_low_finding():
-    partial = {"usersAndGroups": target_config("allowed", ("AllUsers", "user")), "applications": None}
+    partial = {
+        "usersAndGroups": target_config("allowed", ("AllUsers", "user")),
+        "applications": None,
+    }
     result = evaluate(partner=partner_with(b2bCollaborationOutbound=partial))
     assert result.verdict is Verdict.ALLOWED
-    inherits = next(f for f in result.findings if f.code is FindingCode.CLIENT_OUTBOUND_INHERITS_DEFAULT)
+    inherits = next(
+        f for f in result.findings if f.code is FindingCode.CLIENT_OUTBOUND_INHERITS_DEFAULT
+    )
     assert inherits.severity is Severity.LOW
     assert dict(inherits.facts)["inherited"] == "external applications"
 
@@ -416,7 +433,9 @@ def test_direct_connect_outbound_from_the_default(dc_setting, open_):
     assert ("CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN" in codes(result)) is open_
 
 
-@pytest.mark.parametrize(("outbound_allowed", "flagged"), [(True, False), (False, True), (None, True)])
+@pytest.mark.parametrize(
+    ("outbound_allowed", "flagged"), [(True, False), (False, True), (None, True)]
+)
 def test_automatic_redemption_outbound(outbound_allowed, flagged):
     entry = partner_with(
         b2bCollaborationOutbound=ALLOW_ALL,
@@ -496,7 +515,9 @@ def test_caller_bugs_raise():
 
 
 def test_unknown_posture_for_missing_consent_and_unreachable_tenant():
-    consent = unknown_posture("CLIENT_CONSENT_MISSING", "Graph answered 403 Authorization_RequestDenied")
+    consent = unknown_posture(
+        "CLIENT_CONSENT_MISSING", "Graph answered 403 Authorization_RequestDenied"
+    )
     assert consent.verdict is Verdict.UNKNOWN
     assert consent.reason_code is FindingCode.CLIENT_CONSENT_MISSING
     assert consent.findings[0].severity is Severity.MEDIUM

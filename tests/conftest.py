@@ -1,0 +1,76 @@
+"""Shared fixtures: real Azurite and the Graph simulator on loopback, started per worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path("/work/shared/fixtures/graph")
+if not FIXTURES.exists():  # CI: the handbook sits beside the clone
+    FIXTURES = ROOT.parent / "shared" / "fixtures" / "graph"
+
+
+@pytest.fixture(scope="session")
+def graph_fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    from devtools.azurite import start_azurite
+
+    process = start_azurite()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from sim.testing import start_simulator
+
+    process = start_simulator("demo", tmp_path_factory.mktemp("sim"))
+    yield process
+    process.stop()
+
+
+def _reset_storage(connection_string: str) -> None:
+    """Empty every queue and table so tests sharing one Azurite don't see each other."""
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    queues = QueueServiceClient.from_connection_string(connection_string)
+    for queue in queues.list_queues():
+        queues.delete_queue(queue.name)
+    tables = TableServiceClient.from_connection_string(connection_string)
+    for table in tables.list_tables():
+        tables.delete_table(table.name)
+
+
+@pytest.fixture
+def app_env(azurite: Any, demo_sim: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """App settings pointing at this worker's Azurite and the module's simulator."""
+    from devtools.local_env import WEBHOOK_NAME, settings_env
+
+    _reset_storage(azurite.connection_string)
+    env = settings_env(
+        graph_base=demo_sim.base_url,
+        ca_file=demo_sim.ca_file,
+        storage_connection_string=azurite.connection_string,
+        webhook_url=demo_sim.webhook_url(WEBHOOK_NAME),
+    )
+    for key in list(os.environ):
+        if key.startswith("XTAP_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
