@@ -22,6 +22,11 @@ async def sweep_timer(timer: func.TimerRequest) -> None:
     await triggers.sweep_timer()
 
 
+@app.timer_trigger(arg_name="timer", schedule="%XTAP_AUDIT_SCHEDULE%", run_on_startup=False)
+async def audit_timer(timer: func.TimerRequest) -> None:
+    await triggers.audit_timer()
+
+
 @app.queue_trigger(arg_name="msg", queue_name=QUEUE_CHECK_CLIENT, connection=STORAGE)
 async def check_client(msg: func.QueueMessage) -> None:
     await triggers.check_client(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)

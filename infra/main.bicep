@@ -323,7 +323,9 @@ module appConfig 'modules/app-config.bicep' = {
   }
 }
 
-// azd stores these in .azure/<env>/.env; infra/scripts/grant-graph-permissions.sh reads them.
+// azd stores these in .azure/<env>/.env; infra/scripts/grant-graph-permissions.sh reads them,
+// and the XTAP_* / AzureWebJobsStorage__* ones give an operator's `xtap-watch` CLI the same
+// configuration as the app (docs/operations.md).
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
@@ -334,6 +336,10 @@ output TEAMS_WEBHOOK_SECRET_NAME string = teamsWebhookSecretName
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output LOG_ANALYTICS_WORKSPACE_RESOURCE_ID string = monitoring.outputs.logAnalyticsId
+output XTAP_VENDOR_TENANT_ID string = tenant().tenantId
+output AzureWebJobsStorage__queueServiceUri string = storage.outputs.queueEndpoint
+output AzureWebJobsStorage__tableServiceUri string = storage.outputs.tableEndpoint
+output XTAP_LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.logAnalyticsCustomerId
 output XTAP_CLIENT_READER_APP_ID string = entra.outputs.clientReaderAppId
 output API_APP_ID string = entra.outputs.apiAppId
 output API_SERVICE_PRINCIPAL_ID string = entra.outputs.apiServicePrincipalId

@@ -252,6 +252,8 @@ _ALERT_KINDS: Mapping[TransitionKind, AlertKind] = {
     TransitionKind.DRIFT_CHANGED: AlertKind.CLIENT_DRIFTED,
     TransitionKind.REMINDER: AlertKind.CLIENT_REMINDER,
     TransitionKind.RECOVERED: AlertKind.CLIENT_RECOVERED,
+    TransitionKind.CONSENT_MISSING: AlertKind.CLIENT_CONSENT_MISSING,
+    TransitionKind.CONSENT_RESTORED: AlertKind.CLIENT_CONSENT_RESTORED,
 }
 
 
@@ -270,15 +272,14 @@ class Transition:
         return f"client:{self.client_tenant_id}:ep{self.episode}:{self.kind.value}:{self.number}"
 
     @property
-    def alert_kind(self) -> AlertKind | None:
-        """The outbox alert kind. Drift found only through sign-in evidence is a
-        SIGNIN_EVIDENCE alert. Consent transitions have no AlertKind yet (None)."""
+    def alert_kind(self) -> AlertKind:
+        """The outbox alert kind; drift seen only through sign-in evidence is SIGNIN_EVIDENCE."""
         if (
             self.kind is TransitionKind.DRIFTED
             and self.observation.basis is DriftBasis.SIGNIN_EVIDENCE
         ):
             return AlertKind.SIGNIN_EVIDENCE
-        return _ALERT_KINDS.get(self.kind)
+        return _ALERT_KINDS[self.kind]
 
     @property
     def severity(self) -> Severity:

@@ -245,8 +245,9 @@ def _target_configuration(
             unknown.append(UnknownValue(f"{item_path}.target", target))
         targets.append(parsed)
     config = TargetConfiguration(access_type=access_type, targets=tuple(targets))
-    if access_type is not None and config.access is Access.UNKNOWN:
-        unknown.append(UnknownValue(f"{path}.accessType", access_type))
+    if config.access is Access.UNKNOWN:
+        # A missing accessType is as undecidable as an unknown one.
+        unknown.append(UnknownValue(f"{path}.accessType", access_type or "null"))
     return config
 
 

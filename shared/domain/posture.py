@@ -252,6 +252,19 @@ def _collaboration_blocked_finding(setting: EffectiveB2BSetting, vendor: _Vendor
     )
 
 
+def _unknown_reason(setting: EffectiveB2BSetting) -> FindingCode:
+    """Why the reach could not be determined, most fundamental cause first."""
+    if not setting.complete:
+        return FindingCode.POLICY_INCOMPLETE
+    if any(
+        s.value is not None and s.value.access is Access.UNKNOWN
+        for s in (setting.users_and_groups, setting.applications)
+    ):
+        return FindingCode.POLICY_UNKNOWN_VALUE
+    # Only remaining cause: an explicit app list and no vendor app IDs to look for.
+    return FindingCode.CLIENT_OUTBOUND_APPS_UNVERIFIED
+
+
 def _verdict_from_reach(reaches: Sequence[AppReach]) -> Verdict:
     kinds = {r.reach.kind for r in reaches}
     if ReachKind.UNDETERMINED in kinds:
@@ -330,18 +343,7 @@ def evaluate_outbound_posture(
 
     reaches = tuple(AppReach(app, reach_for_app(collaboration, app)) for app in apps)
     verdict = _verdict_from_reach(reaches)
-    reason: FindingCode | None = None
-    if verdict is Verdict.UNKNOWN:
-        reason = (
-            FindingCode.POLICY_INCOMPLETE
-            if not collaboration.complete
-            else FindingCode.POLICY_UNKNOWN_VALUE
-            if any(
-                s.value is not None and s.value.access is Access.UNKNOWN
-                for s in (collaboration.users_and_groups, collaboration.applications)
-            )
-            else FindingCode.CLIENT_OUTBOUND_APPS_UNVERIFIED
-        )
+    reason = _unknown_reason(collaboration) if verdict is Verdict.UNKNOWN else None
 
     if verdict is Verdict.BLOCKED:
         findings.append(_collaboration_blocked_finding(collaboration, vendor))

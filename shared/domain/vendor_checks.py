@@ -217,9 +217,9 @@ def evaluate_vendor_side(
     )
 
     reaches = {app: reach_for_app(inbound, app) for app in apps}
-    admitted_somewhere = any(
-        r.kind not in (ReachKind.NOBODY, ReachKind.UNDETERMINED) for r in reaches.values()
-    )
+    # Checks that only matter for admitted guests are skipped only when nobody is
+    # admitted for certain; an undetermined reach (unknown value, unknown app list) may admit.
+    admitted_somewhere = any(r.kind is not ReachKind.NOBODY for r in reaches.values())
     findings.extend(_admission_findings(effective, reaches, client_name, tenant))
 
     reason = _inconsistent(inbound)

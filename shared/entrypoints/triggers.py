@@ -143,3 +143,12 @@ async def deliver_alert(body: str, dequeue_count: int) -> None:
     await _run_queue_handler(QUEUE_ALERTS, body, dequeue_count, AlertRecord, work)
 
 
+
+
+async def audit_timer() -> dict[str, Any]:
+    from shared.bootstrap import get_app
+    from shared.services.audit_scan import scan_audit
+
+    app = await get_app()
+    outcome = await scan_audit(app, _now())
+    return {"events": outcome.events, "alerts": len(outcome.alerts)}

@@ -198,6 +198,9 @@ def test_missing_consent_alerts_once_and_is_not_a_drift():
         [(TransitionKind.CONSENT_RESTORED, 0, key(1, "consent_restored"))],
     ]
     assert state is not None and state.status is ClientStatus.OK
+    _, (missing,) = next_state(None, obs(CONSENT), T0, EVERY)
+    assert missing.alert_kind is AlertKind.CLIENT_CONSENT_MISSING
+    assert missing.severity is Severity.MEDIUM
 
 
 def test_signin_evidence_while_consent_is_missing_is_a_suspected_drift():

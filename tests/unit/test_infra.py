@@ -373,8 +373,10 @@ def test_parameter_file_defaults_equal_config_defaults() -> None:
             assert env_name in by_name, f"{env_name} is not a setting of shared/config.py"
             if default is not None:
                 assert default == by_name[env_name].default, env_name
-    required = [name for name, default in main_params.items() if default is None]
-    assert sorted(set(required) - parameters.keys()) == []
+        if default is not None and main_params[param] is not None:
+            assert default == literal(main_params[param]), f"{param}: {default!r} vs main.bicep"
+    # Every parameter can be set with `azd env set NAME value`, not only the required ones.
+    assert sorted(main_params.keys() - parameters.keys()) == []
 
 
 def test_outputs_named_like_settings_are_settings(main_bicep: BicepFile) -> None:
@@ -616,7 +618,7 @@ def test_every_parameter_is_documented(main_bicep: BicepFile) -> None:
     assert not undocumented, f"parameters missing from docs/deploy.md: {undocumented}"
     parameters = json.loads(PARAMETERS.read_text())["parameters"]
     for body in parameters.values():
-        env_name = re.fullmatch(r"\$\{(\w+)", body["value"].split("=")[0]).group(1)
+        env_name = re.match(r"\$\{(\w+)", body["value"]).group(1)
         if not env_name.startswith("AZURE_"):
             assert f"`{env_name}`" in doc, f"azd variable {env_name} missing from docs/deploy.md"
 

@@ -600,3 +600,37 @@ def test_reach_matches_the_documented_rules_for_every_kind_of_user(b2b):
                 or (kind is ReachKind.ALL_EXCEPT and not groups & principals)
             )
             assert model is brute_force(b2b, groups, r.app_id), (groups, r.app_id)
+
+
+# ------------------------------------------------------------------ finding pages
+
+
+def test_every_finding_code_has_its_page_and_no_page_is_orphaned():
+    import re
+
+    from shared.domain.finding_catalog import CATALOG, doc_path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "findings"
+    pages = {p.stem for p in docs.glob("*.md")} - {"README"}
+    assert pages == {code.value for code in FindingCode}
+    assert set(CATALOG) == set(FindingCode)
+    index = (docs / "README.md").read_text()
+    for code, spec in CATALOG.items():
+        page = (docs.parent.parent / doc_path(code.value)).read_text()
+        assert page.startswith(f"# {code.value}\n")
+        severity = re.search(r"Severity: \*\*(\w+)\*\*", page)
+        assert severity is not None and severity.group(1) == spec.severity.value, code
+        assert f"[`{code.value}`]({code.value}.md)" in index
+        assert "## Fix" in page or "## Outside the portal" in page
+
+
+def test_a_missing_access_type_is_unknown_and_reported():
+    odd = setting(
+        {"targets": [{"target": "AllUsers", "targetType": "user"}]},
+        target_config("allowed", ("AllApplications", "application")),
+    )
+    result = evaluate(partner=partner_with(b2bCollaborationOutbound=odd))
+    assert result.verdict is Verdict.UNKNOWN
+    assert result.reason_code is FindingCode.POLICY_UNKNOWN_VALUE
+    finding = next(f for f in result.findings if f.code is FindingCode.POLICY_UNKNOWN_VALUE)
+    assert dict(finding.facts)["value"] == "null"

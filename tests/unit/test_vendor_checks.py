@@ -363,3 +363,16 @@ def test_caller_bugs_raise():
     other = parse_partner_policy(entry(tenantId="123f4846-ba00-4fd7-ba43-dac1f8f63013"))
     with pytest.raises(ValueError, match="not for"):
         evaluate_vendor_side(parse_default_policy(DEFAULT_JSON), other, CLIENT, (), None, ())
+
+
+def test_without_vendor_app_ids_an_allowlist_is_not_called_a_block():
+    allowlist = apps_allowlist(VENDOR_APP, *MFA_REGISTRATION_APPS)
+    findings = check(
+        partner=entry(
+            b2bCollaborationInbound=allowlist,
+            automaticUserConsentSettings={"inboundAllowed": False},
+        ),
+        apps=(),
+    )
+    # the vendor app cannot be looked for, so no block is claimed; the rest is still checked
+    assert codes(findings) == {"VENDOR_AUTO_REDEMPTION_NOT_TICKED"}

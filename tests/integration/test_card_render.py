@@ -1,0 +1,129 @@
+"""Real rendering: every card through the official ``adaptivecards`` JS renderer in
+headless Chromium (Debian's), with the renderer's own parse and validation events as the
+verdict, and a PNG of each card saved under the test's tmp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.cardrender.render import (
+    RenderResult,
+    RenderSetupError,
+    check_node_modules,
+    find_chromium,
+    render_cards,
+)
+from shared.domain.messages import AlertKind, FindingRef, Severity
+from shared.rendering.cards import render_teams_message, render_teams_message_compact
+from shared.rendering.presentation import RenderSettings
+from shared.rendering.samples import SAMPLE_ALERTS
+
+pytestmark = pytest.mark.browser
+
+SETTINGS = RenderSettings(api_base_url="https://xtap-watch.azurewebsites.net")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HOSTILE_WHO = "[Open the fix](https://evil.example/phish)"
+
+
+def content(message: dict[str, Any]) -> dict[str, Any]:
+    return message["attachments"][0]["content"]  # type: ignore[no-any-return]
+
+
+def cards_under_test() -> dict[str, dict[str, Any]]:
+    cards = {kind.value: content(render_teams_message(alert, SETTINGS))
+             for kind, alert in SAMPLE_ALERTS.items()}
+    storm = SAMPLE_ALERTS[AlertKind.CLIENT_DRIFTED].model_copy(update={"findings": tuple(
+        FindingRef(code=f"CLIENT_FINDING_{i:03d}", severity=Severity.MEDIUM,
+                   message=f"Finding {i}: " + "the outbound setting is not as expected " * 5,
+                   remediation="Allow outbound B2B collaboration for OSTTRA. " * 4)
+        for i in range(200))})
+    cards["compact_storm"] = content(render_teams_message_compact(storm, SETTINGS))
+    hostile = SAMPLE_ALERTS[AlertKind.VENDOR_SETTING_CHANGED].model_copy(
+        update={"who": HOSTILE_WHO})
+    cards["hostile_text"] = content(render_teams_message(hostile, SETTINGS))
+    # Negative control: the same harness must report a card the renderer rejects.
+    cards["broken_control"] = {"type": "AdaptiveCard", "version": "1.5",
+                               "body": [{"type": "TextBlok", "text": "typo"},
+                                        {"type": "TextBlock", "text": "x", "color": "purple"}]}
+    return cards
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any],
+                                                                          RenderResult]]:
+    try:
+        find_chromium()
+        check_node_modules()
+    except RenderSetupError as missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"card rendering is part of CI: {missing}")
+        pytest.skip(str(missing))
+    out_dir = tmp_path_factory.mktemp("cards")
+    cards = cards_under_test()
+    results = asyncio.run(render_cards(cards, out_dir))
+    return {r.name: (cards[r.name], r) for r in results}
+
+
+NAMES = [kind.value for kind in AlertKind] + ["compact_storm", "hostile_text"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_renders_without_renderer_errors_or_warnings(
+    rendered: dict[str, tuple[dict[str, Any], RenderResult]], name: str
+) -> None:
+    card, result = rendered[name]
+    assert result.problems == []
+    assert result.rendered
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rendered_dom_shows_the_card(
+    rendered: dict[str, tuple[dict[str, Any], RenderResult]], name: str
+) -> None:
+    card, result = rendered[name]
+    # The header's title is the first TextRun of the card.
+    title = card["body"][0]["items"][1]["inlines"][0]["text"]
+    assert title in result.text
+    assert result.counts["textBlocks"] + result.counts["richTextBlocks"] >= 6
+    assert result.counts["containers"] >= 2
+    assert result.button_titles == [a["title"] for a in card.get("actions", [])]
+    png = result.png.read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 5_000
+    assert result.width == 560 and result.height > 250
+
+
+def test_outside_text_renders_as_literal_text_not_a_link(
+    rendered: dict[str, tuple[dict[str, Any], RenderResult]],
+) -> None:
+    _, result = rendered["hostile_text"]
+    assert HOSTILE_WHO in result.text
+    assert not any("evil.example" in href for href in result.hrefs)
+
+
+def test_runbook_links_render_as_links(
+    rendered: dict[str, tuple[dict[str, Any], RenderResult]],
+) -> None:
+    _, result = rendered[AlertKind.CLIENT_DRIFTED.value]
+    runbooks = [h for h in result.hrefs if "/docs/findings/" in h]
+    assert len(runbooks) == len(SAMPLE_ALERTS[AlertKind.CLIENT_DRIFTED].findings)
+
+
+def test_harness_reports_a_card_the_renderer_rejects(
+    rendered: dict[str, tuple[dict[str, Any], RenderResult]],
+) -> None:
+    _, result = rendered["broken_control"]
+    events = " | ".join(result.problems)
+    assert "UnknownElementType" in events and "InvalidPropertyValue" in events
+
+
+def test_pngs_are_one_per_card(
+    rendered: dict[str, tuple[dict[str, Any], RenderResult]],
+) -> None:
+    pngs = {r.png for _, r in rendered.values()}
+    assert len(pngs) == len(rendered)
+    assert all(Path(p).parent == Path(next(iter(pngs))).parent for p in pngs)
