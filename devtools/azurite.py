@@ -21,9 +21,7 @@ AZURITE_BIN = ROOT / "devtools" / "azurite" / "node_modules" / ".bin" / "azurite
 
 # The well-known Azurite development account key (public, documented by Microsoft).
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 _LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at (\S+)")
 
@@ -63,9 +61,7 @@ class AzuriteProcess:
 
 def start_azurite(timeout: float = 30.0) -> AzuriteProcess:
     if not AZURITE_BIN.exists():
-        raise RuntimeError(
-            f"Azurite is not installed at {AZURITE_BIN}: run scripts/setup first"
-        )
+        raise RuntimeError(f"Azurite is not installed at {AZURITE_BIN}: run scripts/setup first")
     workdir = tempfile.mkdtemp(prefix="xtap-azurite-")
     args = [
         str(AZURITE_BIN),

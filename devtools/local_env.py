@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 VENDOR_TENANT_ID = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
 VENDOR_APP_IDS = ("5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14", "9c2e4b7a-1d35-4f86-b0a9-6e3c8d1f2a57")
 XTAP_APP_ID = "3b8f2d6a-7c41-4e95-a0d2-8f1b6c3e9a74"
-XTAP_APP_SECRET = "sim-vendor-secret"  # noqa: S105 - simulator-only credential
+XTAP_APP_SECRET = "sim-vendor-secret"
 READER_APP_ID = "c4a1e9d2-6b37-4f58-9e20-1d7a3c5b8f96"
-READER_APP_SECRET = "sim-reader-secret"  # noqa: S105 - simulator-only credential
+READER_APP_SECRET = "sim-reader-secret"
 WORKSPACE_ID = "4e1b7c9a-2d5f-4a83-b6c0-9d2e8f1a3c75"
-MAIL_SENDER = "xtap-alerts@osttra.com"
+MAIL_SENDER = "xtap-watch@osttra.com"
 ADMIN_EMAILS = ("identity-admins@osttra.com",)
 WEBHOOK_NAME = "admins"
 
@@ -87,7 +87,9 @@ def settings_env(
 
 
 # Fabrikam deliberately limits the vendor to one group: LIMITED is its agreed posture.
-DEMO_EXPECTED_GROUPS = {"2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e": ("8d4f2a6c-1e3b-4c5d-9a7f-0b2c4e6d8f13",)}
+DEMO_EXPECTED_GROUPS = {
+    "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e": ("8d4f2a6c-1e3b-4c5d-9a7f-0b2c4e6d8f13",)
+}
 
 
 async def seed_registry(app: Any, scenario: dict[str, Any]) -> int:

@@ -49,9 +49,7 @@ class GraphGateway:
         return self._client("vendor", self._settings.vendor_tenant_id, self._vendor_credential)
 
     def client_tenant(self, tenant_id: str) -> GraphClient:
-        return self._client(
-            "reader", tenant_id, self._reader_credentials.for_tenant(tenant_id)
-        )
+        return self._client("reader", tenant_id, self._reader_credentials.for_tenant(tenant_id))
 
     @property
     def vendor_credential(self) -> Any:

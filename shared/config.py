@@ -49,9 +49,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         required=True,
     ),
     SettingSpec("XTAP_VENDOR_NAME", "Display name of the vendor in alerts.", default="OSTTRA"),
-    SettingSpec(
-        "XTAP_VENDOR_DOMAIN", "The vendor's sign-in domain.", default="sso.osttra.com"
-    ),
+    SettingSpec("XTAP_VENDOR_DOMAIN", "The vendor's sign-in domain.", default="sso.osttra.com"),
     SettingSpec("XTAP_GRAPH_BASE_URL", "Microsoft Graph base URL.", default=GRAPH_BASE_URL),
     SettingSpec("XTAP_AUTHORITY_HOST", "Entra authority host.", default=AUTHORITY_HOST),
     SettingSpec(
@@ -64,9 +62,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "How the app signs in to the vendor tenant: managed_identity | client_secret.",
         default="managed_identity",
     ),
-    SettingSpec(
-        "AZURE_CLIENT_ID", "Client ID of the user-assigned managed identity.", infra=True
-    ),
+    SettingSpec("AZURE_CLIENT_ID", "Client ID of the user-assigned managed identity.", infra=True),
     SettingSpec(
         "XTAP_VENDOR_CLIENT_ID", "App ID used with client_secret (local only).", infra=False
     ),
@@ -104,9 +100,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Where sign-in evidence comes from: graph | log_analytics | none.",
         default="graph",
     ),
-    SettingSpec(
-        "XTAP_LOG_ANALYTICS_WORKSPACE_ID", "Log Analytics workspace (customer) ID."
-    ),
+    SettingSpec("XTAP_LOG_ANALYTICS_WORKSPACE_ID", "Log Analytics workspace (customer) ID."),
     SettingSpec(
         "XTAP_LOG_ANALYTICS_ENDPOINT",
         "Log Analytics query endpoint.",
@@ -122,9 +116,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "XTAP_SWEEP_SCHEDULE", "NCRONTAB of the client posture sweep.", default="0 0 * * * *"
     ),
-    SettingSpec(
-        "XTAP_AUDIT_SCHEDULE", "NCRONTAB of the audit scan.", default="0 */5 * * * *"
-    ),
+    SettingSpec("XTAP_AUDIT_SCHEDULE", "NCRONTAB of the audit scan.", default="0 */5 * * * *"),
     SettingSpec(
         "XTAP_HYGIENE_SCHEDULE", "NCRONTAB of the guest hygiene run.", default="0 30 6 * * *"
     ),
@@ -134,12 +126,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="0 0 7 * * 1",
     ),
     SettingSpec("XTAP_REMINDER_HOURS", "Hours between reminders of an open drift.", default="24"),
-    SettingSpec(
-        "XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"
-    ),
-    SettingSpec(
-        "XTAP_SIGNIN_WINDOW_HOURS", "Window for counting sign-in failures.", default="24"
-    ),
+    SettingSpec("XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"),
+    SettingSpec("XTAP_SIGNIN_WINDOW_HOURS", "Window for counting sign-in failures.", default="24"),
     SettingSpec(
         "XTAP_SIGNIN_THRESHOLD",
         "Failures per client in the window that count as evidence.",
@@ -437,8 +425,10 @@ def _check_combinations(s: Settings) -> None:
     ):
         name = "XTAP_VENDOR_CLIENT_ID" if not s.vendor_client_id else "XTAP_VENDOR_CLIENT_SECRET"
         raise ConfigError(name, "is required when XTAP_VENDOR_CREDENTIAL=client_secret")
-    if s.client_reader_credential == "client_secret" and s.client_reader_app_id and not (
-        s.client_reader_secret
+    if (
+        s.client_reader_credential == "client_secret"
+        and s.client_reader_app_id
+        and not (s.client_reader_secret)
     ):
         raise ConfigError(
             "XTAP_CLIENT_READER_SECRET",
@@ -451,4 +441,3 @@ def _check_combinations(s: Settings) -> None:
         )
     if s.mail_sender and not s.alert_emails:
         raise ConfigError("XTAP_ALERT_EMAILS", "is required when XTAP_MAIL_SENDER is set")
-

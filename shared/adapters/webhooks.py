@@ -87,7 +87,9 @@ class TeamsWebhookClient:
                 url, content=body, headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook unreachable: {type(exc).__name__}", transient=True) from exc
+            raise DeliveryError(
+                f"webhook unreachable: {type(exc).__name__}", transient=True
+            ) from exc
         status = response.status_code
         if status < 300:
             return status

@@ -106,7 +106,9 @@ def alert_for_transition(
         kind=kind,
         severity=t.severity,
         title=_title(t, client, result, ctx.vendor_name),
-        summary=" ".join(result.explanation) if kind is not AlertKind.CLIENT_RECOVERED else (
+        summary=" ".join(result.explanation)
+        if kind is not AlertKind.CLIENT_RECOVERED
+        else (
             f"{client.name}'s outbound policy allows {ctx.vendor_name} again "
             f"(verdict {result.verdict.value})."
         ),
@@ -139,8 +141,8 @@ def vendor_side_alert(
     ctx: AlertContext,
 ) -> AlertRecord:
     alerting = [f for f in findings if f.severity in _ALERTING]
-    severity = Severity.HIGH if any(f.severity is Severity.HIGH for f in alerting) else (
-        Severity.MEDIUM
+    severity = (
+        Severity.HIGH if any(f.severity is Severity.HIGH for f in alerting) else (Severity.MEDIUM)
     )
     return AlertRecord(
         dedup_key=f"vendorside:{client.tenant_id}:{signature}",

@@ -107,7 +107,7 @@ def _import(args: argparse.Namespace) -> int:
     if isinstance(data, dict):
         data = data.get("clients")
     if not isinstance(data, list):
-        raise CliError(f"{args.file}: expected a list of clients or {{\"clients\": [...]}}")
+        raise CliError(f'{args.file}: expected a list of clients or {{"clients": [...]}}')
 
     async def use(app: Any) -> int:
         try:

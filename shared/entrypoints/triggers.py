@@ -143,8 +143,6 @@ async def deliver_alert(body: str, dequeue_count: int) -> None:
     await _run_queue_handler(QUEUE_ALERTS, body, dequeue_count, AlertRecord, work)
 
 
-
-
 async def audit_timer() -> dict[str, Any]:
     from shared.bootstrap import get_app
     from shared.services.audit_scan import scan_audit

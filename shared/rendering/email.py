@@ -169,8 +169,8 @@ def render_client_email(
     """What the vendor sends the client's administrator: the onboarding guide's steps for
     their tenant, the steps the findings require marked, and the admin-consent link.
 
-    Pass the client-side findings only (the vendor's own inbound findings are not the
-    client's to fix).
+    Vendor-side findings (``VENDOR_…``, ``SIGNIN_VENDOR_…``) are left out: they are the
+    vendor's to fix, not the client's.
     """
     if admin_consent_link is not None and not (
         is_web_url(admin_consent_link) and admin_consent_link.startswith("https://")
@@ -192,14 +192,13 @@ def render_client_email(
         "checklist": checklist,
         "needed": [s.number for s in checklist.steps if s.status == "needed"],
         "admin_consent_link": admin_consent_link,
-        "severity_label": SEVERITY_LABEL,
     }
-    if any(f.severity is Severity.HIGH for f in findings):
+    if any(f.severity is Severity.HIGH for f in checklist.findings):
         subject = (f"Action needed: {client_name} users cannot sign in to {vendor_name} "
                    "until your cross-tenant access settings allow it")
     elif any(s.status == "needed" for s in checklist.steps):
         subject = f"Action needed: update your Microsoft Entra settings for {vendor_name}"
-    elif findings:
+    elif checklist.findings:
         subject = f"Please check your Microsoft Entra settings for {vendor_name} sign-in"
     else:
         subject = f"Set up Microsoft Entra cross-tenant access for {vendor_name} sign-in"

@@ -7,9 +7,9 @@ marks the steps that the posture findings say must change ("needed"), and the st
 verify when a finding's code is not one we can place ("check"); the others stay as
 context so the client's administrator can follow the guide from the top.
 
-Findings are placed by the words in their code (``CLIENT_DIRECT_CONNECT_NOT_BLOCKED`` →
-direct connect), so a new code that names its topic needs no change here; an exact code
-can also be pinned in ``FINDING_CODE_TOPICS``.
+The posture engine's codes are pinned to steps in ``FINDING_CODE_TOPICS``; a code not
+listed there is placed by the words it contains (``…DIRECT_CONNECT…`` → step 8), and one
+that names no topic marks the outbound steps "check".
 """
 
 from __future__ import annotations
@@ -24,9 +24,30 @@ from shared.domain.messages import FindingRef
 Topic = Literal["network", "default", "partner", "users", "apps", "direct_connect", "redeem",
                 "consent"]
 
-# Exact codes whose words do not name their topic. The posture engine's codes that do
-# (…DIRECT_CONNECT…, …REDEEM…, …APPS…) need no entry.
-FINDING_CODE_TOPICS: dict[str, frozenset[Topic]] = {}
+# The posture engine's client-side codes (docs/findings/), pinned to the guide's steps.
+# Codes not listed here are placed by the words they contain (below).
+FINDING_CODE_TOPICS: dict[str, frozenset[Topic]] = {
+    # no entry for the vendor: add the organization, then allow users and apps
+    "CLIENT_VENDOR_ENTRY_MISSING": frozenset({"partner", "users", "apps"}),
+    "CLIENT_DEFAULT_OUTBOUND_BLOCKED": frozenset({"default", "partner", "users", "apps"}),
+    "SIGNIN_CLIENT_OUTBOUND_BLOCKED": frozenset({"partner", "users", "apps"}),
+    # the entry exists: customize its outbound access
+    "CLIENT_OUTBOUND_BLOCKED": frozenset({"users", "apps"}),
+    "CLIENT_OUTBOUND_INHERITS_DEFAULT": frozenset({"users", "apps"}),
+    "CLIENT_OUTBOUND_USERS_SCOPED": frozenset({"users"}),
+    "CLIENT_VENDOR_APP_NOT_ALLOWED": frozenset({"apps"}),
+    "CLIENT_OUTBOUND_APPS_UNVERIFIED": frozenset({"apps"}),
+    "CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN": frozenset({"direct_connect"}),
+    "CLIENT_AUTO_REDEMPTION_NOT_TICKED": frozenset({"redeem"}),
+    "CLIENT_CONSENT_MISSING": frozenset({"consent"}),
+    "SIGNIN_TENANT_RESTRICTIONS_BLOCKED": frozenset({"network"}),
+}
+
+
+def is_client_side(code: str) -> bool:
+    """Vendor-side findings (``VENDOR_…``, the vendor's inbound block seen in sign-ins)
+    are the vendor's to fix and never go into the client's e-mail."""
+    return not code.startswith(("VENDOR_", "SIGNIN_VENDOR_"))
 
 # Checked in order; the first rule whose words all occur in the code wins.
 _TOPIC_RULES: tuple[tuple[frozenset[str], frozenset[Topic]], ...] = (
@@ -79,9 +100,10 @@ GUIDE_STEPS: tuple[GuideStep, ...] = (
     GuideStep(
         1,
         "Open the cross-tenant access settings",
-        "Sign in to the Microsoft Entra admin center (https://entra.microsoft.com) as an "
-        "administrator of your tenant {client_tenant_id} and go to Identity → External "
-        "Identities → Cross-tenant access settings.",
+        "Sign in to the Microsoft Entra admin center (https://entra.microsoft.com) as at "
+        "least a Security Administrator of your tenant {client_tenant_id} and go to "
+        "Identity → External Identities → Cross-tenant access settings (newer menus call "
+        "Identity “Entra ID”).",
         frozenset(),
     ),
     GuideStep(
@@ -142,6 +164,12 @@ PREREQUISITE = (
     "Your network and firewall must allow *.{vendor_site} (that is {vendor_site} and its "
     "subdomains)."
 )
+# Not in the guide: AADSTS5000211 means the client's tenant restrictions v2 policy (on its
+# network or devices) blocks the vendor's tenant, which no cross-tenant access step fixes.
+TENANT_RESTRICTIONS_NOTE = (
+    "Your tenant restrictions (v2) policy also blocks {vendor}: sign-ins fail with "
+    "AADSTS5000211. Allow {vendor}'s tenant ({vendor_tenant_id}) in that policy."
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +187,7 @@ class ClientChecklist:
     steps: tuple[TailoredStep, ...]
     findings: tuple[FindingRef, ...]
     consent_missing: bool  # a finding says the read-only consent is not (or no longer) there
-    network_finding: bool  # a finding points at tenant restrictions / the client network
+    tenant_restrictions: str | None  # set when a finding points at tenant restrictions v2
     unplaced: tuple[FindingRef, ...] = field(default=())  # findings we could not place
 
 
@@ -184,6 +212,7 @@ def client_checklist(
         "client_tenant_id": client_tenant_id,
         "vendor_site": vendor_site(vendor_domain),
     }
+    findings = [f for f in findings if is_client_side(f.code)]
     placed = [(f, finding_topics(f.code)) for f in findings]
     unplaced = tuple(f for f, topics in placed if not topics)
     steps = []
@@ -208,6 +237,9 @@ def client_checklist(
         steps=tuple(steps),
         findings=tuple(findings),
         consent_missing=any("consent" in topics for _, topics in placed),
-        network_finding=any("network" in topics for _, topics in placed),
+        tenant_restrictions=(
+            TENANT_RESTRICTIONS_NOTE.format(**values)
+            if any("network" in topics for _, topics in placed) else None
+        ),
         unplaced=unplaced,
     )

@@ -3,7 +3,7 @@
 Tenant IDs, domains and UPNs follow Microsoft's documented Graph examples (Contoso
 ``6babcaad-…`` from findTenantInformationByDomainName, partner ``9c5d131d-…`` from the
 crossTenantAccessPolicy partner example, ``bob@contoso.com`` from directoryAudits).
-Finding codes here are illustrative; the posture engine owns the real catalogue.
+Finding codes are the posture engine's (``docs/findings/<CODE>.md``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ WINGTIP = ClientRef(
 )
 
 OUTBOUND_BLOCKED = FindingRef(
-    code="CLIENT_OUTBOUND_BLOCKED",
+    code="CLIENT_DEFAULT_OUTBOUND_BLOCKED",
     severity=Severity.HIGH,
     message=(
         "Outbound B2B collaboration to OSTTRA is blocked: the default outbound setting "
@@ -53,7 +53,7 @@ OUTBOUND_BLOCKED = FindingRef(
     ),
 )
 AUTO_REDEEM_OFF = FindingRef(
-    code="CLIENT_AUTO_REDEEM_OFF",
+    code="CLIENT_AUTO_REDEMPTION_NOT_TICKED",
     severity=Severity.LOW,
     message="Automatic redemption of OSTTRA invitations is not ticked (outbound trust).",
     remediation=(
@@ -62,7 +62,7 @@ AUTO_REDEEM_OFF = FindingRef(
     ),
 )
 DIRECT_CONNECT_OPEN = FindingRef(
-    code="CLIENT_DIRECT_CONNECT_NOT_BLOCKED",
+    code="CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN",
     severity=Severity.MEDIUM,
     message="Outbound B2B direct connect to OSTTRA is allowed; OSTTRA does not use it.",
     remediation="Set B2B direct connect outbound for OSTTRA to Block access.",
@@ -182,8 +182,16 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
             },
             findings=(
                 FindingRef(
+                    code="SIGNIN_CLIENT_OUTBOUND_BLOCKED",
+                    severity=Severity.HIGH,
+                    message="23 sign-ins failed with AADSTS500212: Fabrikam's outbound policy "
+                    "blocks OSTTRA.",
+                    remediation="Ask Fabrikam's administrator to allow OSTTRA in their outbound "
+                    "cross-tenant access settings.",
+                ),
+                FindingRef(
                     code="CLIENT_CONSENT_MISSING",
-                    severity=Severity.REVIEW,
+                    severity=Severity.MEDIUM,
                     message="The client has not granted the read-only consent.",
                     remediation="Send the client the admin-consent link.",
                 ),
@@ -215,7 +223,7 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
             when=_at(12),
             findings=(
                 FindingRef(
-                    code="VENDOR_INBOUND_BLOCKED",
+                    code="VENDOR_INBOUND_BLOCKS_CLIENT",
                     severity=Severity.HIGH,
                     message="Wingtip Toys users are blocked by OSTTRA's inbound policy "
                     "(AADSTS500213).",
@@ -235,7 +243,7 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
             client=FABRIKAM,
             findings=(
                 FindingRef(
-                    code="VENDOR_INBOUND_MFA_APPS_MISSING",
+                    code="VENDOR_INBOUND_APPS_MISSING_MFA_APPS",
                     severity=Severity.MEDIUM,
                     message="The inbound applications allowlist does not contain My Sign-ins "
                     "and My Profile; new guests loop on MFA registration.",
@@ -243,7 +251,7 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
                     "Profile to the inbound applications allowed for Fabrikam.",
                 ),
                 FindingRef(
-                    code="VENDOR_INBOUND_AUTO_REDEEM_OFF",
+                    code="VENDOR_AUTO_REDEMPTION_NOT_TICKED",
                     severity=Severity.LOW,
                     message="Inbound automatic redemption is not ticked for Fabrikam.",
                     remediation="Tick 'Automatically redeem invitations' in inbound trust.",

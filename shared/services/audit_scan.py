@@ -115,9 +115,7 @@ async def scan_audit(app: App, now: datetime, *, crash_before_cursor: bool = Fal
     store = cursor_store(app.tables)
     state, etag = await store.get(CURSOR_KEY)
     state = state or {}
-    scanned_to = (
-        datetime.fromisoformat(state["scanned_to"]) if "scanned_to" in state else None
-    )
+    scanned_to = datetime.fromisoformat(state["scanned_to"]) if "scanned_to" in state else None
     since = (scanned_to - overlap) if scanned_to else (now - FIRST_SCAN_LOOKBACK)
     seen = await _seen_ids(app)
 
@@ -139,8 +137,10 @@ async def scan_audit(app: App, now: datetime, *, crash_before_cursor: bool = Fal
     alerts = []
     for item in batch.items:
         severity, reasons = classify(item, clients, admits)
-        partner = item.partner_tenant_id if isinstance(item, UnknownAuditShape) else (
-            item.event.partner_tenant_id
+        partner = (
+            item.partner_tenant_id
+            if isinstance(item, UnknownAuditShape)
+            else (item.event.partner_tenant_id)
         )
         client = clients.get((partner or "").lower())
         alerts.append(to_alert_record(item, severity, reasons, client, now))

@@ -246,7 +246,5 @@ async def _report_failing_channel(
     app: App, route: Route, alert: AlertRecord, detail: str, now: datetime
 ) -> None:
     other = ("email",) if route.channel == "teams" else ("teams",)
-    notice = delivery_failing_alert(
-        route.id, detail, f"alert {alert.dedup_key!r}", now, only=other
-    )
+    notice = delivery_failing_alert(route.id, detail, f"alert {alert.dedup_key!r}", now, only=other)
     await app.queues.send(QUEUE_ALERTS, notice)

@@ -63,7 +63,9 @@ async def _scan(*, crash: bool = False) -> tuple[list[dict[str, Any]], Any]:
 
 
 def _vendor_change_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [a for a in alerts if a["kind"] == "vendor_setting_changed" and "audit:" in a["dedup_key"]]
+    return [
+        a for a in alerts if a["kind"] == "vendor_setting_changed" and "audit:" in a["dedup_key"]
+    ]
 
 
 def test_change_alerts_once_and_a_second_scan_is_quiet(app_env, demo_sim):
@@ -71,7 +73,7 @@ def test_change_alerts_once_and_a_second_scan_is_quiet(app_env, demo_sim):
     demo_sim.control.set_partner_policy(
         VENDOR_TENANT_ID, CONTOSO, BLOCK_CONTOSO_INBOUND, actor="admin@osttra.com"
     )
-    alerts, outcome = asyncio.run(_scan())
+    alerts, _outcome = asyncio.run(_scan())
     changes = _vendor_change_alerts(alerts)
     assert len(changes) >= 1
     contoso = [a for a in changes if (a.get("client") or {}).get("tenant_id") == CONTOSO]

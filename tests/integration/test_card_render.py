@@ -76,7 +76,7 @@ NAMES = [kind.value for kind in AlertKind] + ["compact_storm", "hostile_text"]
 def test_card_renders_without_renderer_errors_or_warnings(
     rendered: dict[str, tuple[dict[str, Any], RenderResult]], name: str
 ) -> None:
-    card, result = rendered[name]
+    _, result = rendered[name]
     assert result.problems == []
     assert result.rendered
 

@@ -207,15 +207,15 @@ def test_client_card_buttons_open_entra_and_the_top_findings_runbook() -> None:
     assert f"https://entra.microsoft.com/{ENTRA_CROSS_TENANT_ACCESS}" in urls
     assert (
         "https://github.com/xtap-watch/xtap-watch/blob/main/docs/findings/"
-        "CLIENT_OUTBOUND_BLOCKED.md" in urls
+        "CLIENT_DEFAULT_OUTBOUND_BLOCKED.md" in urls
     )
     # every finding also links its own runbook inline, from a TextRun
     card = card_of(render_teams_message(SAMPLE_ALERTS[AlertKind.CLIENT_DRIFTED], SETTINGS))
     inline = [n["selectAction"]["url"] for n in walk(card) if n.get("type") == "TextRun"
               and "selectAction" in n]
     assert [u.rsplit("/", 1)[1] for u in inline] == [
-        "CLIENT_OUTBOUND_BLOCKED.md", "CLIENT_DIRECT_CONNECT_NOT_BLOCKED.md",
-        "CLIENT_AUTO_REDEEM_OFF.md",
+        "CLIENT_DEFAULT_OUTBOUND_BLOCKED.md", "CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN.md",
+        "CLIENT_AUTO_REDEMPTION_NOT_TICKED.md",
     ]
 
 
@@ -409,3 +409,12 @@ def test_sample_finding_is_rendered_with_its_severity_colour() -> None:
     labels = {r["text"]: r.get("color") for r in runs if r["text"] in ("HIGH", "MEDIUM", "LOW")}
     assert labels == {"HIGH": "attention", "MEDIUM": "warning", "LOW": "accent"}
     assert OUTBOUND_BLOCKED.code in [r["text"] for r in runs]
+
+
+def test_every_sample_finding_links_an_existing_runbook_page() -> None:
+    findings_dir = Path(__file__).parents[2] / "docs" / "findings"
+    if not findings_dir.is_dir():
+        pytest.skip("docs/findings not present")
+    codes = {f.code for alert in SAMPLE_ALERTS.values() for f in alert.findings}
+    missing = sorted(c for c in codes if not (findings_dir / f"{c}.md").is_file())
+    assert missing == []

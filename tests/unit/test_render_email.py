@@ -191,6 +191,10 @@ def test_client_email_refuses_a_non_https_consent_link() -> None:
         client_email([], link="http://login.microsoftonline.com/x/adminconsent")
 
 
+def finding(code: str, severity: Severity = Severity.HIGH) -> FindingRef:
+    return FindingRef(code=code, severity=severity, message=f"{code} message")
+
+
 def needed_steps(findings: list[FindingRef]) -> list[int]:
     checklist = client_checklist(vendor_name="OSTTRA", vendor_domain="sso.osttra.com",
                                  vendor_tenant_id=VENDOR_TENANT,
@@ -201,21 +205,27 @@ def needed_steps(findings: list[FindingRef]) -> list[int]:
 @pytest.mark.parametrize(
     ("findings", "steps"),
     [
-        ([OUTBOUND_BLOCKED], [3, 4, 6, 7]),
+        ([OUTBOUND_BLOCKED], [2, 3, 4, 6, 7]),
         ([AUTO_REDEEM_OFF], [8]),
         ([DIRECT_CONNECT_OPEN], [8]),
-        ([FindingRef(code="CLIENT_DEFAULT_OUTBOUND_BLOCKED", severity=Severity.HIGH,
-                     message="m")], [2, 3, 4, 6, 7]),
-        ([FindingRef(code="CLIENT_VENDOR_APPS_NOT_ALLOWED", severity=Severity.HIGH,
-                     message="m")], [7]),
-        ([FindingRef(code="CLIENT_SCOPED_TO_GROUPS", severity=Severity.MEDIUM,
-                     message="m")], [6]),
-        ([FindingRef(code="VENDOR_PARTNER_ENTRY_MISSING", severity=Severity.MEDIUM,
-                     message="m")], [3, 4, 6, 7]),
+        ([finding("CLIENT_OUTBOUND_BLOCKED")], [6, 7]),
+        ([finding("CLIENT_VENDOR_ENTRY_MISSING")], [3, 4, 6, 7]),
+        ([finding("CLIENT_OUTBOUND_INHERITS_DEFAULT")], [6, 7]),
+        ([finding("CLIENT_OUTBOUND_USERS_SCOPED")], [6]),
+        ([finding("CLIENT_VENDOR_APP_NOT_ALLOWED")], [7]),
+        ([finding("CLIENT_OUTBOUND_APPS_UNVERIFIED")], [7]),
+        ([finding("SIGNIN_CLIENT_OUTBOUND_BLOCKED")], [3, 4, 6, 7]),
+        # codes not pinned are placed by their words
+        ([finding("CLIENT_B2B_DIRECT_CONNECT_ALLOWED")], [8]),
+        ([finding("CLIENT_SCOPED_TO_GROUPS")], [6]),
+        # the vendor's own findings are not the client's to fix
+        ([finding("VENDOR_INBOUND_BLOCKS_CLIENT"), finding("SIGNIN_VENDOR_INBOUND_BLOCKED")],
+         []),
         ([], []),
     ],
-    ids=["blocked", "auto-redeem", "direct-connect", "default-blocked", "apps", "groups",
-         "no-entry", "none"],
+    ids=["default-blocked", "auto-redeem", "direct-connect", "entry-blocks", "no-entry",
+         "inherits-default", "users-scoped", "app-not-allowed", "apps-unverified",
+         "signin-500212", "words-direct-connect", "words-groups", "vendor-side", "none"],
 )
 def test_steps_needed_follow_the_findings(findings: list[FindingRef], steps: list[int]) -> None:
     assert needed_steps(findings) == steps
@@ -223,7 +233,7 @@ def test_steps_needed_follow_the_findings(findings: list[FindingRef], steps: lis
 
 def test_marked_steps_and_finding_numbers_appear_in_the_email() -> None:
     mail = client_email([OUTBOUND_BLOCKED, AUTO_REDEEM_OFF])
-    assert "Steps marked [ACTION NEEDED] (3, 4, 6, 7, 8) are the ones that must change." \
+    assert "Steps marked [ACTION NEEDED] (2, 3, 4, 6, 7, 8) are the ones that must change." \
         in mail.text
     assert "8. Keep B2B direct connect blocked and redeem invitations automatically " \
         "[ACTION NEEDED]" in mail.text
@@ -337,3 +347,26 @@ def test_mime_message_carries_the_text_alternative() -> None:
     # SMTP policy: CRLF line ends on the wire
     assert text_part.get_content().replace("\r\n", "\n") == mail.text
     assert html_part.get_content().replace("\r\n", "\n") == mail.html
+
+
+def test_every_client_side_finding_code_is_placed_on_the_checklist() -> None:
+    """A new client-side code in docs/findings must be mapped to the guide's steps (or be
+    one of the codes that only ask the admin to check)."""
+    findings_dir = ROOT / "docs" / "findings"
+    if not findings_dir.is_dir():
+        pytest.skip("docs/findings not present")
+    only_check = {"CLIENT_SUSPECTED_DRIFT", "CLIENT_TENANT_UNREACHABLE", "POLICY_UNKNOWN_VALUE",
+                  "POLICY_INCOMPLETE"}
+    codes = {p.stem for p in findings_dir.glob("*.md") if p.stem != "README"}
+    client_side = {c for c in codes if c.startswith(("CLIENT_", "SIGNIN_CLIENT_",
+                                                    "SIGNIN_TENANT_"))}
+    assert client_side, "no client-side finding pages found"
+    unplaced = sorted(c for c in client_side - only_check if not finding_topics(c))
+    assert unplaced == []
+
+
+def test_tenant_restrictions_finding_adds_the_trv2_step() -> None:
+    mail = client_email([finding("SIGNIN_TENANT_RESTRICTIONS_BLOCKED")])
+    assert f"[ACTION NEEDED] Your tenant restrictions (v2) policy also blocks OSTTRA: " \
+        f"sign-ins fail with AADSTS5000211. Allow OSTTRA's tenant ({VENDOR_TENANT}) in that " \
+        "policy." in mail.text

@@ -1,0 +1,213 @@
+"""The main job, run locally: ``./scripts/demo`` (``python -m devtools.demo``).
+
+Default: starts Azurite and the Graph simulator (demo scenario: the vendor and five
+clients), runs the audit scan and the posture sweep through the local Functions runner,
+then makes one client drift (and a vendor admin change a setting), runs again, delivers
+the alerts to the simulator's Teams webhook and mailbox, and prints what happened.
+
+Against a real tenant: export the ``XTAP_*`` settings (see README, "Run against your
+tenant"; at least XTAP_VENDOR_TENANT_ID, XTAP_VENDOR_APP_IDS and a credential) and run
+``./scripts/demo --real``: one audit scan and one sweep of the clients already in the
+registry, with Azurite as storage. Alerts are delivered only to the channels you set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from devtools.local_env import (
+    VENDOR_TENANT_ID,
+    WEBHOOK_NAME,
+    load_demo_scenario,
+    seed_registry,
+    settings_env,
+)
+
+DRIFTING_CLIENT = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"  # Contoso Markets
+BLOCK_OUTBOUND = {
+    "b2bCollaborationOutbound": {
+        "usersAndGroups": {
+            "accessType": "blocked",
+            "targets": [{"target": "AllUsers", "targetType": "user"}],
+        },
+        "applications": {
+            "accessType": "blocked",
+            "targets": [{"target": "AllApplications", "targetType": "application"}],
+        },
+    }
+}
+VENDOR_MFA_ON_DEFAULT = {
+    "inboundTrust": {
+        "isMfaAccepted": True,
+        "isCompliantDeviceAccepted": False,
+        "isHybridAzureADJoinedDeviceAccepted": False,
+    }
+}
+
+WIDTH = 100
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def heading(text: str) -> None:
+    say()
+    say(f"== {text} " + "=" * max(0, WIDTH - len(text) - 4))
+
+
+async def _postures(app: Any) -> None:
+    from shared.adapters.repositories import ClientRegistry, PostureStore
+
+    store = PostureStore(app.tables)
+    say(f"{'client':<24} {'verdict':<9} {'state':<16} findings")
+    for client in await ClientRegistry(app.tables).list():
+        posture = await store.get(client.tenant_id) or {}
+        codes = ", ".join(f["code"] for f in posture.get("findings", [])) or "-"
+        vendor = [f["code"] for f in posture.get("vendorFindings", [])]
+        say(
+            f"{client.name[:24]:<24} {posture.get('verdict', '?'):<9} "
+            f"{posture.get('state', '?'):<16} {codes}"
+        )
+        if vendor:
+            say(f"{'':<24} vendor side: {', '.join(vendor)}")
+
+
+async def _peek_outbox(app: Any) -> list[dict[str, Any]]:
+    from shared.config import QUEUE_ALERTS
+
+    count = await app.queues.approximate_count(QUEUE_ALERTS)
+    return [json.loads(m) for m in await app.queues.peek_all(QUEUE_ALERTS, limit=count)]
+
+
+def _print_alerts(alerts: list[dict[str, Any]]) -> None:
+    if not alerts:
+        say("(no alerts)")
+    for alert in alerts:
+        say(f"[{alert['severity'].upper():<6}] {alert['kind']:<24} {alert['title']}")
+        for step in alert.get("remediation_steps", [])[:1]:
+            step = textwrap.shorten(step, 280, placeholder=" … (full steps in the card)")
+            say(textwrap.indent(textwrap.fill(f"→ {step}", WIDTH - 10), " " * 10))
+
+
+async def _round(runner: Any, app: Any, label: str) -> list[dict[str, Any]]:
+    heading(label)
+    await runner.fire_timer("audit_timer")
+    await runner.fire_timer("sweep_timer")
+    await runner.drain(["check_client"])
+    await _postures(app)
+    alerts = await _peek_outbox(app)
+    say()
+    say(f"Alerts queued for delivery ({len(alerts)}):")
+    _print_alerts(alerts)
+    await runner.drain()
+    return alerts
+
+
+async def run_demo(sim: Any) -> int:
+    from devtools.runner import LocalRunner
+    from shared.bootstrap import get_app, set_app
+
+    set_app(None)
+    app = await get_app()
+    registered = await seed_registry(app, load_demo_scenario())
+    say(f"Registered {registered} clients of the demo scenario in the Azurite registry.")
+    runner = LocalRunner()
+    try:
+        await _round(runner, app, "Round 1: audit scan + posture sweep")
+
+        say()
+        say("Now a Contoso Markets admin blocks outbound B2B collaboration to the vendor, and a")
+        say("vendor admin turns on MFA trust in the vendor's default policy …")
+        sim.control.set_partner_policy(
+            DRIFTING_CLIENT, VENDOR_TENANT_ID, BLOCK_OUTBOUND, actor="it-admin@contoso-markets.com"
+        )
+        sim.control.set_default_policy(
+            VENDOR_TENANT_ID, VENDOR_MFA_ON_DEFAULT, actor="admin@osttra.com"
+        )
+        await _round(runner, app, "Round 2: after the changes")
+
+        heading("Delivered")
+        teams = sim.control.webhook_messages(WEBHOOK_NAME)
+        mail = sim.control.mailbox()
+        say(f"Teams cards posted to the Workflows webhook: {len(teams)}")
+        say(f"E-mails sent through Graph sendMail:         {len(mail)}")
+        say()
+        say("Nothing was sent anywhere real: the webhook and mailbox are the simulator's.")
+    finally:
+        await runner.close()
+        await app.close()
+        set_app(None)
+    return 0
+
+
+async def run_real() -> int:
+    from devtools.runner import LocalRunner
+    from shared.bootstrap import get_app, set_app
+
+    set_app(None)
+    app = await get_app()
+    runner = LocalRunner()
+    try:
+        alerts = await _round(runner, app, "Audit scan + posture sweep against your tenant")
+        say(f"\n{len(alerts)} alert(s) processed.")
+    finally:
+        await runner.close()
+        await app.close()
+        set_app(None)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--real", action="store_true", help="use the XTAP_* settings of your environment"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from devtools.azurite import start_azurite
+    from shared.config import ConfigError, load_settings
+
+    with start_azurite() as azurite:
+        if args.real:
+            os.environ.setdefault("AzureWebJobsStorage", azurite.connection_string)
+            try:
+                load_settings()
+            except ConfigError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            return asyncio.run(run_real())
+
+        from sim.testing import start_simulator
+
+        with tempfile.TemporaryDirectory(prefix="xtap-demo-") as work:
+            with start_simulator("demo", Path(work)) as sim:
+                os.environ.update(
+                    settings_env(
+                        graph_base=sim.base_url,
+                        ca_file=sim.ca_file,
+                        storage_connection_string=azurite.connection_string,
+                        webhook_url=sim.webhook_url(WEBHOOK_NAME),
+                    )
+                )
+                say(
+                    "xtap-watch demo — Azurite and the Graph simulator (a test double) on 127.0.0.1"
+                )
+                return asyncio.run(run_demo(sim))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
