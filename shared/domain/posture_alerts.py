@@ -68,20 +68,14 @@ def _title(t: Transition, client: ClientRecord, result: PostureResult, vendor: s
     return f"{client.name}: {what}"
 
 
-_KIND = {
-    TransitionKind.DRIFTED: AlertKind.CLIENT_DRIFTED,
-    TransitionKind.DRIFT_CHANGED: AlertKind.CLIENT_DRIFTED,
-    TransitionKind.REMINDER: AlertKind.CLIENT_REMINDER,
-    TransitionKind.RECOVERED: AlertKind.CLIENT_RECOVERED,
-    TransitionKind.CONSENT_MISSING: AlertKind.CLIENT_CONSENT_MISSING,
-    TransitionKind.CONSENT_RESTORED: AlertKind.CLIENT_CONSENT_RESTORED,
-}
 
 
 def alert_for_transition(
     t: Transition, client: ClientRecord, result: PostureResult, ctx: AlertContext
 ) -> AlertRecord:
-    kind = t.alert_kind or _KIND[t.kind]
+    kind = t.alert_kind
+    if kind is None:  # every transition kind maps to an alert kind; guard the invariant
+        raise ValueError(f"transition {t.kind} has no alert kind")
     findings = result.findings if t.kind is not TransitionKind.RECOVERED else ()
     facts = {
         "Verdict": result.verdict.value,
