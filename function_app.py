@@ -9,6 +9,11 @@ import azure.functions as func
 
 from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
 from shared.entrypoints import triggers
+from shared.telemetry import configure_telemetry
+
+# Application Insights via OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set
+# (a cheap no-op otherwise); always installs the log filter that redacts secrets.
+configure_telemetry()
 
 # ANONYMOUS at the function level: App Service Authentication (Entra) sits in front of
 # the HTTP API and each handler checks the caller's app role itself.

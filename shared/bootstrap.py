@@ -121,10 +121,14 @@ def build_app(settings: Settings) -> App:
 
     storage_credential = None
     if not settings.storage.connection_string:
-        from azure.identity.aio import ManagedIdentityCredential
+        # In Azure this resolves to the user-assigned managed identity; on an operator's
+        # workstation (the CLI against the deployed storage) to their `az login`.
+        from azure.identity.aio import DefaultAzureCredential
 
-        storage_credential = ManagedIdentityCredential(
-            client_id=settings.storage.client_id or settings.managed_identity_client_id
+        storage_credential = DefaultAzureCredential(
+            managed_identity_client_id=settings.storage.client_id
+            or settings.managed_identity_client_id,
+            exclude_interactive_browser_credential=True,
         )
     return App(
         settings=settings,

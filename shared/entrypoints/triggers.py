@@ -88,8 +88,14 @@ async def _run_queue_handler(
     except MalformedMessage as exc:
         await _to_poison(queue, body, str(exc))
         return
+    from shared.telemetry import trigger_span
+
+    tenant = getattr(message, "tenant_id", None) or getattr(
+        getattr(message, "client", None), "tenant_id", None
+    )
     try:
-        await work(message, dequeue_count >= MAX_DEQUEUE_COUNT)
+        with trigger_span(f"queue.{queue}", client_tenant_id=tenant, dequeue_count=dequeue_count):
+            await work(message, dequeue_count >= MAX_DEQUEUE_COUNT)
     except Exception as exc:
         if dequeue_count >= MAX_DEQUEUE_COUNT:
             await _alert_poison(queue, f"failed {dequeue_count} times: {type(exc).__name__}")
@@ -100,8 +106,11 @@ async def sweep_timer() -> dict[str, Any]:
     from shared.bootstrap import get_app
     from shared.services.posture_sweep import schedule_sweep
 
-    app = await get_app()
-    scheduled = await schedule_sweep(app, _now())
+    from shared.telemetry import trigger_span
+
+    with trigger_span("timer.sweep"):
+        app = await get_app()
+        scheduled = await schedule_sweep(app, _now())
     return {"sweep_id": scheduled.sweep_id, "clients": scheduled.clients}
 
 
@@ -147,6 +156,9 @@ async def audit_timer() -> dict[str, Any]:
     from shared.bootstrap import get_app
     from shared.services.audit_scan import scan_audit
 
-    app = await get_app()
-    outcome = await scan_audit(app, _now())
+    from shared.telemetry import trigger_span
+
+    with trigger_span("timer.audit"):
+        app = await get_app()
+        outcome = await scan_audit(app, _now())
     return {"events": outcome.events, "alerts": len(outcome.alerts)}
