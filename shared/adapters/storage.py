@@ -78,6 +78,9 @@ class StorageQueues:
         self, queue: str, message: BaseModel | str, visibility_timeout: int | None = None
     ) -> None:
         text = message if isinstance(message, str) else message.model_dump_json()
+        if len(text.encode("utf-8")) > 48 * 1024:
+            # 64 KiB on the wire after base64: refuse here with a clear reason, not in Azure.
+            raise ValueError(f"message for {queue} is {len(text):,} bytes; the limit is 48 KiB")
         await self._queue(queue).send_message(text, visibility_timeout=visibility_timeout)
 
     async def receive(

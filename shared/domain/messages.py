@@ -16,6 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 
 
+# Azure Queue messages are at most 64 KiB on the wire; base64 costs a third of that.
+QUEUE_MESSAGE_LIMIT_BYTES = 46_000
+
+
+def _size(record: BaseModel) -> int:
+    return len(record.model_dump_json().encode("utf-8"))
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -127,5 +135,43 @@ class AlertRecord(Message):
     # Restrict delivery to these channels (empty: every configured channel). A
     # "delivery failing" alert about Teams goes by e-mail only, and vice versa.
     only_channels: tuple[Literal["teams", "email"], ...] = ()
+
+    def fitted(self, limit_bytes: int = QUEUE_MESSAGE_LIMIT_BYTES) -> AlertRecord:
+        """This record, trimmed until its JSON fits one queue message.
+
+        A digest sheds its members' details first (their titles and keys stay), then long
+        texts are cut; what was cut is said in ``facts`` so nobody mistakes it for all.
+        """
+        record = self
+        if _size(record) <= limit_bytes:
+            return record
+        if record.items:
+            slim = tuple(
+                item.model_copy(
+                    update={"findings": (), "remediation_steps": (), "changes": (), "links": ()}
+                )
+                for item in record.items
+            )
+            record = record.model_copy(update={"items": slim})
+        cut = 2000
+        while _size(record) > limit_bytes and cut >= 100:
+            record = record.model_copy(
+                update={
+                    "summary": record.summary[:cut],
+                    "findings": tuple(
+                        f.model_copy(
+                            update={"message": f.message[:cut], "remediation": f.remediation[:cut]}
+                        )
+                        for f in record.findings
+                    ),
+                    "remediation_steps": tuple(s[:cut] for s in record.remediation_steps),
+                    "facts": {**record.facts, "Trimmed": "details shortened to fit the queue"},
+                }
+            )
+            cut //= 2
+        while _size(record) > limit_bytes and record.items:
+            record = record.model_copy(update={"items": record.items[:-1]})
+        return record
+
     created_at: datetime
     source: Literal["posture", "audit", "reinvite", "review", "hygiene", "delivery", "poison"]

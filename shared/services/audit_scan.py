@@ -151,7 +151,7 @@ async def scan_audit(app: App, now: datetime, *, crash_before_cursor: bool = Fal
 
     # Many changes from one scan (a default policy rewrite, a bulk import) become one digest.
     for alert in collapse(alerts, settings.digest_threshold, now):
-        await app.queues.send(QUEUE_ALERTS, alert)
+        await app.queues.send(QUEUE_ALERTS, alert.fitted())
         outcome.alerts.append(alert.dedup_key)
 
     if crash_before_cursor:  # used by crash tests to simulate dying right here

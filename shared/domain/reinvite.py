@@ -1,0 +1,328 @@
+"""Re-invites (invitation redemption resets): what may be asked, of whom, and what failed.
+
+Three pure parts:
+
+* :func:`parse_reinvite_request` — the body of ``POST /api/v1/reinvites``. Exactly one of
+  ``userId`` (a GUID) or ``email`` (a deliberately strict address syntax), a ``reason``,
+  optional ``sendInvitationMessage`` and ``redirectUrl`` (https only). The e-mail syntax
+  refuses quotes, parentheses, spaces and control characters outright, so nothing odd
+  ever reaches an OData ``$filter`` — the value is *also* quoted with
+  :func:`shared.domain.odata.quote`, but refusing is the first line. (A guest whose
+  address has an apostrophe is re-invited by ``userId``.)
+* :func:`check_eligibility` — DESIGN §3.5: only ``userType`` Guest accounts whose home
+  domain belongs to a registered client; never a member.
+* :func:`explain_invitation_error` — turns Graph's answer to ``POST /invitations`` into
+  a sentence and a fix, and says whether retrying can help.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from shared.domain.clients import ClientRecord
+from shared.domain.messages import GUID_PATTERN
+
+# Local part: letters, digits and . _ + - only (no leading, trailing or double dot).
+# Domain: LDH labels, a letter-only TLD. Anchored with \Z (``$`` admits a trailing \n).
+_LOCAL = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+_EMAIL_RE = re.compile(EMAIL_PATTERN.removesuffix("$") + r"\Z")
+_GUID_RE = re.compile(GUID_PATTERN.removesuffix("$") + r"\Z")
+MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_LENGTH = 64
+MAX_REASON_LENGTH = 500
+MAX_URL_LENGTH = 2048
+# Reason text: tabs and line breaks are fine, other control characters are not.
+_REASON_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\"'<>\\`{}|^]")
+_HOST_RE = re.compile(r"^(?:" + _LABEL + r"\.)*" + _LABEL + r"(?::\d{1,5})?\Z")
+
+
+def is_strict_email(value: str) -> bool:
+    if len(value) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(value):
+        return False
+    return len(value.split("@", 1)[0]) <= MAX_LOCAL_LENGTH
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID_RE.match(value))
+
+
+class RequestInvalid(ValueError):
+    """A bad request body; ``field`` names the offending field (→ HTTP 400)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ReinviteRequest(BaseModel):
+    """A validated re-invite request (field names as on the wire)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    user_id: StrictStr | None = Field(default=None, alias="userId")
+    email: StrictStr | None = None
+    reason: StrictStr = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+    send_invitation_message: StrictBool = Field(default=False, alias="sendInvitationMessage")
+    redirect_url: StrictStr | None = Field(
+        default=None, alias="redirectUrl", max_length=MAX_URL_LENGTH
+    )
+
+
+_FIELD_ALIASES = {
+    "user_id": "userId",
+    "send_invitation_message": "sendInvitationMessage",
+    "redirect_url": "redirectUrl",
+}
+
+
+def _https_url(value: str) -> bool:
+    if not value.startswith("https://") or _URL_FORBIDDEN.search(value):
+        return False
+    rest = value[len("https://") :]
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return "@" not in host and bool(_HOST_RE.match(host))
+
+
+def parse_reinvite_request(raw: Any) -> ReinviteRequest:
+    """Validate a decoded JSON body; raise :class:`RequestInvalid` naming the first bad field."""
+    if not isinstance(raw, dict):
+        raise RequestInvalid("body", "must be a JSON object")
+    for key, value in raw.items():
+        if value is None:
+            # An explicit null is neither "absent" nor a value: say so rather than guess.
+            raise RequestInvalid(str(key)[:64], "must not be null")
+    try:
+        request = ReinviteRequest.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error.get("loc") or ("body",)
+        field = _FIELD_ALIASES.get(str(loc[0]), str(loc[0]))[:64]
+        if error.get("type") == "extra_forbidden":
+            raise RequestInvalid(field, "is not a known field") from None
+        raise RequestInvalid(field, str(error.get("msg", "is invalid"))) from None
+    if (request.user_id is None) == (request.email is None):
+        raise RequestInvalid("userId", "give exactly one of userId or email")
+    update: dict[str, Any] = {}
+    if request.user_id is not None:
+        if not is_guid(request.user_id):
+            raise RequestInvalid("userId", "must be an object ID (GUID)")
+        update["user_id"] = request.user_id.lower()
+    if request.email is not None:
+        if not is_strict_email(request.email):
+            raise RequestInvalid(
+                "email",
+                "must be a plain address (letters, digits, . _ + - before the @); "
+                "use userId for anything else",
+            )
+        local, domain = request.email.split("@", 1)
+        update["email"] = f"{local}@{domain.lower()}"
+    reason = request.reason.strip()
+    if not reason:
+        raise RequestInvalid("reason", "must not be blank")
+    if _REASON_FORBIDDEN.search(reason):
+        raise RequestInvalid("reason", "must not contain control characters")
+    update["reason"] = reason
+    if request.redirect_url is not None and not _https_url(request.redirect_url):
+        raise RequestInvalid("redirectUrl", "must be an absolute https:// URL")
+    return request.model_copy(update=update)
+
+
+# ----------------------------------------------------------------------------- guests
+GUEST_SELECT = (
+    "id",
+    "displayName",
+    "mail",
+    "userPrincipalName",
+    "userType",
+    "otherMails",
+    "identities",
+    "externalUserState",
+    "externalUserStateChangeDateTime",
+    "createdDateTime",
+    "accountEnabled",
+)
+
+# Issuers that name an identity system, not the guest's organisation.
+_NON_DOMAIN_ISSUERS = frozenset({"externalazuread", "microsoftaccount", "mail", "facebook.com"})
+
+
+@dataclass(frozen=True)
+class GuestAddress:
+    address: str
+    domain: str
+    source: str  # mail | upn | identities | otherMails
+
+
+def _domain_of(address: str) -> str | None:
+    if address.count("@") != 1:
+        return None
+    domain = address.rsplit("@", 1)[1].strip().lower()
+    return domain if domain and "." in domain else None
+
+
+def home_addresses(user: Mapping[str, Any]) -> list[GuestAddress]:
+    """Where the guest's home organisation shows, best evidence first.
+
+    * ``mail`` — the address the invitation went to (and a reset goes to);
+    * the ``#EXT#`` UPN — ``alice_contoso.com#EXT#@vendor.onmicrosoft.com`` encodes the
+      original address with ``@`` replaced by the *last* ``_``;
+    * a federated ``identities`` issuer (a SAML/WS-Fed IdP's domain);
+    * ``otherMails``.
+    """
+    out: list[GuestAddress] = []
+    mail = user.get("mail")
+    if isinstance(mail, str) and (domain := _domain_of(mail)):
+        out.append(GuestAddress(mail.strip(), domain, "mail"))
+    upn = user.get("userPrincipalName")
+    if isinstance(upn, str) and "#EXT#" in upn.upper():
+        encoded = upn[: upn.upper().index("#EXT#")]
+        if "_" in encoded:
+            local, _, domain = encoded.rpartition("_")
+            address = f"{local}@{domain}"
+            if local and (parsed := _domain_of(address)):
+                out.append(GuestAddress(address, parsed, "upn"))
+    for identity in user.get("identities") or []:
+        if not isinstance(identity, dict) or identity.get("signInType") != "federated":
+            continue
+        issuer = str(identity.get("issuer") or "").strip().lower()
+        if issuer and "." in issuer and issuer not in _NON_DOMAIN_ISSUERS:
+            assigned = str(identity.get("issuerAssignedId") or "")
+            out.append(GuestAddress(assigned or f"@{issuer}", issuer, "identities"))
+    for other in user.get("otherMails") or []:
+        if isinstance(other, str) and (domain := _domain_of(other)):
+            out.append(GuestAddress(other.strip(), domain, "otherMails"))
+    return out
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: bool
+    reason: str
+    code: str  # eligible | member | no_home_domain | not_a_client | disabled
+    client: ClientRecord | None = None
+    address: GuestAddress | None = None
+
+
+def check_eligibility(user: Mapping[str, Any], clients: Iterable[ClientRecord]) -> Eligibility:
+    """May xtap-watch reset this account's redemption? (DESIGN §3.5)
+
+    The client is decided by the guest's ``mail`` domain when it has one — that is where
+    the invitation goes — and only by the other evidence when ``mail`` is empty.
+    """
+    user_type = str(user.get("userType") or "")
+    who = str(user.get("displayName") or user.get("id") or "the account")
+    if user_type != "Guest":
+        return Eligibility(
+            False,
+            f"{who} is a {user_type or 'member'} account; xtap-watch only resets B2B guests",
+            "member",
+        )
+    addresses = home_addresses(user)
+    if not addresses:
+        return Eligibility(
+            False, f"{who} has no mail, #EXT# UPN or federated identity to tell its home", "no_home_domain"
+        )
+    by_domain: dict[str, ClientRecord] = {}
+    for client in clients:
+        for domain in client.domains:
+            by_domain.setdefault(domain.lower(), client)
+    candidates = addresses[:1] if addresses[0].source == "mail" else addresses
+    for address in candidates:
+        client = by_domain.get(address.domain)
+        if client is not None:
+            return Eligibility(
+                True, f"guest of {client.name} ({address.domain})", "eligible", client, address
+            )
+    return Eligibility(
+        False,
+        f"{who} is a guest from {addresses[0].domain}, which is not a registered client's domain",
+        "not_a_client",
+        None,
+        addresses[0],
+    )
+
+
+# ------------------------------------------------------------------- Graph errors
+TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ErrorExplanation:
+    permanent: bool
+    summary: str
+    remediation: str
+
+
+def explain_invitation_error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    allow_invites_from: str | None = None,
+) -> ErrorExplanation:
+    """Explain Graph's answer to ``POST /invitations`` with ``resetRedemption: true``.
+
+    ``allow_invites_from`` is the vendor's ``authorizationPolicy.allowInvitesFrom`` when
+    the caller read it: ``none`` means invitations are switched off for everyone.
+    """
+    lowered = message.lower()
+    if status in TRANSIENT_STATUSES:
+        what = "throttled the request" if status == 429 else "did not answer properly"
+        return ErrorExplanation(
+            False,
+            f"Microsoft Graph {what} (HTTP {status} {code}); the reset is retried.",
+            "None needed unless it keeps failing; then check Graph service health.",
+        )
+    if status == 403 and (
+        allow_invites_from == "none" or "invitations not allowed" in lowered
+    ):
+        return ErrorExplanation(
+            True,
+            "Guest invitations are switched off in the vendor tenant "
+            "(authorizationPolicy.allowInvitesFrom is 'none'), so no invitation can be reset.",
+            "Entra admin center → External Identities → External collaboration settings → "
+            "Guest invite settings: allow at least admins and users in the Guest Inviter role "
+            "to invite (Graph: PATCH /policies/authorizationPolicy allowInvitesFrom="
+            "'adminsAndGuestInviters'), then request the re-invite again.",
+        )
+    if status == 403:
+        return ErrorExplanation(
+            True,
+            "Graph refused the reset (403 Authorization_RequestDenied). An application cannot "
+            "reset the redemption of a guest who holds a directory role, and this is the "
+            "usual cause; otherwise xtap-watch's identity lacks User.Invite.All.",
+            "If the guest holds a directory role, a User Administrator resets the redemption "
+            "in the Entra admin center (Users → the guest → Reset redemption status), or "
+            "removes the role first. Otherwise grant User.Invite.All to xtap-watch's identity.",
+        )
+    if status == 401:
+        return ErrorExplanation(
+            True,
+            "xtap-watch could not authenticate to Microsoft Graph (401).",
+            "Check the managed identity / app credential of xtap-watch in the vendor tenant.",
+        )
+    if status == 404 or (status == 400 and "not found" in lowered):
+        return ErrorExplanation(
+            True,
+            "The user no longer exists in the vendor tenant.",
+            "Nothing to reset: invite the person afresh if they still need access.",
+        )
+    if status == 400 and "member" in lowered:
+        return ErrorExplanation(
+            True,
+            "The account is a member, not a guest: redemption can only be reset for guests.",
+            "Members sign in with their own credentials; no re-invite applies.",
+        )
+    return ErrorExplanation(
+        True,
+        f"Microsoft Graph refused the reset: HTTP {status} {code}: {message[:300]}",
+        "Read the Graph error above; fix the cause and request the re-invite again.",
+    )
