@@ -139,6 +139,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="5",
     ),
     SettingSpec(
+        "XTAP_DIGEST_HOLD_SECONDS",
+        "How long alerts past the digest threshold wait for the rest of their run.",
+        default="60",
+        infra=False,
+    ),
+    SettingSpec(
         "XTAP_PENDING_GUEST_DAYS",
         "Days in PendingAcceptance before a guest is reported stuck.",
         default="14",
@@ -257,6 +263,7 @@ class Settings:
     signin_window_hours: int
     signin_threshold: int
     digest_threshold: int
+    digest_hold_seconds: int
     pending_guest_days: int
     api_role: str
     reinvite_redirect_url: str
@@ -406,6 +413,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         signin_window_hours=r.positive_int("XTAP_SIGNIN_WINDOW_HOURS"),
         signin_threshold=r.positive_int("XTAP_SIGNIN_THRESHOLD"),
         digest_threshold=r.positive_int("XTAP_DIGEST_THRESHOLD"),
+        digest_hold_seconds=r.positive_int("XTAP_DIGEST_HOLD_SECONDS"),
         pending_guest_days=r.positive_int("XTAP_PENDING_GUEST_DAYS"),
         api_role=r.text("XTAP_API_ROLE"),
         reinvite_redirect_url=r.url("XTAP_REINVITE_REDIRECT_URL"),

@@ -22,6 +22,7 @@ Conditions: ``Col op value`` with ``== != =~ !~ > >= < <= in !in in~ !in~ contai
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -464,7 +465,8 @@ class _Parser:
                 actual = left.value(row)
                 if actual is None:
                     return negate
-                haystack = actual if isinstance(actual, str) else str(actual)
+                # Dynamic values are matched on their JSON text, as Kusto does.
+                haystack = actual if isinstance(actual, str) else json.dumps(actual)
                 needle = str(right.value(row))
                 if not case_sensitive:
                     haystack, needle = haystack.casefold(), needle.casefold()

@@ -203,9 +203,10 @@ async def graph_entry(request: web.Request) -> web.Response:
         body_invalid=invalid,
         base_url=str(request.url.origin()),
     )
-    if "client-request-id" in req.headers:
-        req.request_id = req.headers["client-request-id"]
-    return _to_web(await request.app[GRAPH].handle(req))
+    response = await request.app[GRAPH].handle(req)
+    response.headers.setdefault("request-id", req.request_id)
+    response.headers.setdefault("client-request-id", req.client_request_id)
+    return _to_web(response)
 
 
 # ---------------------------------------------------------------------------------------

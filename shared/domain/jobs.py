@@ -30,7 +30,9 @@ class JobState(StrEnum):
 
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED}),
-    JobState.RUNNING: frozenset({JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED}),
+    JobState.RUNNING: frozenset(
+        {JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED}
+    ),
     JobState.DONE: frozenset(),
     JobState.FAILED: frozenset(),
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -135,6 +135,9 @@ class AlertRecord(Message):
     # Restrict delivery to these channels (empty: every configured channel). A
     # "delivery failing" alert about Teams goes by e-mail only, and vice versa.
     only_channels: tuple[Literal["teams", "email"], ...] = ()
+    # Alerts of one run (a posture sweep) share a batch: past the digest threshold, the
+    # rest of the batch is held and sent as one digest card instead of a storm.
+    batch_id: str | None = Field(default=None, max_length=64)
 
     def fitted(self, limit_bytes: int = QUEUE_MESSAGE_LIMIT_BYTES) -> AlertRecord:
         """This record, trimmed until its JSON fits one queue message.
@@ -175,3 +178,15 @@ class AlertRecord(Message):
 
     created_at: datetime
     source: Literal["posture", "audit", "reinvite", "review", "hygiene", "delivery", "poison"]
+
+
+class FlushDigest(Message):
+    """Sent (delayed) on the alerts queue: deliver the held alerts of a batch as a digest."""
+
+    type: Literal["flush_digest"] = "flush_digest"
+    batch_id: str = Field(min_length=1, max_length=64)
+    generation: int = Field(ge=0)
+    created_at: datetime
+
+
+OutboxMessage = Annotated[AlertRecord | FlushDigest, Field(discriminator="type")]

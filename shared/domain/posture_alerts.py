@@ -68,8 +68,6 @@ def _title(t: Transition, client: ClientRecord, result: PostureResult, vendor: s
     return f"{client.name}: {what}"
 
 
-
-
 def alert_for_transition(
     t: Transition, client: ClientRecord, result: PostureResult, ctx: AlertContext
 ) -> AlertRecord:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from shared.domain.clients import ClientRecord
-from shared.domain.messages import GUID_PATTERN
+from shared.domain.jobs import JobError, JobState, ReinviteJob
+from shared.domain.messages import GUID_PATTERN, AlertKind, AlertRecord, ClientRef, Severity
 
 # Local part: letters, digits and . _ + - only (no leading, trailing or double dot).
 # Domain: LDH labels, a letter-only TLD. Anchored with \Z (``$`` admits a trailing \n).
@@ -228,7 +230,9 @@ def check_eligibility(user: Mapping[str, Any], clients: Iterable[ClientRecord]) 
     addresses = home_addresses(user)
     if not addresses:
         return Eligibility(
-            False, f"{who} has no mail, #EXT# UPN or federated identity to tell its home", "no_home_domain"
+            False,
+            f"{who} has no mail, #EXT# UPN or federated identity that names its home",
+            "no_home_domain",
         )
     by_domain: dict[str, ClientRecord] = {}
     for client in clients:
@@ -236,10 +240,10 @@ def check_eligibility(user: Mapping[str, Any], clients: Iterable[ClientRecord]) 
             by_domain.setdefault(domain.lower(), client)
     candidates = addresses[:1] if addresses[0].source == "mail" else addresses
     for address in candidates:
-        client = by_domain.get(address.domain)
-        if client is not None:
+        match = by_domain.get(address.domain)
+        if match is not None:
             return Eligibility(
-                True, f"guest of {client.name} ({address.domain})", "eligible", client, address
+                True, f"guest of {match.name} ({address.domain})", "eligible", match, address
             )
     return Eligibility(
         False,
@@ -325,4 +329,53 @@ def explain_invitation_error(
         True,
         f"Microsoft Graph refused the reset: HTTP {status} {code}: {message[:300]}",
         "Read the Graph error above; fix the cause and request the re-invite again.",
+    )
+
+
+# ------------------------------------------------------------------------ alerts
+def reinvite_result_alert(job: ReinviteJob, now: datetime) -> AlertRecord:
+    """The admins' (and requester's) notice of a finished re-invite job."""
+    done = job.state is JobState.DONE
+    who = job.display_name or job.email or job.user_id
+    facts = {
+        "Guest": f"{who} ({job.user_id})",
+        "Requested by": job.requested_by,
+        "Reason": job.reason[:300],
+        "Job": job.job_id,
+    }
+    if job.email:
+        facts["Invitation sent to" if job.send_invitation_message else "Address"] = job.email
+    if done:
+        title = f"Re-invite done: {who}"
+        summary = (
+            f"The invitation redemption of {who} was reset: the guest keeps its object ID, "
+            "groups and app assignments and redeems again at next sign-in"
+            + (" (an invitation e-mail was sent)." if job.send_invitation_message else ".")
+        )
+        steps: tuple[str, ...] = ()
+    else:
+        error = job.error or JobError()
+        title = f"Re-invite failed: {who}"
+        summary = error.explanation or error.message or "The re-invite failed."
+        steps = (error.remediation,) if error.remediation else ()
+        if error.status:
+            facts["Graph answer"] = f"{error.status} {error.code}"[:100]
+    client = (
+        ClientRef(name=job.client_name or job.client_tenant_id, tenant_id=job.client_tenant_id)
+        if job.client_tenant_id
+        else None
+    )
+    return AlertRecord(
+        dedup_key=f"reinvite:{job.job_id}:{job.state.value}",
+        kind=AlertKind.REINVITE_DONE if done else AlertKind.REINVITE_FAILED,
+        severity=Severity.INFO if done else Severity.MEDIUM,
+        title=title[:300],
+        summary=summary,
+        client=client,
+        who=job.requested_by,
+        remediation_steps=steps,
+        facts=facts,
+        when=now,
+        created_at=now,
+        source="reinvite",
     )

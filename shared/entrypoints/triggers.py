@@ -90,8 +90,9 @@ async def _run_queue_handler(
         return
     from shared.telemetry import trigger_span
 
-    tenant = getattr(message, "tenant_id", None) or getattr(
-        getattr(message, "client", None), "tenant_id", None
+    inner = getattr(message, "root", message)
+    tenant = getattr(inner, "tenant_id", None) or getattr(
+        getattr(inner, "client", None), "tenant_id", None
     )
     try:
         with trigger_span(f"queue.{queue}", client_tenant_id=tenant, dequeue_count=dequeue_count):
@@ -105,7 +106,6 @@ async def _run_queue_handler(
 async def sweep_timer() -> dict[str, Any]:
     from shared.bootstrap import get_app
     from shared.services.posture_sweep import schedule_sweep
-
     from shared.telemetry import trigger_span
 
     with trigger_span("timer.sweep"):
@@ -133,29 +133,36 @@ async def check_client(body: str, dequeue_count: int) -> None:
     await _run_queue_handler(QUEUE_CHECK_CLIENT, body, dequeue_count, CheckClient, work)
 
 
+def _outbox_model() -> type[BaseModel]:
+    from pydantic import RootModel
+
+    from shared.domain.messages import OutboxMessage
+
+    return RootModel[OutboxMessage]  # type: ignore[return-value]
+
+
 async def deliver_alert(body: str, dequeue_count: int) -> None:
     from shared.bootstrap import get_app
-    from shared.domain.messages import AlertRecord
-    from shared.services.delivery import deliver_alert as run_delivery
+    from shared.services.delivery import deliver_outbox_message
 
-    async def work(alert: AlertRecord, final_attempt: bool) -> None:
+    async def work(envelope: Any, final_attempt: bool) -> None:
         app = await get_app()
-        outcome = await run_delivery(app, alert, _now())
+        message = envelope.root
+        outcome = await deliver_outbox_message(app, message, _now())
         log.info(
-            "alert %s delivered=%s skipped=%s failed=%s",
-            alert.dedup_key,
+            "outbox %s delivered=%s skipped=%s failed=%s",
+            getattr(message, "dedup_key", getattr(message, "batch_id", "?")),
             outcome.delivered,
             outcome.skipped,
             outcome.failed,
         )
 
-    await _run_queue_handler(QUEUE_ALERTS, body, dequeue_count, AlertRecord, work)
+    await _run_queue_handler(QUEUE_ALERTS, body, dequeue_count, _outbox_model(), work)
 
 
 async def audit_timer() -> dict[str, Any]:
     from shared.bootstrap import get_app
     from shared.services.audit_scan import scan_audit
-
     from shared.telemetry import trigger_span
 
     with trigger_span("timer.audit"):

@@ -178,6 +178,17 @@ async def _send(app: App, route: Route, alert: AlertRecord, view: RenderSettings
     await send_mail(app.graph.vendor(), app.settings.mail_sender or "", payload)
 
 
+async def deliver_outbox_message(app: App, message: Any, now: datetime) -> DeliveryOutcome:
+    """One message of the alerts queue: an alert (maybe held for a digest) or a flush."""
+    from shared.domain.messages import FlushDigest
+
+    if isinstance(message, FlushDigest):
+        return await flush_digest(app, message.batch_id, message.generation, now)
+    if not await admit(app, message, now):
+        return DeliveryOutcome(skipped=["held for digest"])
+    return await deliver_alert(app, message, now)
+
+
 async def deliver_alert(app: App, alert: AlertRecord, now: datetime) -> DeliveryOutcome:
     from shared.adapters.webhooks import DeliveryError
     from shared.domain.messages import AlertKind
@@ -248,3 +259,123 @@ async def _report_failing_channel(
     other = ("email",) if route.channel == "teams" else ("teams",)
     notice = delivery_failing_alert(route.id, detail, f"alert {alert.dedup_key!r}", now, only=other)
     await app.queues.send(QUEUE_ALERTS, notice)
+
+
+# ------------------------------------------------------------------ digests of a batch
+def _batch_partition(batch_id: str) -> str:
+    return "batch-" + hashlib.sha256(batch_id.encode()).hexdigest()[:32]
+
+
+async def admit(app: App, alert: AlertRecord, now: datetime) -> bool:
+    """True: deliver this alert now. False: it is held for the batch's digest.
+
+    The first ``XTAP_DIGEST_THRESHOLD`` alerts of a batch go out at once (the first
+    drifted clients matter at 3 a.m.); the rest are held and one delayed ``FlushDigest``
+    sends them as a single digest card, so a vendor-wide change is not a storm.
+    """
+    from shared.domain.messages import AlertKind, FlushDigest
+
+    if not alert.batch_id or alert.kind in (AlertKind.DELIVERY_FAILING, AlertKind.DIGEST):
+        return True
+    partition = _batch_partition(alert.batch_id)
+    member_key = hashlib.sha256(alert.dedup_key.encode()).hexdigest()[:40]
+    existing = await app.tables.get(TABLE_DELIVERIES, partition, member_key)
+    if existing is not None:  # a redelivered message: keep its first decision
+        return bool(existing["Status"] == "immediate")
+    position = await _count_member(app, partition)
+    held = position > app.settings.digest_threshold
+    await app.tables.upsert(
+        TABLE_DELIVERIES,
+        {
+            "PartitionKey": partition,
+            "RowKey": member_key,
+            "Kind": "member",
+            "Status": "held" if held else "immediate",
+            "Alert": alert.model_dump_json() if held else "",
+            "At": now,
+        },
+    )
+    if held:
+        # One pending flush per generation: the row insert is the lock.
+        flag = await app.tables.get(TABLE_DELIVERIES, partition, "flush")
+        generation = int(flag["Generation"]) if flag else 0
+        if flag is None or flag.get("Pending") is False:
+            claimed = await app.tables.insert(
+                TABLE_DELIVERIES,
+                {
+                    "PartitionKey": partition,
+                    "RowKey": f"flush-{generation}",
+                    "Kind": "flush",
+                    "At": now,
+                },
+            )
+            if claimed:
+                await app.tables.upsert(
+                    TABLE_DELIVERIES,
+                    {
+                        "PartitionKey": partition,
+                        "RowKey": "flush",
+                        "Kind": "flag",
+                        "Generation": generation,
+                        "Pending": True,
+                    },
+                )
+                await app.queues.send(
+                    QUEUE_ALERTS,
+                    FlushDigest(batch_id=alert.batch_id, generation=generation, created_at=now),
+                    visibility_timeout=app.settings.digest_hold_seconds,
+                )
+    return not held
+
+
+async def _count_member(app: App, partition: str) -> int:
+    """Atomically count one more alert in the batch (ETag-guarded); returns its position."""
+    from shared.adapters.storage import EntityConflict
+
+    for _ in range(50):
+        row = await app.tables.get(TABLE_DELIVERIES, partition, "counter")
+        if row is None:
+            entity = {"PartitionKey": partition, "RowKey": "counter", "Kind": "counter", "Count": 1}
+            if await app.tables.insert(TABLE_DELIVERIES, entity):
+                return 1
+            continue
+        count = int(row["Count"]) + 1
+        entity = {"PartitionKey": partition, "RowKey": "counter", "Kind": "counter", "Count": count}
+        try:
+            await app.tables.replace_if_match(TABLE_DELIVERIES, entity, row["_etag"])
+        except EntityConflict:
+            continue
+        return count
+    raise TransientDeliveryFailure("could not count the batch's alerts (contention)")
+
+
+async def flush_digest(app: App, batch_id: str, generation: int, now: datetime) -> DeliveryOutcome:
+    """Deliver every held alert of the batch as one digest, then release the flag."""
+    from shared.domain.messages import AlertRecord
+    from shared.rendering.digest import make_digest
+
+    partition = _batch_partition(batch_id)
+    rows = await app.tables.query(
+        TABLE_DELIVERIES, "PartitionKey eq @p and Status eq 'held'", {"p": partition}
+    )
+    members = [AlertRecord.model_validate_json(r["Alert"]) for r in rows if r.get("Alert")]
+    outcome = DeliveryOutcome()
+    if members:
+        digest = make_digest(members, app.settings.digest_threshold, now).fitted()
+        outcome = await deliver_alert(app, digest, now)
+        for row in rows:
+            await app.tables.upsert(
+                TABLE_DELIVERIES,
+                {**{k: v for k, v in row.items() if not k.startswith("_")}, "Status": "digested"},
+            )
+    await app.tables.upsert(
+        TABLE_DELIVERIES,
+        {
+            "PartitionKey": partition,
+            "RowKey": "flush",
+            "Kind": "flag",
+            "Generation": generation + 1,
+            "Pending": False,
+        },
+    )
+    return outcome

@@ -198,7 +198,12 @@ async def check_client(
     state, transitions = next_state(
         previous, observation, now, timedelta(hours=settings.reminder_hours)
     )
-    alerts = [alert_for_transition(t, client, result, ctx) for t in transitions]
+    alerts = [
+        alert_for_transition(t, client, result, ctx).model_copy(
+            update={"batch_id": message.sweep_id}
+        )
+        for t in transitions
+    ]
 
     vendor_findings: list[Finding] = []
     vendor_signature = (raw_state or {}).get("vendor_signature", "")
@@ -211,7 +216,11 @@ async def check_client(
     else:
         new_signature = vendor_side_signature(vendor_findings)
         if new_signature and new_signature != vendor_signature:
-            alerts.append(vendor_side_alert(vendor_findings, client, new_signature, now, ctx))
+            alerts.append(
+                vendor_side_alert(vendor_findings, client, new_signature, now, ctx).model_copy(
+                    update={"batch_id": message.sweep_id}
+                )
+            )
         vendor_signature = new_signature
 
     for alert in alerts:

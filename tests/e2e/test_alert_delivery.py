@@ -133,7 +133,9 @@ def test_an_oversized_card_is_refused_by_us_and_sent_compact(app_env, demo_sim, 
         asyncio.run(_enqueue_and_drain([huge]))
     posted = control.webhook_messages(WEBHOOK_NAME)[before:]
     assert len(posted) == 1
-    assert any("28,672 bytes" in r.getMessage() or "limit" in r.getMessage() for r in caplog.records)
+    assert any(
+        "28,672 bytes" in r.getMessage() or "limit" in r.getMessage() for r in caplog.records
+    )
     assert not control.webhook_rejections(WEBHOOK_NAME) or all(
         r.get("status") != 413 for r in control.webhook_rejections(WEBHOOK_NAME)
     )

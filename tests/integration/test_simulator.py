@@ -44,12 +44,24 @@ if not FIXTURES.exists():  # CI: the handbook sits beside the clone
     FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
 
 BLOCKED_ALL = {
-    "usersAndGroups": {"accessType": "blocked", "targets": [{"target": "AllUsers", "targetType": "user"}]},
-    "applications": {"accessType": "blocked", "targets": [{"target": "AllApplications", "targetType": "application"}]},
+    "usersAndGroups": {
+        "accessType": "blocked",
+        "targets": [{"target": "AllUsers", "targetType": "user"}],
+    },
+    "applications": {
+        "accessType": "blocked",
+        "targets": [{"target": "AllApplications", "targetType": "application"}],
+    },
 }
 ALLOWED_ALL = {
-    "usersAndGroups": {"accessType": "allowed", "targets": [{"target": "AllUsers", "targetType": "user"}]},
-    "applications": {"accessType": "allowed", "targets": [{"target": "AllApplications", "targetType": "application"}]},
+    "usersAndGroups": {
+        "accessType": "allowed",
+        "targets": [{"target": "AllUsers", "targetType": "user"}],
+    },
+    "applications": {
+        "accessType": "allowed",
+        "targets": [{"target": "AllApplications", "targetType": "application"}],
+    },
 }
 
 
@@ -67,10 +79,21 @@ def sim(tmp_path_factory: pytest.TempPathFactory):
     assert process.stop() == 0  # SIGTERM → clean exit
 
 
-def token(sim: SimulatorProcess, tenant: str = VENDOR_TENANT_ID, app: str = VENDOR_APP_ID, secret: str = VENDOR_APP_SECRET, scope: str = GRAPH_SCOPE) -> str:
+def token(
+    sim: SimulatorProcess,
+    tenant: str = VENDOR_TENANT_ID,
+    app: str = VENDOR_APP_ID,
+    secret: str = VENDOR_APP_SECRET,
+    scope: str = GRAPH_SCOPE,
+) -> str:
     response = httpx.post(
         f"{sim.authority}/{tenant}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": app, "client_secret": secret, "scope": scope},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": app,
+            "client_secret": secret,
+            "scope": scope,
+        },
         verify=sim.ca_file,
     )
     assert response.status_code == 200, response.text
@@ -127,11 +150,21 @@ def new_client_tenant(sim: SimulatorProcess, **extra: Any) -> str:
     return tenant_id
 
 
-def credential(sim: SimulatorProcess, tenant: str = VENDOR_TENANT_ID, app: str = VENDOR_APP_ID, secret: str = VENDOR_APP_SECRET):
+def credential(
+    sim: SimulatorProcess,
+    tenant: str = VENDOR_TENANT_ID,
+    app: str = VENDOR_APP_ID,
+    secret: str = VENDOR_APP_SECRET,
+):
     from azure.identity import ClientSecretCredential
 
     return ClientSecretCredential(
-        tenant, app, secret, authority=sim.authority, disable_instance_discovery=True, connection_verify=sim.ca_file
+        tenant,
+        app,
+        secret,
+        authority=sim.authority,
+        disable_instance_discovery=True,
+        connection_verify=sim.ca_file,
     )
 
 
@@ -143,7 +176,9 @@ def graph_service_client(sim: SimulatorProcess, cred: Any) -> Any:
     from msgraph_core import GraphClientFactory
 
     auth = AzureIdentityAuthenticationProvider(cred, scopes=[GRAPH_SCOPE])
-    http = GraphClientFactory.create_with_default_middleware(client=httpx.AsyncClient(verify=sim.ca_file))
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(verify=sim.ca_file)
+    )
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = sim.graph_url  # explicit: see DESIGN §7
     return GraphServiceClient(request_adapter=adapter)
@@ -178,7 +213,9 @@ def test_azure_identity_client_secret_credential_gets_a_token(sim):
     assert claims["tid"] == VENDOR_TENANT_ID
     assert claims["appid"] == VENDOR_APP_ID
     assert claims["aud"] == "https://graph.microsoft.com"
-    assert {"Policy.Read.All", "AuditLog.Read.All", "User.Invite.All", "Mail.Send"} <= set(claims["roles"])
+    assert {"Policy.Read.All", "AuditLog.Read.All", "User.Invite.All", "Mail.Send"} <= set(
+        claims["roles"]
+    )
     assert access.expires_on > time.time() + 3000
 
 
@@ -189,7 +226,12 @@ def test_wrong_secret_and_unknown_tenant_are_aadsts_errors(sim):
         credential(sim, secret="not-the-secret").get_token(GRAPH_SCOPE)
     response = httpx.post(
         f"{sim.authority}/{uuid.uuid4()}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": VENDOR_APP_ID, "client_secret": VENDOR_APP_SECRET, "scope": GRAPH_SCOPE},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": VENDOR_APP_ID,
+            "client_secret": VENDOR_APP_SECRET,
+            "scope": GRAPH_SCOPE,
+        },
         verify=sim.ca_file,
     )
     assert response.status_code == 400
@@ -206,7 +248,9 @@ def test_consent_none_is_aadsts700016(sim):
 def test_revoked_consent_gives_a_token_without_roles_and_graph_403(sim):
     access = token(sim, WOODGROVE_TENANT_ID, READER_APP_ID, READER_APP_SECRET)
     assert "roles" not in claims_of(access)
-    response = Graph(sim, access).get(f"/policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT_ID}")
+    response = Graph(sim, access).get(
+        f"/policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT_ID}"
+    )
     assert response.status_code == 403
     error = response.json()["error"]
     assert error["code"] == "Authorization_RequestDenied"
@@ -227,7 +271,12 @@ def test_each_endpoint_checks_its_application_permission(sim):
     assert reader.get("/policies/crossTenantAccessPolicy/default").status_code == 200
     for path in ("/auditLogs/directoryAudits", "/auditLogs/signIns", "/users"):
         assert reader.get(path).status_code == 403, path
-    assert reader.post("/invitations", {"invitedUserEmailAddress": "a@b.com", "inviteRedirectUrl": "https://x"}).status_code == 403
+    assert (
+        reader.post(
+            "/invitations", {"invitedUserEmailAddress": "a@b.com", "inviteRedirectUrl": "https://x"}
+        ).status_code
+        == 403
+    )
 
 
 def test_graph_refuses_missing_and_wrong_audience_tokens(sim):
@@ -246,7 +295,9 @@ def test_managed_identity_endpoint_issues_a_vendor_token(sim, monkeypatch):
 
     monkeypatch.setenv("IDENTITY_ENDPOINT", sim.base_url + "/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", MANAGED_IDENTITY_HEADER)
-    cred = ManagedIdentityCredential(client_id=MANAGED_IDENTITY_CLIENT_ID, connection_verify=sim.ca_file)
+    cred = ManagedIdentityCredential(
+        client_id=MANAGED_IDENTITY_CLIENT_ID, connection_verify=sim.ca_file
+    )
     claims = claims_of(cred.get_token(GRAPH_SCOPE).token)
     assert claims["tid"] == VENDOR_TENANT_ID
     assert claims["appid"] == MANAGED_IDENTITY_CLIENT_ID
@@ -263,7 +314,11 @@ def test_managed_identity_endpoint_issues_a_vendor_token(sim, monkeypatch):
 def test_federated_credential_assertion_from_the_managed_identity(sim):
     mi = httpx.get(
         sim.base_url + "/msi/token",
-        params={"resource": "api://AzureADTokenExchange", "api-version": "2019-08-01", "client_id": MANAGED_IDENTITY_CLIENT_ID},
+        params={
+            "resource": "api://AzureADTokenExchange",
+            "api-version": "2019-08-01",
+            "client_id": MANAGED_IDENTITY_CLIENT_ID,
+        },
         headers={"X-IDENTITY-HEADER": MANAGED_IDENTITY_HEADER},
         verify=sim.ca_file,
     ).json()["access_token"]
@@ -294,17 +349,23 @@ def test_typed_msgraph_sdk_calls_deserialise(sim):
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     async def scenario() -> None:
-        client = graph_service_client(sim, credential(sim, FABRIKAM_TENANT_ID, READER_APP_ID, READER_APP_SECRET))
+        client = graph_service_client(
+            sim, credential(sim, FABRIKAM_TENANT_ID, READER_APP_ID, READER_APP_SECRET)
+        )
         default = await client.policies.cross_tenant_access_policy.default.get()
         assert isinstance(default, CrossTenantAccessPolicyConfigurationDefault)
         assert default.b2b_collaboration_outbound.users_and_groups.access_type.value == "allowed"
         partners = client.policies.cross_tenant_access_policy.partners
-        partner = await partners.by_cross_tenant_access_policy_configuration_partner_tenant_id(VENDOR_TENANT_ID).get()
+        partner = await partners.by_cross_tenant_access_policy_configuration_partner_tenant_id(
+            VENDOR_TENANT_ID
+        ).get()
         assert partner.tenant_id == VENDOR_TENANT_ID
         targets = partner.b2b_collaboration_outbound.users_and_groups.targets
         assert [t.target for t in targets] == ["8d4f2a6c-1e3b-4c5d-9a7f-0b2c4e6d8f13"]
         with pytest.raises(ODataError) as missing:
-            await partners.by_cross_tenant_access_policy_configuration_partner_tenant_id(str(uuid.uuid4())).get()
+            await partners.by_cross_tenant_access_policy_configuration_partner_tenant_id(
+                str(uuid.uuid4())
+            ).get()
         assert missing.value.response_status_code == 404
         assert missing.value.error.code == "Request_ResourceNotFound"
 
@@ -353,7 +414,9 @@ def test_throttle_answers_429_with_retry_after(sim):
     sim.control.add_users(tenant, [{"userPrincipalName": "admin@example.com"}])
     sim.control.set_consent(tenant, VENDOR_APP_ID, "granted")
     client = Graph(sim, token(sim, tenant))
-    sim.control.set_throttle(r"/auditLogs/directoryAudits", limit=5, per_seconds=10, tenant_id=tenant)
+    sim.control.set_throttle(
+        r"/auditLogs/directoryAudits", limit=5, per_seconds=10, tenant_id=tenant
+    )
     try:
         responses = [client.get("/auditLogs/directoryAudits") for _ in range(6)]
     finally:
@@ -373,9 +436,13 @@ def test_policy_shapes_follow_microsoft_examples(sim, graph):
     default = graph.get("/policies/crossTenantAccessPolicy/default").json()
     example = fixture("policies.crossTenantAccessPolicy.default.get.response.json")
     assert set(example) <= set(default)
-    assert default["@odata.context"].endswith("$metadata#policies/crossTenantAccessPolicy/default/$entity")
+    assert default["@odata.context"].endswith(
+        "$metadata#policies/crossTenantAccessPolicy/default/$entity"
+    )
     partner = graph.get(f"/policies/crossTenantAccessPolicy/partners/{CONTOSO_TENANT_ID}").json()
-    assert set(fixture("policies.crossTenantAccessPolicy.partners.id.get.response.json")) <= set(partner)
+    assert set(fixture("policies.crossTenantAccessPolicy.partners.id.get.response.json")) <= set(
+        partner
+    )
     partners = graph.get("/policies/crossTenantAccessPolicy/partners").json()
     assert CONTOSO_TENANT_ID in {p["tenantId"] for p in partners["value"]}
     missing = graph.get(f"/policies/crossTenantAccessPolicy/partners/{TAILSPIN_TENANT_ID}")
@@ -401,12 +468,18 @@ def test_partner_policy_changes_write_entra_style_audit_events(sim):
         client_tenant, VENDOR_TENANT_ID, {"b2bCollaborationOutbound": ALLOWED_ALL}, actor=admin
     )
     updated = sim.control.set_partner_policy(
-        client_tenant, VENDOR_TENANT_ID, {"b2bCollaborationOutbound": BLOCKED_ALL}, actor=admin, value_style="pascal"
+        client_tenant,
+        VENDOR_TENANT_ID,
+        {"b2bCollaborationOutbound": BLOCKED_ALL},
+        actor=admin,
+        value_style="pascal",
     )
     # Graph now serves the new policy.
     partner = client.get(f"/policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT_ID}").json()
     assert partner["b2bCollaborationOutbound"] == BLOCKED_ALL
-    deleted = sim.control.delete_partner_policy(client_tenant, VENDOR_TENANT_ID, actor={"appId": VENDOR_APP_ID, "displayName": "xtap-watch"})
+    deleted = sim.control.delete_partner_policy(
+        client_tenant, VENDOR_TENANT_ID, actor={"appId": VENDOR_APP_ID, "displayName": "xtap-watch"}
+    )
     events = _audits(client, "category eq 'CrossTenantAccessSettings'")
     assert [e["id"] for e in events] == [deleted["id"], updated["id"], added["id"]]  # newest first
     assert [e["activityDisplayName"] for e in events] == [
@@ -425,35 +498,64 @@ def test_partner_policy_changes_write_entra_style_audit_events(sim):
     old_value = json.loads(props(updated)["b2bCollaborationOutbound"]["oldValue"])
     assert new_value["UsersAndGroups"]["AccessType"] == 2  # PascalCase, numeric
     assert old_value["Applications"]["AccessType"] == 1
-    assert json.loads(props(added)["b2bCollaborationOutbound"]["newValue"])["usersAndGroups"]["accessType"] == 1
+    assert (
+        json.loads(props(added)["b2bCollaborationOutbound"]["newValue"])["usersAndGroups"][
+            "accessType"
+        ]
+        == 1
+    )
     assert props(deleted)["tenantId"]["oldValue"] == json.dumps(VENDOR_TENANT_ID)
     assert props(deleted)["tenantId"]["newValue"] is None
     assert added["initiatedBy"]["user"]["userPrincipalName"] == admin
     assert deleted["initiatedBy"]["app"]["appId"] == VENDOR_APP_ID
     assert VENDOR_TENANT_ID in added["targetResources"][0]["displayName"]
-    assert client.get(f"/policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT_ID}").status_code == 404
+    assert (
+        client.get(f"/policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT_ID}").status_code
+        == 404
+    )
 
 
 def test_default_policy_change_is_a_company_default_event(sim, graph):
     event = sim.control.set_default_policy(
         VENDOR_TENANT_ID,
-        {"inboundTrust": {"isMfaAccepted": True, "isCompliantDeviceAccepted": False, "isHybridAzureADJoinedDeviceAccepted": False}},
+        {
+            "inboundTrust": {
+                "isMfaAccepted": True,
+                "isCompliantDeviceAccepted": False,
+                "isHybridAzureADJoinedDeviceAccepted": False,
+            }
+        },
         actor="admin@osttra.com",
         at="now-1m",
     )
     try:
         assert event["category"] == "CrossTenantIdentitySyncSettings"
-        assert event["activityDisplayName"] == "Update the company default cross-tenant access setting"
+        assert (
+            event["activityDisplayName"] == "Update the company default cross-tenant access setting"
+        )
         (changed,) = event["targetResources"][0]["modifiedProperties"]
         assert changed["displayName"] == "inboundTrust"
         assert json.loads(changed["newValue"])["isMfaAccepted"] is True
-        found = _audits(graph, "activityDisplayName eq 'Update the company default cross-tenant access setting'")
+        found = _audits(
+            graph, "activityDisplayName eq 'Update the company default cross-tenant access setting'"
+        )
         assert event["id"] in {e["id"] for e in found}
-        assert graph.get("/policies/crossTenantAccessPolicy/default").json()["inboundTrust"]["isMfaAccepted"] is True
+        assert (
+            graph.get("/policies/crossTenantAccessPolicy/default").json()["inboundTrust"][
+                "isMfaAccepted"
+            ]
+            is True
+        )
     finally:
         sim.control.set_default_policy(
             VENDOR_TENANT_ID,
-            {"inboundTrust": {"isMfaAccepted": False, "isCompliantDeviceAccepted": False, "isHybridAzureADJoinedDeviceAccepted": False}},
+            {
+                "inboundTrust": {
+                    "isMfaAccepted": False,
+                    "isCompliantDeviceAccepted": False,
+                    "isHybridAzureADJoinedDeviceAccepted": False,
+                }
+            },
         )
 
 
@@ -469,7 +571,9 @@ def test_directory_audits_filter_and_keyset_paging(sim):
     events = [
         {
             "category": "CrossTenantAccessSettings" if i % 2 else "UserManagement",
-            "activityDisplayName": "Update a partner cross-tenant access setting" if i % 2 else "Update user",
+            "activityDisplayName": "Update a partner cross-tenant access setting"
+            if i % 2
+            else "Update user",
             "activityDateTime": f"now-{i}h",
         }
         for i in range(1, 26)
@@ -477,7 +581,8 @@ def test_directory_audits_filter_and_keyset_paging(sim):
     sim.control.add_audit_events(tenant, events)
     since = "2000-01-01T00:00:00Z"
     query = {
-        "$filter": f"activityDateTime ge {since} and (category eq 'CrossTenantAccessSettings' or startswith(activityDisplayName,'Update u'))",
+        "$filter": f"activityDateTime ge {since} and (category eq 'CrossTenantAccessSettings'"
+        " or startswith(activityDisplayName,'Update u'))",
         "$top": "10",
     }
     first = client.get("/auditLogs/directoryAudits", params=query).json()
@@ -486,7 +591,9 @@ def test_directory_audits_filter_and_keyset_paging(sim):
     assert next_link.startswith(sim.graph_url + "/auditLogs/directoryAudits?")
     assert "$skiptoken=" in next_link
     # An event arriving between pages is newer than the cursor: not repeated, not shifting.
-    sim.control.add_audit_events(tenant, [{"category": "UserManagement", "activityDisplayName": "Update user"}])
+    sim.control.add_audit_events(
+        tenant, [{"category": "UserManagement", "activityDisplayName": "Update user"}]
+    )
     seen = list(first["value"])
     while next_link:
         page = client.follow(next_link).json()
@@ -497,7 +604,10 @@ def test_directory_audits_filter_and_keyset_paging(sim):
     assert times == sorted(times, reverse=True)
     narrow = client.get(
         "/auditLogs/directoryAudits",
-        params={"$filter": "activityDisplayName eq 'Update user' and activityDateTime le 2000-01-01T00:00:00Z"},
+        params={
+            "$filter": "activityDisplayName eq 'Update user'"
+            " and activityDateTime le 2000-01-01T00:00:00Z"
+        },
     ).json()
     assert narrow["value"] == []
 
@@ -505,31 +615,53 @@ def test_directory_audits_filter_and_keyset_paging(sim):
 def test_sign_ins_filter_on_error_code_and_tenants(sim, graph):
     failures = graph.get(
         "/auditLogs/signIns",
-        params={"$filter": f"status/errorCode eq 500212 and homeTenantId eq '{TAILSPIN_TENANT_ID}' and resourceTenantId eq '{VENDOR_TENANT_ID}'"},
+        params={
+            "$filter": f"status/errorCode eq 500212 and homeTenantId eq '{TAILSPIN_TENANT_ID}'"
+            f" and resourceTenantId eq '{VENDOR_TENANT_ID}'"
+        },
     ).json()["value"]
     assert len(failures) >= 6
     assert {f["crossTenantAccessType"] for f in failures} == {"b2bCollaboration"}
     assert "NotAllowedByOutboundPolicyTenant" in failures[0]["status"]["failureReason"]
     example = fixture("auditLogs.signIns.list.response.json")["value"][0]
     assert set(example) <= set(failures[0])
-    created = sim.control.add_signins(VENDOR_TENANT_ID, [{"userPrincipalName": "z@fabrikam-clearing.com", "homeTenantId": FABRIKAM_TENANT_ID, "errorCode": 500213}])
-    again = graph.get("/auditLogs/signIns", params={"$filter": "status/errorCode eq 500213", "$top": "5"}).json()["value"]
+    created = sim.control.add_signins(
+        VENDOR_TENANT_ID,
+        [
+            {
+                "userPrincipalName": "z@fabrikam-clearing.com",
+                "homeTenantId": FABRIKAM_TENANT_ID,
+                "errorCode": 500213,
+            }
+        ],
+    )
+    again = graph.get(
+        "/auditLogs/signIns", params={"$filter": "status/errorCode eq 500213", "$top": "5"}
+    ).json()["value"]
     assert created[0]["id"] in {s["id"] for s in again}
 
 
 def test_user_queries_select_count_and_paging(sim, graph):
     guests = graph.get(
         "/users",
-        params={"$filter": "userType eq 'Guest' and externalUserState eq 'PendingAcceptance'", "$select": "id,mail,userType,externalUserState"},
+        params={
+            "$filter": "userType eq 'Guest' and externalUserState eq 'PendingAcceptance'",
+            "$select": "id,mail,userType,externalUserState",
+        },
     ).json()
     assert guests["@odata.context"].endswith("$metadata#users(id,mail,userType,externalUserState)")
-    assert guests["value"] and all(set(u) == {"id", "mail", "userType", "externalUserState"} for u in guests["value"])
+    assert guests["value"] and all(
+        set(u) == {"id", "mail", "userType", "externalUserState"} for u in guests["value"]
+    )
     # Advanced queries need $count=true and ConsistencyLevel: eventual, as in Graph.
     plain = graph.get("/users", params={"$filter": "endswith(mail,'@contoso-markets.com')"})
     assert plain.status_code == 400 and plain.json()["error"]["code"] == "Request_UnsupportedQuery"
     advanced = graph.get(
         "/users",
-        params={"$filter": "endswith(mail,'@contoso-markets.com') and userType eq 'Guest'", "$count": "true"},
+        params={
+            "$filter": "endswith(mail,'@contoso-markets.com') and userType eq 'Guest'",
+            "$count": "true",
+        },
         headers={"ConsistencyLevel": "eventual"},
     ).json()
     assert advanced["@odata.count"] == len(advanced["value"]) == 2
@@ -545,8 +677,16 @@ def test_user_queries_select_count_and_paging(sim, graph):
 
 
 def test_user_by_id_or_upn(sim, graph):
-    guest = graph.get("/users", params={"$filter": "mail eq 'bob.ops@contoso-markets.com'", "$select": "id,userPrincipalName"}).json()["value"][0]
-    by_id = graph.get(f"/users/{guest['id']}", params={"$select": "externalUserState,userType"}).json()
+    guest = graph.get(
+        "/users",
+        params={
+            "$filter": "mail eq 'bob.ops@contoso-markets.com'",
+            "$select": "id,userPrincipalName",
+        },
+    ).json()["value"][0]
+    by_id = graph.get(
+        f"/users/{guest['id']}", params={"$select": "externalUserState,userType"}
+    ).json()
     assert by_id["externalUserState"] == "PendingAcceptance" and by_id["userType"] == "Guest"
     upn = guest["userPrincipalName"]
     assert "#EXT#" in upn
@@ -564,7 +704,10 @@ def test_injection_attempts_are_errors_or_literal_matches(sim, graph):
     quoted = graph.get("/users", params={"$filter": f"mail eq '{escaped}'"})
     assert quoted.status_code == 200
     assert quoted.json()["value"] == []
-    bad_audit = graph.get("/auditLogs/directoryAudits", params={"$filter": "activityDateTime ge 'yesterday' or 1 eq 1"})
+    bad_audit = graph.get(
+        "/auditLogs/directoryAudits",
+        params={"$filter": "activityDateTime ge 'yesterday' or 1 eq 1"},
+    )
     assert bad_audit.status_code == 400
     assert "Invalid filter clause" in bad_audit.json()["error"]["message"]
 
@@ -581,7 +724,9 @@ def _guest_id(graph: Graph, mail: str) -> str:
 def test_invitation_reset_redemption(sim, graph):
     guest_id = _guest_id(graph, "carol.risk@fabrikam-clearing.com")
     request = fixture("invitations.post.resetRedemption.beta.request.json")
-    request.update(invitedUserEmailAddress="carol.risk@fabrikam-clearing.com", invitedUser={"id": guest_id})
+    request.update(
+        invitedUserEmailAddress="carol.risk@fabrikam-clearing.com", invitedUser={"id": guest_id}
+    )
     response = graph.post("/invitations", request)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -590,22 +735,54 @@ def test_invitation_reset_redemption(sim, graph):
     assert body["resetRedemption"] is True and body["status"] == "PendingAcceptance"
     assert body["invitedUser"]["id"] == guest_id
     assert sim.control.user(VENDOR_TENANT_ID, guest_id)["externalUserState"] == "PendingAcceptance"
-    recorded = [i for i in sim.control.invitations(VENDOR_TENANT_ID) if i.get("invitedUserId") == guest_id]
+    recorded = [
+        i for i in sim.control.invitations(VENDOR_TENANT_ID) if i.get("invitedUserId") == guest_id
+    ]
     assert recorded and recorded[-1]["status"] == 201 and recorded[-1]["resetRedemption"] is True
 
 
 def test_invitation_refusals(sim, graph):
     redirect = "https://sso.osttra.com"
     privileged = _guest_id(graph, "dan.admin@fabrikam-clearing.com")
-    denied = graph.post("/invitations", {"invitedUserEmailAddress": "dan.admin@fabrikam-clearing.com", "inviteRedirectUrl": redirect, "resetRedemption": True, "invitedUser": {"id": privileged}})
-    assert denied.status_code == 403 and denied.json()["error"]["code"] == "Authorization_RequestDenied"
+    denied = graph.post(
+        "/invitations",
+        {
+            "invitedUserEmailAddress": "dan.admin@fabrikam-clearing.com",
+            "inviteRedirectUrl": redirect,
+            "resetRedemption": True,
+            "invitedUser": {"id": privileged},
+        },
+    )
+    assert (
+        denied.status_code == 403
+        and denied.json()["error"]["code"] == "Authorization_RequestDenied"
+    )
     member = graph.get("/users/j.doe.contractor@osttra.com").json()["id"]
-    not_guest = graph.post("/invitations", {"invitedUserEmailAddress": "j.doe@contoso-markets.com", "inviteRedirectUrl": redirect, "resetRedemption": True, "invitedUser": {"id": member}})
+    not_guest = graph.post(
+        "/invitations",
+        {
+            "invitedUserEmailAddress": "j.doe@contoso-markets.com",
+            "inviteRedirectUrl": redirect,
+            "resetRedemption": True,
+            "invitedUser": {"id": member},
+        },
+    )
     assert not_guest.status_code == 400
-    unknown = graph.post("/invitations", {"invitedUserEmailAddress": "x@contoso-markets.com", "inviteRedirectUrl": redirect, "resetRedemption": True, "invitedUser": {"id": str(uuid.uuid4())}})
+    unknown = graph.post(
+        "/invitations",
+        {
+            "invitedUserEmailAddress": "x@contoso-markets.com",
+            "inviteRedirectUrl": redirect,
+            "resetRedemption": True,
+            "invitedUser": {"id": str(uuid.uuid4())},
+        },
+    )
     assert unknown.status_code == 400
     no_redirect = graph.post("/invitations", {"invitedUserEmailAddress": "x@contoso-markets.com"})
-    assert no_redirect.status_code == 400 and "inviteRedirectUrl" in no_redirect.json()["error"]["message"]
+    assert (
+        no_redirect.status_code == 400
+        and "inviteRedirectUrl" in no_redirect.json()["error"]["message"]
+    )
     refused = [i for i in sim.control.invitations(VENDOR_TENANT_ID) if i["status"] >= 400]
     assert len(refused) >= 4
 
@@ -625,18 +802,28 @@ def test_new_invitation_creates_a_pending_guest(sim, graph):
 def test_access_review_definitions(sim, graph):
     existing = graph.get(
         "/identityGovernance/accessReviews/definitions",
-        params={"$filter": "displayName eq 'xtap-watch guest review: Contoso Markets'", "$top": "10"},
+        params={
+            "$filter": "displayName eq 'xtap-watch guest review: Contoso Markets'",
+            "$top": "10",
+        },
     ).json()
     assert len(existing["value"]) == 1
-    request = fixture("identityGovernance.accessReviews.definitions.post.inactiveGuests-teams.request.json")
+    request = fixture(
+        "identityGovernance.accessReviews.definitions.post.inactiveGuests-teams.request.json"
+    )
     request["displayName"] = "xtap-watch guest review: Northwind Securities"
     created = graph.post("/identityGovernance/accessReviews/definitions", request)
     assert created.status_code == 201, created.text
     example = fixture("identityGovernance.accessReviews.definitions.post.group.response.json")
     assert set(example) <= set(created.json())
     assert created.json()["settings"]["recurrence"]["range"]["startDate"] == "2020-05-04"
-    assert any(d["id"] == created.json()["id"] for d in sim.control.access_review_definitions(VENDOR_TENANT_ID))
-    incomplete = graph.post("/identityGovernance/accessReviews/definitions", {"displayName": "no scope"})
+    assert any(
+        d["id"] == created.json()["id"]
+        for d in sim.control.access_review_definitions(VENDOR_TENANT_ID)
+    )
+    incomplete = graph.post(
+        "/identityGovernance/accessReviews/definitions", {"displayName": "no scope"}
+    )
     assert incomplete.status_code == 400
     sim.control.set_tenant_flags(VENDOR_TENANT_ID, accessReviewsLicensed=False)
     try:
@@ -656,16 +843,32 @@ def test_send_mail_is_recorded(sim, graph):
     assert len(mail) == 1 and mail[0]["sender"] == "xtap-watch@osttra.com"
     assert mail[0]["message"]["toRecipients"][0]["emailAddress"]["address"] == "frannis@contoso.com"
     assert graph.post("/users/nobody@osttra.com/sendMail", message).status_code == 404
-    assert graph.post("/users/xtap-watch@osttra.com/sendMail", {"message": {"subject": "x"}}).status_code == 400
+    assert (
+        graph.post(
+            "/users/xtap-watch@osttra.com/sendMail", {"message": {"subject": "x"}}
+        ).status_code
+        == 400
+    )
 
 
 def test_find_tenant_information(sim, graph):
-    by_domain = graph.get("/tenantRelationships/findTenantInformationByDomainName(domainName='sso.osttra.com')").json()
+    by_domain = graph.get(
+        "/tenantRelationships/findTenantInformationByDomainName(domainName='sso.osttra.com')"
+    ).json()
     assert by_domain["tenantId"] == VENDOR_TENANT_ID
-    assert set(fixture("tenantRelationships.findTenantInformationByDomainName.get.response.json")) == set(by_domain)
-    by_id = graph.get(f"/tenantRelationships/findTenantInformationByTenantId(tenantId='{CONTOSO_TENANT_ID}')").json()
+    assert set(
+        fixture("tenantRelationships.findTenantInformationByDomainName.get.response.json")
+    ) == set(by_domain)
+    by_id = graph.get(
+        f"/tenantRelationships/findTenantInformationByTenantId(tenantId='{CONTOSO_TENANT_ID}')"
+    ).json()
     assert by_id["defaultDomainName"] == "contoso-markets.com"
-    assert graph.get("/tenantRelationships/findTenantInformationByDomainName(domainName='nowhere.example')").status_code == 404
+    assert (
+        graph.get(
+            "/tenantRelationships/findTenantInformationByDomainName(domainName='nowhere.example')"
+        ).status_code
+        == 404
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -679,11 +882,29 @@ def test_batch_items_dependson_errors_and_429(sim):
     body = {
         "requests": [
             {"id": "default", "method": "GET", "url": "/policies/crossTenantAccessPolicy/default"},
-            {"id": "partner", "method": "GET", "url": f"policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT_ID}", "dependsOn": ["default"]},
-            {"id": "missing", "method": "GET", "url": f"/policies/crossTenantAccessPolicy/partners/{uuid.uuid4()}"},
-            {"id": "after-missing", "method": "GET", "url": "/policies/crossTenantAccessPolicy/default", "dependsOn": ["missing"]},
+            {
+                "id": "partner",
+                "method": "GET",
+                "url": f"policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT_ID}",
+                "dependsOn": ["default"],
+            },
+            {
+                "id": "missing",
+                "method": "GET",
+                "url": f"/policies/crossTenantAccessPolicy/partners/{uuid.uuid4()}",
+            },
+            {
+                "id": "after-missing",
+                "method": "GET",
+                "url": "/policies/crossTenantAccessPolicy/default",
+                "dependsOn": ["missing"],
+            },
             {"id": "throttled", "method": "GET", "url": "/policies/authorizationPolicy"},
-            {"id": "absolute", "method": "GET", "url": f"{sim.graph_url}/policies/crossTenantAccessPolicy/default"},
+            {
+                "id": "absolute",
+                "method": "GET",
+                "url": f"{sim.graph_url}/policies/crossTenantAccessPolicy/default",
+            },
             {"id": "forbidden", "method": "GET", "url": "/users"},
         ]
     }
@@ -691,14 +912,27 @@ def test_batch_items_dependson_errors_and_429(sim):
     assert response.status_code == 200
     items = {r["id"]: r for r in response.json()["responses"]}
     assert items["default"]["status"] == 200
-    assert items["default"]["body"]["b2bCollaborationOutbound"]["usersAndGroups"]["accessType"] == "allowed"
-    assert items["partner"]["status"] == 200 and items["partner"]["body"]["tenantId"] == VENDOR_TENANT_ID
+    assert (
+        items["default"]["body"]["b2bCollaborationOutbound"]["usersAndGroups"]["accessType"]
+        == "allowed"
+    )
+    assert (
+        items["partner"]["status"] == 200
+        and items["partner"]["body"]["tenantId"] == VENDOR_TENANT_ID
+    )
     assert items["missing"]["status"] == 404
     assert items["after-missing"]["status"] == 424
-    assert items["throttled"]["status"] == 429 and items["throttled"]["headers"]["Retry-After"] == "7"
+    assert (
+        items["throttled"]["status"] == 429 and items["throttled"]["headers"]["Retry-After"] == "7"
+    )
     assert items["absolute"]["status"] == 400
     assert items["forbidden"]["status"] == 403
-    too_many = {"requests": [{"id": str(i), "method": "GET", "url": "/policies/crossTenantAccessPolicy/default"} for i in range(21)]}
+    too_many = {
+        "requests": [
+            {"id": str(i), "method": "GET", "url": "/policies/crossTenantAccessPolicy/default"}
+            for i in range(21)
+        ]
+    }
     assert reader.post("/$batch", too_many).status_code == 400
     dangling = {"requests": [{"id": "1", "method": "GET", "url": "/users", "dependsOn": ["9"]}]}
     assert reader.post("/$batch", dangling).status_code == 400
@@ -713,7 +947,9 @@ def test_logs_query_client_reads_signin_and_audit_tables(sim):
     from azure.core.exceptions import HttpResponseError
     from azure.monitor.query import LogsQueryClient, LogsQueryStatus
 
-    client = LogsQueryClient(credential(sim), endpoint=sim.log_analytics_url, connection_verify=sim.ca_file)
+    client = LogsQueryClient(
+        credential(sim), endpoint=sim.log_analytics_url, connection_verify=sim.ca_file
+    )
     result = client.query_workspace(
         VENDOR_WORKSPACE_ID,
         'SigninLogs | where ResultType in ("500212", "500213", "5000211")'
@@ -725,7 +961,11 @@ def test_logs_query_client_reads_signin_and_audit_tables(sim):
     assert table.columns == ["HomeTenantId", "ResultType", "Failures"]
     assert [TAILSPIN_TENANT_ID, "500212", 6] in [list(row) for row in table.rows]
 
-    sim.control.set_partner_policy(VENDOR_TENANT_ID, TAILSPIN_TENANT_ID, {"automaticUserConsentSettings": {"inboundAllowed": True, "outboundAllowed": False}})
+    sim.control.set_partner_policy(
+        VENDOR_TENANT_ID,
+        TAILSPIN_TENANT_ID,
+        {"automaticUserConsentSettings": {"inboundAllowed": True, "outboundAllowed": False}},
+    )
     audits = client.query_workspace(
         VENDOR_WORKSPACE_ID,
         "AuditLogs | where Category == 'CrossTenantAccessSettings' | where TimeGenerated > ago(1h)"
@@ -733,14 +973,22 @@ def test_logs_query_client_reads_signin_and_audit_tables(sim):
         timespan=timedelta(hours=1),
     )
     rows = [dict(zip(audits.tables[0].columns, row, strict=True)) for row in audits.tables[0].rows]
-    added = [r for r in rows if r["OperationName"] == "Add a partner to cross-tenant access setting"]
+    added = [
+        r for r in rows if r["OperationName"] == "Add a partner to cross-tenant access setting"
+    ]
     assert added
     targets = json.loads(added[0]["TargetResources"])  # dynamic columns arrive as JSON text
-    assert targets[0]["modifiedProperties"][0] == {"displayName": "tenantId", "oldValue": None, "newValue": json.dumps(TAILSPIN_TENANT_ID)}
+    assert targets[0]["modifiedProperties"][0] == {
+        "displayName": "tenantId",
+        "oldValue": None,
+        "newValue": json.dumps(TAILSPIN_TENANT_ID),
+    }
     assert added[0]["TimeGenerated"].tzinfo is not None
 
     with pytest.raises(HttpResponseError) as refused:
-        client.query_workspace(VENDOR_WORKSPACE_ID, "SigninLogs | extend Hour = 1", timespan=timedelta(days=1))
+        client.query_workspace(
+            VENDOR_WORKSPACE_ID, "SigninLogs | extend Hour = 1", timespan=timedelta(days=1)
+        )
     assert refused.value.status_code == 400
     assert "extend" in str(refused.value)
     with pytest.raises(HttpResponseError) as unknown:
@@ -789,7 +1037,9 @@ def test_webhook_accepts_adaptive_cards_and_enforces_teams_limits(sim):
     async def burst() -> tuple[list[httpx.Response], float]:
         async with httpx.AsyncClient(verify=sim.ca_file) as client:
             started = time.monotonic()
-            responses = await asyncio.gather(*(client.post(sim.webhook_url("burst"), json=_card(f"n{i}")) for i in range(12)))
+            responses = await asyncio.gather(
+                *(client.post(sim.webhook_url("burst"), json=_card(f"n{i}")) for i in range(12))
+            )
             return list(responses), time.monotonic() - started
 
     responses, elapsed = asyncio.run(burst())
@@ -809,11 +1059,14 @@ def test_webhook_accepts_adaptive_cards_and_enforces_teams_limits(sim):
 def test_request_log_and_counters(sim, graph):
     sim.control.reset_counters()
     graph.get("/policies/crossTenantAccessPolicy/default")
-    graph.get(f"/policies/crossTenantAccessPolicy/partners/{TAILSPIN_TENANT_ID}")
+    graph.get(f"/policies/crossTenantAccessPolicy/partners/{uuid.uuid4()}")
     stats = sim.control.stats()
     assert stats["requests"] == 2
     assert stats["byStatus"] == {"200": 1, "404": 1}
     assert stats["byRoute"]["GET /v1.0/policies/crossTenantAccessPolicy/partners/{id}"] == 1
     assert stats["byTenant"] == {VENDOR_TENANT_ID: 2}
     log = sim.control.requests("crossTenantAccessPolicy")
-    assert [(r["status"], r["tenantId"], r["appId"]) for r in log] == [(200, VENDOR_TENANT_ID, VENDOR_APP_ID), (404, VENDOR_TENANT_ID, VENDOR_APP_ID)]
+    assert [(r["status"], r["tenantId"], r["appId"]) for r in log] == [
+        (200, VENDOR_TENANT_ID, VENDOR_APP_ID),
+        (404, VENDOR_TENANT_ID, VENDOR_APP_ID),
+    ]

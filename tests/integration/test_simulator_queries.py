@@ -71,7 +71,11 @@ def matching(filter_text: str, items: list[dict]) -> list[str]:
         ("externalUserState eq null", [MEMBER["id"]]),
         ("externalUserState ne null", [GUEST["id"]]),
         ("accountEnabled eq true and not (userType eq 'Member')", [GUEST["id"]]),
-        ("(userType eq 'Member' or externalUserState eq 'PendingAcceptance') and accountEnabled eq true", [GUEST["id"], MEMBER["id"]]),
+        (
+            "(userType eq 'Member' or externalUserState eq 'PendingAcceptance')"
+            " and accountEnabled eq true",
+            [GUEST["id"], MEMBER["id"]],
+        ),
         ("mail eq 'O''Brien@contoso.com'", []),
     ],
 )
@@ -87,10 +91,15 @@ def test_filter_doubled_quote_is_part_of_the_literal():
 def test_filter_nested_paths_numbers_and_datetimes():
     assert matching("status/errorCode eq 500212", [SIGN_IN]) == [SIGN_IN["id"]]
     assert matching("status/errorCode in (500212, 500213)", [SIGN_IN]) == [SIGN_IN["id"]]
-    assert matching("createdDateTime ge 2020-03-13T00:00:00Z and createdDateTime lt 2020-03-14T00:00:00Z", [SIGN_IN]) == [SIGN_IN["id"]]
+    assert matching(
+        "createdDateTime ge 2020-03-13T00:00:00Z and createdDateTime lt 2020-03-14T00:00:00Z",
+        [SIGN_IN],
+    ) == [SIGN_IN["id"]]
     assert matching("createdDateTime gt 2020-03-13T19:15:41.62Z", [SIGN_IN]) == []
     # Graph writes 7 fractional digits; they must parse.
-    assert parse_datetime("2018-01-09T21:20:02.7215374Z") == datetime(2018, 1, 9, 21, 20, 2, 721537, tzinfo=UTC)
+    assert parse_datetime("2018-01-09T21:20:02.7215374Z") == datetime(
+        2018, 1, 9, 21, 20, 2, 721537, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize(
@@ -140,11 +149,36 @@ def test_filter_refuses_properties_outside_the_collection_allowlist():
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SCHEMAS = {"SigninLogs": SIGNIN_COLUMNS, "AuditLogs": AUDIT_COLUMNS}
 ROWS = [
-    {"TimeGenerated": NOW - timedelta(hours=1), "HomeTenantId": "t1", "ResultType": "500212", "UserPrincipalName": "a@t1.com"},
-    {"TimeGenerated": NOW - timedelta(hours=2), "HomeTenantId": "t1", "ResultType": "500212", "UserPrincipalName": "b@t1.com"},
-    {"TimeGenerated": NOW - timedelta(hours=3), "HomeTenantId": "t2", "ResultType": "500213", "UserPrincipalName": "c@t2.com"},
-    {"TimeGenerated": NOW - timedelta(days=3), "HomeTenantId": "t3", "ResultType": "500212", "UserPrincipalName": "d@t3.com"},
-    {"TimeGenerated": NOW - timedelta(minutes=5), "HomeTenantId": "t4", "ResultType": "0", "UserPrincipalName": "e@t4.com"},
+    {
+        "TimeGenerated": NOW - timedelta(hours=1),
+        "HomeTenantId": "t1",
+        "ResultType": "500212",
+        "UserPrincipalName": "a@t1.com",
+    },
+    {
+        "TimeGenerated": NOW - timedelta(hours=2),
+        "HomeTenantId": "t1",
+        "ResultType": "500212",
+        "UserPrincipalName": "b@t1.com",
+    },
+    {
+        "TimeGenerated": NOW - timedelta(hours=3),
+        "HomeTenantId": "t2",
+        "ResultType": "500213",
+        "UserPrincipalName": "c@t2.com",
+    },
+    {
+        "TimeGenerated": NOW - timedelta(days=3),
+        "HomeTenantId": "t3",
+        "ResultType": "500212",
+        "UserPrincipalName": "d@t3.com",
+    },
+    {
+        "TimeGenerated": NOW - timedelta(minutes=5),
+        "HomeTenantId": "t4",
+        "ResultType": "0",
+        "UserPrincipalName": "e@t4.com",
+    },
 ]
 
 
@@ -154,7 +188,8 @@ def run_kql(text: str) -> tuple[list[dict], list[tuple[str, str]]]:
 
 def test_kql_where_summarize_order():
     rows, columns = run_kql(
-        'SigninLogs | where TimeGenerated > ago(24h) | where ResultType in ("500212", "500213", "5000211")'
+        "SigninLogs | where TimeGenerated > ago(24h)"
+        ' | where ResultType in ("500212", "500213", "5000211")'
         " | summarize Failures=count() by HomeTenantId, ResultType | order by Failures desc"
     )
     assert columns == [("HomeTenantId", "string"), ("ResultType", "string"), ("Failures", "long")]
@@ -168,25 +203,41 @@ def test_kql_operators():
     def upns(text: str) -> list[str]:
         return [r["UserPrincipalName"] for r in run_kql(text)[0]]
 
-    assert upns('SigninLogs | where ResultType != "0" and HomeTenantId =~ "T1"') == ["a@t1.com", "b@t1.com"]
-    assert upns('SigninLogs | where UserPrincipalName startswith "C@" or UserPrincipalName contains "T4"') == ["c@t2.com", "e@t4.com"]
+    assert upns('SigninLogs | where ResultType != "0" and HomeTenantId =~ "T1"') == [
+        "a@t1.com",
+        "b@t1.com",
+    ]
+    assert upns(
+        'SigninLogs | where UserPrincipalName startswith "C@" or UserPrincipalName contains "T4"'
+    ) == ["c@t2.com", "e@t4.com"]
     assert upns('SigninLogs | where HomeTenantId !in ("t1", "t2")') == ["d@t3.com", "e@t4.com"]
-    assert upns("SigninLogs | where TimeGenerated >= datetime(2026-11-23T09:30:00Z) | order by TimeGenerated asc") == [
+    assert upns(
+        "SigninLogs | where TimeGenerated >= datetime(2026-11-23T09:30:00Z)"
+        " | order by TimeGenerated asc"
+    ) == [
         "b@t1.com",
         "a@t1.com",
         "e@t4.com",
     ]
     assert upns("SigninLogs | order by TimeGenerated desc | take 2") == ["e@t4.com", "a@t1.com"]
     assert run_kql("SigninLogs | where ResultType == '500212' | count")[0] == [{"Count": 3}]
-    assert run_kql("SigninLogs | project Who=UserPrincipalName | take 1")[0] == [{"Who": "a@t1.com"}]
+    assert run_kql("SigninLogs | project Who=UserPrincipalName | take 1")[0] == [
+        {"Who": "a@t1.com"}
+    ]
 
 
 @pytest.mark.parametrize(
     ("query", "message"),
     [
         ("SigninLogs | extend X = 1", "Unsupported KQL operator 'extend'"),
-        ("SigninLogs | where ResultType == 500212", "Cannot compare values of types string and long"),
-        ("SigninLogs | where NoSuchColumn == 'x'", "Failed to resolve scalar expression named 'NoSuchColumn'"),
+        (
+            "SigninLogs | where ResultType == 500212",
+            "Cannot compare values of types string and long",
+        ),
+        (
+            "SigninLogs | where NoSuchColumn == 'x'",
+            "Failed to resolve scalar expression named 'NoSuchColumn'",
+        ),
         ("NoSuchTable | take 1", "Failed to resolve table expression"),
         ("SigninLogs | summarize count() by bin(TimeGenerated, 1h)", "not supported"),
         ("SigninLogs | where ResultType matches regex '5.*'", "Unsupported operator"),
@@ -204,7 +255,10 @@ def test_timespans_as_azure_monitor_query_sends_them():
     assert parse_timespan("PT86400.0S", NOW) == (NOW - timedelta(days=1), NOW)
     assert parse_timespan("P1DT12H", NOW) == (NOW - timedelta(days=1, hours=12), NOW)
     start = "2026-11-20T00:00:00.000Z"
-    assert parse_timespan(f"{start}/PT3600.0S", NOW) == (parse_datetime(start), parse_datetime(start) + timedelta(hours=1))
+    assert parse_timespan(f"{start}/PT3600.0S", NOW) == (
+        parse_datetime(start),
+        parse_datetime(start) + timedelta(hours=1),
+    )
     assert parse_timespan(None, NOW) is None
     with pytest.raises(KqlError):
         parse_timespan("yesterday", NOW)
@@ -217,14 +271,22 @@ def test_timespans_as_azure_monitor_query_sends_them():
 
 def test_audit_values_use_numeric_access_types_in_both_key_styles():
     setting = {
-        "usersAndGroups": {"accessType": "blocked", "targets": [{"target": "AllUsers", "targetType": "user"}]},
-        "applications": {"accessType": "allowed", "targets": [{"target": "AllApplications", "targetType": "application"}]},
+        "usersAndGroups": {
+            "accessType": "blocked",
+            "targets": [{"target": "AllUsers", "targetType": "user"}],
+        },
+        "applications": {
+            "accessType": "allowed",
+            "targets": [{"target": "AllApplications", "targetType": "application"}],
+        },
     }
     assert encode_setting_value(setting, "camel") == (
         '{"usersAndGroups":{"accessType":2,"targets":[{"target":"AllUsers","targetType":"user"}]},'
         '"applications":{"accessType":1,"targets":[{"target":"AllApplications","targetType":"application"}]}}'
     )
-    assert encode_setting_value(setting, "pascal").startswith('{"UsersAndGroups":{"AccessType":2,"Targets":[{"Target":"AllUsers"')
+    assert encode_setting_value(setting, "pascal").startswith(
+        '{"UsersAndGroups":{"AccessType":2,"Targets":[{"Target":"AllUsers"'
+    )
     assert encode_setting_value(None, "camel") is None
 
 
