@@ -5,8 +5,11 @@ Each function unpacks its binding and awaits the matching handler in
 app settings (``%XTAP_..._SCHEDULE%``) so operators can change them without a deploy.
 """
 
+import os
+
 import azure.functions as func
 
+from shared.config import load_settings
 from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
 from shared.entrypoints import triggers
 from shared.telemetry import configure_telemetry
@@ -14,6 +17,11 @@ from shared.telemetry import configure_telemetry
 # Application Insights via OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set
 # (a cheap no-op otherwise); always installs the log filter that redacts secrets.
 configure_telemetry()
+
+if os.environ.get("FUNCTIONS_WORKER_RUNTIME"):
+    # Under the Functions host: refuse to start on bad configuration, naming the setting,
+    # instead of failing on the first trigger at 3 a.m.
+    load_settings()
 
 # ANONYMOUS at the function level: App Service Authentication (Entra) sits in front of
 # the HTTP API and each handler checks the caller's app role itself.

@@ -1,0 +1,139 @@
+"""Configuration: one typed object, validated at start, errors name the setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.config import SETTINGS, ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+VENDOR = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
+APP = "5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14"
+AZURITE = "UseDevelopmentStorage=true"
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {
+        "XTAP_VENDOR_TENANT_ID": VENDOR,
+        "XTAP_VENDOR_APP_IDS": APP,
+        "AzureWebJobsStorage": AZURITE,
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v != "<unset>"}
+
+
+def test_minimal_configuration_loads_with_documented_defaults():
+    settings = load_settings(_env())
+    assert settings.vendor_tenant_id == VENDOR
+    assert settings.vendor_app_ids == (APP,)
+    assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert settings.vendor_credential == "managed_identity"
+    assert settings.sweep_schedule == "0 0 * * * *"
+    assert settings.reminder_hours == 24
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"XTAP_VENDOR_TENANT_ID": "<unset>"}, "XTAP_VENDOR_TENANT_ID"),
+        ({"XTAP_VENDOR_TENANT_ID": "osttra.com"}, "XTAP_VENDOR_TENANT_ID"),
+        ({"XTAP_VENDOR_APP_IDS": "not-a-guid"}, "XTAP_VENDOR_APP_IDS"),
+        ({"XTAP_VENDOR_APP_IDS": " , "}, "XTAP_VENDOR_APP_IDS"),
+        ({"AzureWebJobsStorage": "<unset>"}, "AzureWebJobsStorage"),
+        ({"AzureWebJobsStorage": "garbage"}, "AzureWebJobsStorage"),
+        ({"XTAP_GRAPH_BASE_URL": "graph.microsoft.com"}, "XTAP_GRAPH_BASE_URL"),
+        ({"XTAP_VENDOR_CREDENTIAL": "password"}, "XTAP_VENDOR_CREDENTIAL"),
+        ({"XTAP_VENDOR_CREDENTIAL": "client_secret"}, "XTAP_VENDOR_CLIENT_ID"),
+        ({"XTAP_REMINDER_HOURS": "0"}, "XTAP_REMINDER_HOURS"),
+        ({"XTAP_REMINDER_HOURS": "soon"}, "XTAP_REMINDER_HOURS"),
+        ({"XTAP_SWEEP_SCHEDULE": "0 * * * *"}, "XTAP_SWEEP_SCHEDULE"),
+        ({"XTAP_AUDIT_SOURCE": "log_analytics"}, "XTAP_LOG_ANALYTICS_WORKSPACE_ID"),
+        ({"XTAP_ALERT_EMAILS": "admins"}, "XTAP_ALERT_EMAILS"),
+        ({"XTAP_MAIL_SENDER": "alerts@osttra.com"}, "XTAP_ALERT_EMAILS"),
+    ],
+)
+def test_bad_configuration_names_the_setting(overrides, setting):
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env(**overrides))
+    assert err.value.setting == setting
+    assert str(err.value).startswith(f"{setting}: ")
+
+
+def test_identity_based_storage_needs_both_endpoints():
+    env = _env(AzureWebJobsStorage="<unset>")
+    env["AzureWebJobsStorage__queueServiceUri"] = "https://st.queue.core.windows.net"
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    assert err.value.setting == "AzureWebJobsStorage"
+    env["AzureWebJobsStorage__tableServiceUri"] = "https://st.table.core.windows.net"
+    assert load_settings(env).storage.connection_string is None
+
+
+def test_secrets_never_appear_in_the_settings_repr():
+    settings = load_settings(
+        _env(
+            XTAP_VENDOR_CREDENTIAL="client_secret",
+            XTAP_VENDOR_CLIENT_ID=APP,
+            XTAP_VENDOR_CLIENT_SECRET="s3cr3t-value",
+        )
+    )
+    assert "s3cr3t-value" not in repr(settings)
+
+
+def test_every_setting_is_documented_and_unique():
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names))
+    assert all(s.description for s in SETTINGS)
+
+
+def _import_function_app(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import function_app"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_functions_host_refuses_to_start_on_bad_configuration():
+    done = _import_function_app(
+        {"FUNCTIONS_WORKER_RUNTIME": "python", **_env(XTAP_VENDOR_TENANT_ID="<unset>")}
+    )
+    assert done.returncode != 0
+    assert "XTAP_VENDOR_TENANT_ID: is required" in done.stderr
+
+
+def test_importing_function_app_outside_the_host_needs_no_settings_and_no_msgraph():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, function_app; "
+            "heavy = ('msgraph', 'msgraph_core', 'kiota_http', 'azure.identity', 'jinja2',"
+            " 'azure.storage', 'azure.data', 'pydantic'); "
+            "print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
+            "for h in heavy)))",
+        ],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    functions = subprocess.run(
+        [sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert int(functions.stdout.strip()) >= 4
