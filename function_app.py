@@ -9,8 +9,7 @@ import os
 
 import azure.functions as func
 
-from shared.config import load_settings
-from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
+from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT, load_settings
 from shared.entrypoints import triggers
 from shared.telemetry import configure_telemetry
 

@@ -296,6 +296,11 @@ def _page_offset(
     req: GraphRequest, items: list[dict[str, Any]], default_top: int | None, max_top: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     offset = 0
+    skip = req.query.get("$skip")
+    if skip is not None:
+        if not skip.isdigit():
+            raise GraphHttpError(400, "BadRequest", f"Invalid value '{skip}' for $skip.")
+        offset = int(skip)
     token = req.query.get("$skiptoken")
     if token:
         try:

@@ -23,6 +23,7 @@ Conditions: ``Col op value`` with ``== != =~ !~ > >= < <= in !in in~ !in~ contai
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<string>@?"(?:[^"\\]|\\.)*"|@?'(?:[^'\\]|\\.)*')
-  | (?P<datetime>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?Z?)
+  | (?P<datetime>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:\d{2})?)
   | (?P<timespan>\d+(?:\.\d+)?(?:ms|d|h|m|s)\b)
   | (?P<number>\d+(?:\.\d+)?\b)
   | (?P<op>==|!=|=~|!~|>=|<=|>|<|=)
@@ -288,7 +289,7 @@ class _Parser:
             for name, descending in reversed(keys):
                 present = [r for r in ordered if r.get(name) is not None]
                 missing = [r for r in ordered if r.get(name) is None]
-                present.sort(key=lambda r, n=name: _sort_key(r[n]), reverse=descending)
+                present.sort(key=operator.itemgetter(name), reverse=descending)
                 ordered = present + missing
             return ordered, cols
 

@@ -93,7 +93,8 @@ async def _identify(request: web.Request, state: SimState) -> tuple[str | None, 
 @web.middleware
 async def traffic_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith("/_sim/") or request.path == "/_sim":
-        return await handler(request)
+        control_response: web.StreamResponse = await handler(request)
+        return control_response
     traffic = request.app[TRAFFIC]
     state = request.app[STATE]
     started = time.monotonic()

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -71,7 +72,7 @@ class SimControl:
 
     def user(self, tenant_id: str, user_id_or_upn: str) -> dict[str, Any]:
         """The stored user (all properties, plus ``directoryRoles``)."""
-        return self._call("GET", f"/tenants/{tenant_id}/users/{user_id_or_upn}")
+        return self._call("GET", f"/tenants/{tenant_id}/users/{quote(user_id_or_upn, safe='@')}")
 
     def add_signins(self, tenant_id: str, sign_ins: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append sign-ins (partial records are completed; ``errorCode`` shorthand accepted)."""
@@ -253,10 +254,10 @@ class SimControl:
 
     def webhook_messages(self, name: str) -> list[dict[str, Any]]:
         """Accepted posts to ``/webhooks/teams/{name}`` (``body`` is the posted JSON)."""
-        return self._call("GET", f"/webhooks/{name}")["messages"]
+        return self._call("GET", f"/webhooks/{quote(name, safe='')}")["messages"]
 
     def webhook_rejections(self, name: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/webhooks/{name}")["rejected"]
+        return self._call("GET", f"/webhooks/{quote(name, safe='')}")["rejected"]
 
     def access_review_definitions(self, tenant_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/tenants/{tenant_id}/accessReviewDefinitions")["definitions"]

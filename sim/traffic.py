@@ -96,7 +96,7 @@ class FaultDecision:
 class Traffic:
     """Faults, throttles, latency and observations; one per simulator process."""
 
-    def __init__(self, seed: int = 1, log_limit: int = 200_000) -> None:
+    def __init__(self, seed: int = 1, log_limit: int = 100_000) -> None:
         self.rng = random.Random(seed)
         self.faults: list[FaultRule] = []
         self.throttles: list[ThrottleRule] = []

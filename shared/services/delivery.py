@@ -178,7 +178,9 @@ async def _send(app: App, route: Route, alert: AlertRecord, view: RenderSettings
     await send_mail(app.graph.vendor(), app.settings.mail_sender or "", payload)
 
 
-async def deliver_outbox_message(app: App, message: Any, now: datetime) -> DeliveryOutcome:
+async def deliver_outbox_message(
+    app: App, message: Any, now: datetime, *, final_attempt: bool = False
+) -> DeliveryOutcome:
     """One message of the alerts queue: an alert (maybe held for a digest) or a flush."""
     from shared.domain.messages import FlushDigest
 
@@ -186,10 +188,12 @@ async def deliver_outbox_message(app: App, message: Any, now: datetime) -> Deliv
         return await flush_digest(app, message.batch_id, message.generation, now)
     if not await admit(app, message, now):
         return DeliveryOutcome(skipped=["held for digest"])
-    return await deliver_alert(app, message, now)
+    return await deliver_alert(app, message, now, final_attempt=final_attempt)
 
 
-async def deliver_alert(app: App, alert: AlertRecord, now: datetime) -> DeliveryOutcome:
+async def deliver_alert(
+    app: App, alert: AlertRecord, now: datetime, *, final_attempt: bool = False
+) -> DeliveryOutcome:
     from shared.adapters.webhooks import DeliveryError
     from shared.domain.messages import AlertKind
 
@@ -210,6 +214,9 @@ async def deliver_alert(app: App, alert: AlertRecord, now: datetime) -> Delivery
             if exc.transient:
                 await ledger.finish(alert.dedup_key, route, now, "retrying", str(exc))
                 transient.append(f"{route.id}: {exc}")
+                if final_attempt and alert.kind is not AlertKind.DELIVERY_FAILING:
+                    # The host gives up after this attempt: say so on the other channel.
+                    await _report_failing_channel(app, route, alert, str(exc), now)
                 continue
             await ledger.finish(alert.dedup_key, route, now, "failed", str(exc))
             outcome.failed.append(route.id)

@@ -11,7 +11,7 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sim.state import ScenarioError, stable_id
 
@@ -46,7 +46,7 @@ def strip_comments(node: Any) -> Any:
 
 
 def demo_scenario() -> dict[str, Any]:
-    return strip_comments(json.loads(DEMO_PATH.read_text(encoding="utf-8")))
+    return cast(dict[str, Any], strip_comments(json.loads(DEMO_PATH.read_text(encoding="utf-8"))))
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def generated_scenario(count: int) -> dict[str, Any]:
 
 def load_scenario(spec: dict[str, Any] | str | Path) -> dict[str, Any]:
     if isinstance(spec, dict):
-        return strip_comments(copy.deepcopy(spec))
+        return cast(dict[str, Any], strip_comments(copy.deepcopy(spec)))
     text = str(spec)
     if text == "demo":
         return demo_scenario()
@@ -203,6 +203,6 @@ def load_scenario(spec: dict[str, Any] | str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ScenarioError(f"scenario file not found: {path}")
     try:
-        return strip_comments(json.loads(path.read_text(encoding="utf-8")))
+        return cast(dict[str, Any], strip_comments(json.loads(path.read_text(encoding="utf-8"))))
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"scenario {path} is not valid JSON: {exc}") from exc

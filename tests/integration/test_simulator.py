@@ -961,15 +961,18 @@ def test_logs_query_client_reads_signin_and_audit_tables(sim):
     assert table.columns == ["HomeTenantId", "ResultType", "Failures"]
     assert [TAILSPIN_TENANT_ID, "500212", 6] in [list(row) for row in table.rows]
 
+    new_partner = str(uuid.uuid4())
     sim.control.set_partner_policy(
         VENDOR_TENANT_ID,
-        TAILSPIN_TENANT_ID,
+        new_partner,
         {"automaticUserConsentSettings": {"inboundAllowed": True, "outboundAllowed": False}},
     )
     audits = client.query_workspace(
         VENDOR_WORKSPACE_ID,
         "AuditLogs | where Category == 'CrossTenantAccessSettings' | where TimeGenerated > ago(1h)"
-        " | project TimeGenerated, OperationName, TargetResources, InitiatedBy, Id | take 5",
+        f' | where TargetResources contains "{new_partner}"'
+        " | project TimeGenerated, OperationName, TargetResources, InitiatedBy, Id"
+        " | order by TimeGenerated desc | take 5",
         timespan=timedelta(hours=1),
     )
     rows = [dict(zip(audits.tables[0].columns, row, strict=True)) for row in audits.tables[0].rows]
@@ -981,7 +984,7 @@ def test_logs_query_client_reads_signin_and_audit_tables(sim):
     assert targets[0]["modifiedProperties"][0] == {
         "displayName": "tenantId",
         "oldValue": None,
-        "newValue": json.dumps(TAILSPIN_TENANT_ID),
+        "newValue": json.dumps(new_partner),
     }
     assert added[0]["TimeGenerated"].tzinfo is not None
 
