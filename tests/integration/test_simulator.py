@@ -808,6 +808,14 @@ def test_access_review_definitions(sim, graph):
         },
     ).json()
     assert len(existing["value"]) == 1
+    # Microsoft's list example pages with $top/$skip.
+    first, second = (
+        graph.get(
+            "/identityGovernance/accessReviews/definitions", params={"$top": "1", "$skip": str(n)}
+        ).json()["value"]
+        for n in (0, 1)
+    )
+    assert len(first) == len(second) == 1 and first[0]["id"] != second[0]["id"]
     request = fixture(
         "identityGovernance.accessReviews.definitions.post.inactiveGuests-teams.request.json"
     )

@@ -1,0 +1,377 @@
+"""The support HTTP API (``/api/v1/...``): plain request values in, ``(status, headers, body)`` out.
+
+Order of checks on every authenticated route, cheapest and least revealing first:
+
+1. ``X-MS-CLIENT-PRINCIPAL`` must decode to a caller (else 401), from the vendor tenant,
+   holding the app role ``XTAP_API_ROLE`` (else 403) — App Service Authentication
+   validated the token in front of us; this is the authorisation the function owns;
+2. a per-caller token bucket (30 requests a minute by default; 429 + ``Retry-After``);
+3. the body: at most :data:`MAX_BODY_BYTES` (413), ``application/json`` (415), strict
+   UTF-8 JSON without duplicate keys (400 naming ``body``), then field validation (400
+   naming the field). Only then is Graph or storage touched.
+
+``GET /api/v1/health`` is anonymous and says only "ok" or "unavailable". Bad input is
+never a 500; a Graph or storage outage is a 502/503, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
+    from shared.bootstrap import App
+    from shared.domain.principal import ClientPrincipal
+
+log = logging.getLogger("xtap.api")
+
+MAX_BODY_BYTES = 16 * 1024
+PRINCIPAL_HEADER = "x-ms-client-principal"
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "schemas" / "openapi.json"
+API_PREFIX = "/api/v1"
+
+JSON_HEADERS = {
+    "Content-Type": "application/json; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+OPERATIONS = ("create_reinvite", "get_reinvite", "get_posture", "health", "openapi")
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: Any
+    headers: Mapping[str, str] | None = None
+
+    def as_tuple(self) -> tuple[int, dict[str, str], Any]:
+        return self.status, {**JSON_HEADERS, **(self.headers or {})}, self.body
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> ApiResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return ApiResponse(status, {"error": error}, headers)
+
+
+class TokenBucketLimiter:
+    """Per-key token buckets, in process (each Functions instance limits on its own)."""
+
+    def __init__(
+        self,
+        capacity: int,
+        per_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
+    ) -> None:
+        self.capacity = capacity
+        self.rate = capacity / per_seconds
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float | None:
+        """None if allowed; else seconds until the next token."""
+        with self._lock:
+            now = self._clock()
+            tokens, last = self._buckets.pop(key, (float(self.capacity), now))
+            tokens = min(float(self.capacity), tokens + (now - last) * self.rate)
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= 1.0
+            self._buckets[key] = (tokens, now)
+            while len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)  # least recently seen caller
+            return None if allowed else (1.0 - tokens) / self.rate
+
+
+DEFAULT_RATE_LIMIT = (30, 60.0)
+_limiter = TokenBucketLimiter(*DEFAULT_RATE_LIMIT)
+
+
+def set_rate_limit(capacity: int, per_seconds: float) -> None:
+    """Replace the per-caller limit (tests and benchmarks; production keeps the default)."""
+    global _limiter
+    _limiter = TokenBucketLimiter(capacity, per_seconds)
+
+
+# ------------------------------------------------------------------------- helpers
+class BadBody(ValueError):
+    pass
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadBody(f"duplicate key {key[:64]!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadBody(f"{name} is not JSON")
+
+
+def decode_json_body(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadBody("is not UTF-8") from None
+    try:
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except BadBody:
+        raise
+    except RecursionError:
+        raise BadBody("is nested too deeply") from None
+    except ValueError as exc:
+        raise BadBody(f"is not valid JSON ({str(exc).split(':')[0]})") from None
+
+
+def _is_json_media_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media, *params = [p.strip().lower() for p in content_type.split(";")]
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def status_url(app: App, job_id: str) -> str:
+    base = app.settings.public_api_url or ""
+    return f"{base}{API_PREFIX}/reinvites/{job_id}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _app() -> App:
+    from shared.bootstrap import get_app
+
+    return await get_app()
+
+
+def _openapi_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    return document
+
+
+# ---------------------------------------------------------------------- operations
+async def _create_reinvite(
+    principal: ClientPrincipal, headers: Mapping[str, str], body: bytes
+) -> ApiResponse:
+    from shared.domain.reinvite import RequestInvalid, parse_reinvite_request
+    from shared.services.reinvites import job_view, request_reinvite
+
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    if not _is_json_media_type(headers.get("content-type")):
+        return _error(415, "unsupported_media_type", "send application/json (UTF-8)")
+    try:
+        raw = decode_json_body(body)
+    except BadBody as exc:
+        return _error(400, "invalid_request", f"body {exc}", field="body")
+    try:
+        request = parse_reinvite_request(raw)
+    except RequestInvalid as exc:
+        return _error(400, "invalid_request", exc.message, field=exc.field)
+    app = await _app()
+    outcome = await request_reinvite(app, request, principal.display, _now())
+    url = status_url(app, outcome.job.job_id)
+    view = job_view(outcome.job, url)
+    body_out = {
+        "jobId": outcome.job.job_id,
+        "state": outcome.job.state.value,
+        "statusUrl": url,
+        "existing": outcome.existing,
+        "job": view,
+    }
+    return ApiResponse(202, body_out, {"Location": url})
+
+
+async def _get_reinvite(route_params: Mapping[str, str]) -> ApiResponse:
+    from shared.domain.reinvite import is_guid
+    from shared.services.reinvites import get_job, job_view
+
+    job_id = route_params.get("jobId", "")
+    if not is_guid(job_id):
+        return _error(400, "invalid_request", "must be a job ID (GUID)", field="jobId")
+    app = await _app()
+    job = await get_job(app, job_id.lower())
+    if job is None:
+        return _error(404, "not_found", "no such re-invite job")
+    return ApiResponse(200, job_view(job, status_url(app, job.job_id)))
+
+
+async def _get_posture(route_params: Mapping[str, str]) -> ApiResponse:
+    from shared.adapters.repositories import ClientRegistry, PostureStore
+    from shared.domain.reinvite import is_guid
+
+    tenant_id = route_params.get("tenantId", "")
+    if not is_guid(tenant_id):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="tenantId")
+    tenant_id = tenant_id.lower()
+    app = await _app()
+    posture = await PostureStore(app.tables).get(tenant_id)
+    if posture is None:
+        known = await ClientRegistry(app.tables).get(tenant_id) is not None
+        message = "not checked yet" if known else "not a registered client"
+        return _error(404, "not_found", message)
+    return ApiResponse(200, {"tenantId": tenant_id, **posture})
+
+
+async def _health() -> ApiResponse:
+    try:
+        await _app()
+    except Exception:
+        log.exception("health check failed")
+        return ApiResponse(503, {"status": "unavailable"})
+    return ApiResponse(200, {"status": "ok"})
+
+
+def authorise(headers: Mapping[str, str], settings: Any) -> ClientPrincipal | ApiResponse:
+    """The caller, or the 401/403 response to send instead."""
+    from shared.domain.principal import PrincipalError, parse_client_principal
+
+    challenge = {"WWW-Authenticate": 'Bearer realm="xtap-watch"'}
+    try:
+        principal = parse_client_principal(
+            headers.get(PRINCIPAL_HEADER), expected_tenant_id=settings.vendor_tenant_id
+        )
+    except PrincipalError as exc:
+        return _error(401, "unauthenticated", str(exc), headers=challenge)
+    if not principal.has_role(settings.api_role):
+        log.warning("caller %s lacks role %s", principal.display, settings.api_role)
+        return _error(403, "forbidden", f"the caller needs the app role {settings.api_role}")
+    return principal
+
+
+async def handle(
+    operation: str,
+    method: str,
+    *,
+    route_params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+) -> tuple[int, dict[str, str], Any]:
+    """Answer one API request; never raises for bad input."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    params = dict(route_params or {})
+    try:
+        return (await _dispatch(operation, method.upper(), params, lowered, body)).as_tuple()
+    except Exception as exc:
+        return _outage(exc).as_tuple()
+
+
+async def _dispatch(
+    operation: str, method: str, params: dict[str, str], headers: dict[str, str], body: bytes
+) -> ApiResponse:
+    from shared.domain.principal import PrincipalError, parse_client_principal
+
+    if operation not in OPERATIONS:
+        return _error(404, "not_found", "no such operation")
+    if operation == "health":
+        return await _health()
+    # Refuse anonymous callers before building anything (no storage, no Graph).
+    try:
+        parse_client_principal(headers.get(PRINCIPAL_HEADER))
+    except PrincipalError as exc:
+        return _error(
+            401, "unauthenticated", str(exc), headers={"WWW-Authenticate": 'Bearer realm="xtap-watch"'}
+        )
+    settings = (await _app()).settings
+    checked = authorise(headers, settings)
+    if isinstance(checked, ApiResponse):
+        return checked
+    principal = checked
+    wait = _limiter.take(principal.caller_id)
+    if wait is not None:
+        return _error(
+            429,
+            "rate_limited",
+            "too many requests from this caller",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    if operation == "create_reinvite":
+        return await _create_reinvite(principal, headers, body)
+    if operation == "get_reinvite":
+        return await _get_reinvite(params)
+    if operation == "get_posture":
+        return await _get_posture(params)
+    return ApiResponse(200, _openapi_document())
+
+
+def _outage(exc: Exception) -> ApiResponse:
+    """Graph and storage failures, and refusals raised by the services."""
+    from shared.adapters.graph import GraphError
+    from shared.services.reinvites import ReinviteRefused
+
+    if isinstance(exc, ReinviteRefused):
+        return _error(exc.status, exc.code, exc.message, field=exc.field)
+    if isinstance(exc, GraphError):
+        log.warning("Graph failure behind the API: %s", exc)
+        if exc.transient:
+            retry = str(int(exc.retry_after or 5))
+            return _error(
+                503, "graph_unavailable", "Microsoft Graph is busy; retry", headers={"Retry-After": retry}
+            )
+        return _error(502, "graph_error", f"Microsoft Graph answered {exc.status} {exc.code}")
+    try:
+        from azure.core.exceptions import AzureError
+    except ImportError:  # pragma: no cover - azure-core is a runtime dependency
+        AzureError = ()  # type: ignore[assignment,misc]  # noqa: N806
+    if isinstance(exc, AzureError):
+        log.warning("storage failure behind the API: %s", type(exc).__name__)
+        return _error(503, "storage_unavailable", "storage is unavailable; retry", headers={"Retry-After": "5"})
+    log.exception("unexpected error in the API", exc_info=exc)
+    return _error(500, "internal_error", "internal error")
+
+
+# ----------------------------------------------------------- Functions binding glue
+async def respond(operation: str, req: func.HttpRequest) -> func.HttpResponse:
+    """Translate a Functions HTTP request, answer it, translate back."""
+    import azure.functions as func
+
+    status, headers, body = await handle(
+        operation,
+        req.method,
+        route_params=dict(req.route_params or {}),
+        headers=dict(req.headers.items()),
+        body=req.get_body() or b"",
+    )
+    return func.HttpResponse(
+        body=json.dumps(body, separators=(",", ":"), default=str),
+        status_code=status,
+        headers=headers,
+    )
