@@ -1,13 +1,16 @@
 """Cross-tenant access audit events from the vendor tenant: Graph or Log Analytics.
 
 Graph's directoryAudits is throttled at 5 requests per 10 s per app per tenant: we pace
-ourselves below that (leaky bucket) and the SDK's retry handler honours Retry-After if
+ourselves to that (sliding window) and the SDK's retry handler honours Retry-After if
 another process shares the budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -30,16 +33,42 @@ def _iso_ceil(moment: datetime) -> str:
     return _iso(moment)
 
 
+class SlidingWindowLimiter:
+    """At most ``limit`` acquisitions in any ``window`` seconds (what Graph enforces).
+
+    A leaky bucket would allow a burst plus a steady rate that still breaks a sliding
+    window, and every 429 costs a Retry-After wait, so we keep exactly to the window.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._times: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._times and now - self._times[0] >= self._window:
+                    self._times.popleft()
+                if len(self._times) < self._limit:
+                    self._times.append(now)
+                    return
+                await asyncio.sleep(self._window - (now - self._times[0]) + 0.01)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class AuditSource(Protocol):
     async def fetch(self, since: datetime, until: datetime) -> list[dict[str, Any]]: ...
 
 
 class GraphAuditSource:
     def __init__(self, graph: GraphClient, limiter: Any = None, page_size: int = 500) -> None:
-        from aiolimiter import AsyncLimiter
-
         self._graph = graph
-        self._limiter = limiter or AsyncLimiter(*AUDIT_RATE)
+        self._limiter = limiter or SlidingWindowLimiter(*AUDIT_RATE)
         self._page_size = page_size
         self.category_filter_supported = True
         self.requests = 0

@@ -97,8 +97,11 @@ class ClientReaderCredentials:
         if self._assertion_source is None:
             from azure.identity import ManagedIdentityCredential
 
+            kwargs: dict[str, Any] = {}
+            if self._settings.tls_ca_file:
+                kwargs["connection_verify"] = self._settings.tls_ca_file
             self._assertion_source = ManagedIdentityCredential(
-                client_id=self._settings.managed_identity_client_id
+                client_id=self._settings.managed_identity_client_id, **kwargs
             )
         return str(self._assertion_source.get_token(FEDERATION_AUDIENCE).token)
 

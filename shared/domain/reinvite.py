@@ -42,7 +42,10 @@ MAX_REASON_LENGTH = 500
 MAX_URL_LENGTH = 2048
 # Reason text: tabs and line breaks are fine, other control characters are not.
 _REASON_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\"'<>\\`{}|^]")
+# The OpenAPI pattern of redirectUrl; the host is checked further below.
+REDIRECT_URL_PATTERN = r"""^https://[^\s"'<>\\`{}|^]+$"""
+_REDIRECT_URL_RE = re.compile(REDIRECT_URL_PATTERN.removesuffix("$") + r"\Z")
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 _HOST_RE = re.compile(r"^(?:" + _LABEL + r"\.)*" + _LABEL + r"(?::\d{1,5})?\Z")
 
 
@@ -86,7 +89,7 @@ _FIELD_ALIASES = {
 
 
 def _https_url(value: str) -> bool:
-    if not value.startswith("https://") or _URL_FORBIDDEN.search(value):
+    if not _REDIRECT_URL_RE.match(value) or _URL_FORBIDDEN.search(value):
         return False
     rest = value[len("https://") :]
     host = re.split(r"[/?#]", rest, maxsplit=1)[0]

@@ -374,4 +374,6 @@ async def respond(operation: str, req: func.HttpRequest) -> func.HttpResponse:
         body=json.dumps(body, separators=(",", ":"), default=str),
         status_code=status,
         headers=headers,
+        mimetype="application/json",
+        charset="utf-8",
     )
