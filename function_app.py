@@ -47,3 +47,7 @@ async def check_client(msg: func.QueueMessage) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=QUEUE_ALERTS, connection=STORAGE)
 async def deliver_alert(msg: func.QueueMessage) -> None:
     await triggers.deliver_alert(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)
+
+from shared.entrypoints.bp_guests import bp as guests_bp  # noqa: E402
+
+app.register_functions(guests_bp)

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.entrypoints.cli_audit",
     "shared.entrypoints.cli_clients",
     "shared.entrypoints.cli_run",
+    "shared.entrypoints.cli_reinvite",
 )
 
 

@@ -140,7 +140,9 @@ class JobLedger:
             raise ClaimHeld(f"{kind} {key}: lost a takeover race") from None
         return None
 
-    async def finish_claim(self, kind: str, key: str, now: datetime, result: dict[str, str]) -> None:
+    async def finish_claim(
+        self, kind: str, key: str, now: datetime, result: dict[str, str]
+    ) -> None:
         import json
 
         await self._tables.upsert(

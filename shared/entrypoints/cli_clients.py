@@ -133,6 +133,29 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instructions(args: argparse.Namespace) -> int:
+    from shared.cli import CliError
+    from shared.services.clients import ClientNotFound, client_instructions
+
+    tenant = _guid(args.tenant_id, "tenant_id")
+    for address in args.send_to or ():
+        if "@" not in address or " " in address:
+            raise CliError(f"--send-to: not an e-mail address: {address!r}")
+
+    async def use(app: Any) -> dict[str, Any]:
+        try:
+            return await client_instructions(app, tenant, tuple(args.send_to or ()))
+        except ClientNotFound as exc:
+            raise CliError(str(exc)) from exc
+
+    result = run_with_app(use)
+    if args.send_to:
+        _print({"subject": result["subject"], "sentTo": result["sentTo"]})
+    else:
+        print(f"Subject: {result['subject']}\n\n{result['text']}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     clients = subparsers.add_parser("clients", help="the client registry")
     sub = clients.add_subparsers(dest="clients_command", required=True)
@@ -159,6 +182,13 @@ def register(subparsers: Any) -> None:
     imp = sub.add_parser("import", help="bulk onboarding from JSON")
     imp.add_argument("file")
     imp.set_defaults(handler=_import)
+
+    ins = sub.add_parser(
+        "instructions", help="the client-facing e-mail: onboarding steps + consent link"
+    )
+    ins.add_argument("tenant_id")
+    ins.add_argument("--send-to", action="append", help="client admin address (repeatable)")
+    ins.set_defaults(handler=_instructions)
 
     exp = sub.add_parser("export", help="the registry as JSON")
     exp.add_argument("file", nargs="?")

@@ -47,6 +47,8 @@ JSON_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xtap-watch"'}
+
 OPERATIONS = ("create_reinvite", "get_reinvite", "get_posture", "health", "openapi")
 
 
@@ -264,13 +266,12 @@ def authorise(headers: Mapping[str, str], settings: Any) -> ClientPrincipal | Ap
     """The caller, or the 401/403 response to send instead."""
     from shared.domain.principal import PrincipalError, parse_client_principal
 
-    challenge = {"WWW-Authenticate": 'Bearer realm="xtap-watch"'}
     try:
         principal = parse_client_principal(
             headers.get(PRINCIPAL_HEADER), expected_tenant_id=settings.vendor_tenant_id
         )
     except PrincipalError as exc:
-        return _error(401, "unauthenticated", str(exc), headers=challenge)
+        return _error(401, "unauthenticated", str(exc), headers=CHALLENGE)
     if not principal.has_role(settings.api_role):
         log.warning("caller %s lacks role %s", principal.display, settings.api_role)
         return _error(403, "forbidden", f"the caller needs the app role {settings.api_role}")
@@ -307,9 +308,7 @@ async def _dispatch(
     try:
         parse_client_principal(headers.get(PRINCIPAL_HEADER))
     except PrincipalError as exc:
-        return _error(
-            401, "unauthenticated", str(exc), headers={"WWW-Authenticate": 'Bearer realm="xtap-watch"'}
-        )
+        return _error(401, "unauthenticated", str(exc), headers=CHALLENGE)
     settings = (await _app()).settings
     checked = authorise(headers, settings)
     if isinstance(checked, ApiResponse):
@@ -344,16 +343,22 @@ def _outage(exc: Exception) -> ApiResponse:
         if exc.transient:
             retry = str(int(exc.retry_after or 5))
             return _error(
-                503, "graph_unavailable", "Microsoft Graph is busy; retry", headers={"Retry-After": retry}
+                503,
+                "graph_unavailable",
+                "Microsoft Graph is busy; retry",
+                headers={"Retry-After": retry},
             )
         return _error(502, "graph_error", f"Microsoft Graph answered {exc.status} {exc.code}")
-    try:
-        from azure.core.exceptions import AzureError
-    except ImportError:  # pragma: no cover - azure-core is a runtime dependency
-        AzureError = ()  # type: ignore[assignment,misc]  # noqa: N806
+    from azure.core.exceptions import AzureError
+
     if isinstance(exc, AzureError):
         log.warning("storage failure behind the API: %s", type(exc).__name__)
-        return _error(503, "storage_unavailable", "storage is unavailable; retry", headers={"Retry-After": "5"})
+        return _error(
+            503,
+            "storage_unavailable",
+            "storage is unavailable; retry",
+            headers={"Retry-After": "5"},
+        )
     log.exception("unexpected error in the API", exc_info=exc)
     return _error(500, "internal_error", "internal error")
 

@@ -96,3 +96,57 @@ async def export_clients(app: App) -> list[dict[str, Any]]:
     from shared.adapters.repositories import ClientRegistry
 
     return [r.model_dump(mode="json") for r in await ClientRegistry(app.tables).list()]
+
+
+async def client_instructions(
+    app: App, tenant_id: str, send_to: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The client-facing e-mail (onboarding steps for their tenant + consent link).
+
+    Built from the client's latest posture findings; sent through Graph sendMail when
+    ``send_to`` is given, otherwise only returned for the operator to review.
+    """
+    from shared.adapters.repositories import ClientRegistry, PostureStore
+    from shared.domain.clients import ConsentStatus
+    from shared.domain.messages import FindingRef, Severity
+    from shared.rendering.email import graph_mail_payload, render_client_email
+
+    client = await ClientRegistry(app.tables).get(tenant_id)
+    if client is None:
+        raise ClientNotFound(f"client {tenant_id} is not registered")
+    posture = await PostureStore(app.tables).get(tenant_id) or {}
+    findings = [
+        FindingRef(
+            code=f["code"],
+            severity=Severity(f["severity"]),
+            message=f["message"],
+            remediation=f.get("remediation", ""),
+        )
+        for f in posture.get("findings", [])
+    ]
+    s = app.settings
+    link = (
+        admin_consent_link(s, client.tenant_id)
+        if s.client_reader_app_id and client.consent is not ConsentStatus.GRANTED
+        else None
+    )
+    email = render_client_email(
+        client.name,
+        client.tenant_id,
+        s.vendor_name,
+        s.vendor_domain,
+        s.vendor_tenant_id,
+        findings,
+        link,
+    )
+    result: dict[str, Any] = {"subject": email.subject, "text": email.text, "sentTo": []}
+    if send_to:
+        from shared.adapters.mail import send_mail
+
+        if not s.mail_sender:
+            from shared.config import ConfigError
+
+            raise ConfigError("XTAP_MAIL_SENDER", "is required to send client instructions")
+        await send_mail(app.graph.vendor(), s.mail_sender, graph_mail_payload(email, list(send_to)))
+        result["sentTo"] = list(send_to)
+    return result
