@@ -200,9 +200,14 @@ class LocalRunner:
         queues = self._queue_client()
         queue = info.queue_name
         concurrency = self.semantics.batch_size + self.semantics.new_batch_threshold
-        messages = await queues.receive(
-            queue, max_messages=min(32, concurrency), visibility_timeout=60
-        )
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            messages = await queues.receive(
+                queue, max_messages=min(32, concurrency), visibility_timeout=60
+            )
+        except ResourceNotFoundError:
+            return 0  # like the host, wait for the queue to exist
         if not messages:
             return 0
         await asyncio.gather(*(self._process(info, queue, m, retry_delay) for m in messages))
@@ -362,3 +367,61 @@ class LocalRunner:
 def encode_for_host(text: str) -> str:
     """What the host expects on the wire for a queue message (base64 of UTF-8)."""
     return base64.b64encode(text.encode()).decode()
+
+
+async def serve(port: int, duration: float | None = None) -> None:
+    """Run every trigger like the host does: timers on schedule, queues, HTTP."""
+    runner = LocalRunner()
+    stop = asyncio.Event()
+    http_runner, bound = await runner.serve_http(port=port)
+    log.warning("HTTP functions on http://127.0.0.1:%d/api/ ; Ctrl+C stops", bound)
+    tasks = [
+        asyncio.create_task(runner.serve_timers(stop)),
+        asyncio.create_task(runner.serve_queues(stop)),
+    ]
+    try:
+        if duration is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http_runner.cleanup()
+        await runner.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.runner",
+        description="Run function_app.py locally (settings from the environment).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = sub.add_parser("serve", help="timers on schedule, queues, HTTP")
+    serve_cmd.add_argument("--port", type=int, default=7071)
+    serve_cmd.add_argument("--duration", type=float, help="stop after this many seconds")
+    fire = sub.add_parser("fire", help="fire one timer function once, then drain the queues")
+    fire.add_argument("function")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        asyncio.run(serve(args.port, args.duration))
+        return 0
+
+    async def fire_and_drain() -> None:
+        runner = LocalRunner()
+        try:
+            await runner.fire_timer(args.function)
+            stats = await runner.drain()
+            print(json.dumps({k: vars(v) for k, v in stats.items()}, indent=2))
+        finally:
+            await runner.close()
+
+    asyncio.run(fire_and_drain())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -108,9 +108,10 @@ class App:
         return NoSignInSource()
 
     async def close(self) -> None:
-        logs = self.extras.pop("logs_client", None)
-        if logs is not None:
-            await logs.close()
+        for name in ("logs_client", "webhooks"):
+            client = self.extras.pop(name, None)
+            if client is not None:
+                await client.close()
         await self.queues.close()
         await self.tables.close()
         await self.graph.close()
