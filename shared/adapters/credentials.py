@@ -52,12 +52,27 @@ def vendor_credential(settings: Settings) -> AsyncTokenCredential:
 
 
 class ClientReaderCredentials:
-    """One credential per client tenant for the read-only app, created on first use."""
+    """One credential per client tenant for the read-only app, created on first use.
+
+    All of them share one HTTP transport: thousands of client tenants must not mean
+    thousands of connection pools (and TLS handshakes) to the token endpoint.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._by_tenant: dict[str, AsyncTokenCredential] = {}
         self._assertion_source: Any = None
+        self._transport: Any = None
+
+    def _shared_transport(self) -> Any:
+        if self._transport is None:
+            from azure.core.pipeline.transport import AioHttpTransport
+
+            kwargs: dict[str, Any] = {}
+            if self._settings.tls_ca_file:
+                kwargs["connection_verify"] = self._settings.tls_ca_file
+            self._transport = AioHttpTransport(**kwargs)
+        return self._transport
 
     def for_tenant(self, tenant_id: str) -> AsyncTokenCredential:
         credential = self._by_tenant.get(tenant_id)
@@ -80,6 +95,7 @@ class ClientReaderCredentials:
                 tenant_id=tenant_id,
                 client_id=s.client_reader_app_id,
                 client_secret=s.client_reader_secret or "",
+                transport=_Shared(self._shared_transport()),
                 **_common_kwargs(s),
             )
         from azure.identity.aio import ClientAssertionCredential
@@ -88,6 +104,7 @@ class ClientReaderCredentials:
             tenant_id=tenant_id,
             client_id=s.client_reader_app_id,
             func=self._managed_identity_assertion,
+            transport=_Shared(self._shared_transport()),
             **_common_kwargs(s),
         )
 
@@ -108,3 +125,31 @@ class ClientReaderCredentials:
     async def close(self) -> None:
         for credential in self._by_tenant.values():
             await credential.close()  # type: ignore[attr-defined]
+        if self._transport is not None:
+            await self._transport.close()
+
+
+class _Shared:
+    """Lends a transport to a credential without letting the credential close it."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    async def __aenter__(self) -> _Shared:
+        await self._transport.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None  # the owner closes it once, at shutdown
+
+    async def send(self, request: Any, **kwargs: Any) -> Any:
+        return await self._transport.send(request, **kwargs)
+
+    async def open(self) -> None:
+        await self._transport.open()
+
+    async def close(self) -> None:
+        return None

@@ -5,6 +5,9 @@ Triggers only: each function unpacks its binding and awaits ``http_api`` or
 ``guest_triggers``. HTTP functions are ANONYMOUS at the Functions level because App
 Service Authentication (Entra) sits in front; ``http_api`` checks the caller's app role.
 Only ``azure.functions`` and ``shared.config`` are imported here (cold start).
+
+Routes carry no ``methods`` filter: ``http_api`` answers a wrong method with 405 and an
+``Allow`` header itself, the same under the Functions host and the local runner.
 """
 
 import azure.functions as func
@@ -17,35 +20,35 @@ STORAGE = "AzureWebJobsStorage"
 ANONYMOUS = func.AuthLevel.ANONYMOUS
 
 
-@bp.route(route="v1/reinvites", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="v1/reinvites", auth_level=ANONYMOUS)
 async def api_reinvite_create(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http_api import respond
 
     return await respond("create_reinvite", req)
 
 
-@bp.route(route="v1/reinvites/{jobId}", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="v1/reinvites/{jobId}", auth_level=ANONYMOUS)
 async def api_reinvite_status(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http_api import respond
 
     return await respond("get_reinvite", req)
 
 
-@bp.route(route="v1/clients/{tenantId}/posture", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="v1/clients/{tenantId}/posture", auth_level=ANONYMOUS)
 async def api_client_posture(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http_api import respond
 
     return await respond("get_posture", req)
 
 
-@bp.route(route="v1/health", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="v1/health", auth_level=ANONYMOUS)
 async def api_health(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http_api import respond
 
     return await respond("health", req)
 
 
-@bp.route(route="v1/openapi.json", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="v1/openapi.json", auth_level=ANONYMOUS)
 async def api_openapi(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http_api import respond
 

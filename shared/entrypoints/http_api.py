@@ -49,7 +49,14 @@ JSON_HEADERS = {
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xtap-watch"'}
 
-OPERATIONS = ("create_reinvite", "get_reinvite", "get_posture", "health", "openapi")
+# operation → the one HTTP method it answers
+OPERATIONS = {
+    "create_reinvite": "POST",
+    "get_reinvite": "GET",
+    "get_posture": "GET",
+    "health": "GET",
+    "openapi": "GET",
+}
 
 
 @dataclass(frozen=True)
@@ -302,6 +309,9 @@ async def _dispatch(
 
     if operation not in OPERATIONS:
         return _error(404, "not_found", "no such operation")
+    allowed = OPERATIONS[operation]
+    if method != allowed:
+        return _error(405, "method_not_allowed", f"use {allowed}", headers={"Allow": allowed})
     if operation == "health":
         return await _health()
     # Refuse anonymous callers before building anything (no storage, no Graph).
