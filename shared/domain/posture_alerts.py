@@ -10,7 +10,14 @@ from datetime import datetime
 from shared.domain.client_state import Transition, TransitionKind
 from shared.domain.clients import ClientRecord
 from shared.domain.finding_catalog import Finding
-from shared.domain.messages import AlertKind, AlertRecord, ClientRef, Link, Severity
+from shared.domain.messages import (
+    AlertKind,
+    AlertRecord,
+    ClientRef,
+    Link,
+    SettingChange,
+    Severity,
+)
 from shared.domain.posture import PostureResult, Verdict
 
 
@@ -69,7 +76,11 @@ def _title(t: Transition, client: ClientRecord, result: PostureResult, vendor: s
 
 
 def alert_for_transition(
-    t: Transition, client: ClientRecord, result: PostureResult, ctx: AlertContext
+    t: Transition,
+    client: ClientRecord,
+    result: PostureResult,
+    ctx: AlertContext,
+    previous_verdict: str | None = None,
 ) -> AlertRecord:
     kind = t.alert_kind
     if kind is None:  # every transition kind maps to an alert kind; guard the invariant
@@ -82,6 +93,16 @@ def alert_for_transition(
     }
     if t.episode_started_at is not None and t.kind is not TransitionKind.DRIFTED:
         facts["Drifted since"] = t.episode_started_at.isoformat()
+    changes: tuple[SettingChange, ...] = ()
+    if previous_verdict and previous_verdict != result.verdict.value:
+        facts["Previous verdict"] = previous_verdict
+        changes = (
+            SettingChange(
+                setting="Outbound posture toward the vendor",
+                before=previous_verdict,
+                after=result.verdict.value,
+            ),
+        )
     links = (
         Link(title="Cross-tenant access settings", url=cross_tenant_settings_url(ctx.portal_url)),
         *finding_links(findings, ctx),
@@ -105,6 +126,7 @@ def alert_for_transition(
             f"(verdict {result.verdict.value})."
         ),
         client=_client_ref(client),
+        changes=changes,
         when=t.at,
         evidence=result.evidence.alert_evidence() if result.evidence else {},
         findings=tuple(f.to_ref() for f in findings),

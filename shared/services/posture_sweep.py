@@ -198,8 +198,11 @@ async def check_client(
     state, transitions = next_state(
         previous, observation, now, timedelta(hours=settings.reminder_hours)
     )
+    postures = PostureStore(app.tables)
+    previous_posture = await postures.get(client.tenant_id) if transitions else None
+    previous_verdict = (previous_posture or {}).get("verdict")
     alerts = [
-        alert_for_transition(t, client, result, ctx).model_copy(
+        alert_for_transition(t, client, result, ctx, previous_verdict).model_copy(
             update={"batch_id": message.sweep_id}
         )
         for t in transitions
@@ -233,7 +236,7 @@ async def check_client(
         "state": state.status.value,
         "sweepId": message.sweep_id,
     }
-    await PostureStore(app.tables).save(client.tenant_id, now, record)
+    await postures.save(client.tenant_id, now, record)
     await store.put(
         client.tenant_id,
         {"client": state.to_dict(), "vendor_signature": vendor_signature},
