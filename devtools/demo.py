@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.local_env import (
+    BLOCK_OUTBOUND,
     VENDOR_TENANT_ID,
     WEBHOOK_NAME,
     load_demo_scenario,
@@ -33,18 +34,6 @@ from devtools.local_env import (
 )
 
 DRIFTING_CLIENT = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"  # Contoso Markets
-BLOCK_OUTBOUND = {
-    "b2bCollaborationOutbound": {
-        "usersAndGroups": {
-            "accessType": "blocked",
-            "targets": [{"target": "AllUsers", "targetType": "user"}],
-        },
-        "applications": {
-            "accessType": "blocked",
-            "targets": [{"target": "AllApplications", "targetType": "application"}],
-        },
-    }
-}
 VENDOR_MFA_ON_DEFAULT = {
     "inboundTrust": {
         "isMfaAccepted": True,

@@ -111,3 +111,22 @@ async def seed_registry(app: Any, scenario: dict[str, Any]) -> int:
             )
         )
     return len(clients)
+
+
+def _b2b(access: str) -> dict[str, Any]:
+    return {
+        "usersAndGroups": {
+            "accessType": access,
+            "targets": [{"target": "AllUsers", "targetType": "user"}],
+        },
+        "applications": {
+            "accessType": access,
+            "targets": [{"target": "AllApplications", "targetType": "application"}],
+        },
+    }
+
+
+# Partner-entry bodies the demo and the tests apply through the simulator's control API.
+BLOCK_OUTBOUND = {"b2bCollaborationOutbound": _b2b("blocked")}
+ALLOW_OUTBOUND = {"b2bCollaborationOutbound": _b2b("allowed")}
+BLOCK_INBOUND = {"b2bCollaborationInbound": _b2b("blocked")}

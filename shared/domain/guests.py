@@ -39,7 +39,7 @@ def parse_graph_datetime(value: Any) -> datetime | None:
     if "." in text:
         # Graph may send 7 fractional digits; fromisoformat takes at most 6.
         head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]
         zone = tail[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     try:

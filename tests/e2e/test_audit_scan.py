@@ -9,24 +9,11 @@ from typing import Any
 
 import pytest
 
-from devtools.local_env import VENDOR_TENANT_ID, load_demo_scenario, seed_registry
+from devtools.local_env import BLOCK_INBOUND, VENDOR_TENANT_ID, load_demo_scenario, seed_registry
 
 pytestmark = pytest.mark.e2e
 
 CONTOSO = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-
-BLOCK_CONTOSO_INBOUND = {
-    "b2bCollaborationInbound": {
-        "usersAndGroups": {
-            "accessType": "blocked",
-            "targets": [{"target": "AllUsers", "targetType": "user"}],
-        },
-        "applications": {
-            "accessType": "blocked",
-            "targets": [{"target": "AllApplications", "targetType": "application"}],
-        },
-    }
-}
 
 
 async def _drain_outbox(app: Any) -> list[dict[str, Any]]:
@@ -71,7 +58,7 @@ def _vendor_change_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_change_alerts_once_and_a_second_scan_is_quiet(app_env, demo_sim):
     asyncio.run(_scan())  # first scan: baseline of pre-existing demo events
     demo_sim.control.set_partner_policy(
-        VENDOR_TENANT_ID, CONTOSO, BLOCK_CONTOSO_INBOUND, actor="admin@osttra.com"
+        VENDOR_TENANT_ID, CONTOSO, BLOCK_INBOUND, actor="admin@osttra.com"
     )
     alerts, _outcome = asyncio.run(_scan())
     changes = _vendor_change_alerts(alerts)
@@ -89,7 +76,7 @@ def test_crash_between_enqueue_and_cursor_loses_nothing_and_duplicates_only_by_k
 ):
     asyncio.run(_scan())
     demo_sim.control.set_partner_policy(
-        VENDOR_TENANT_ID, CONTOSO, BLOCK_CONTOSO_INBOUND, actor="admin@osttra.com"
+        VENDOR_TENANT_ID, CONTOSO, BLOCK_INBOUND, actor="admin@osttra.com"
     )
     first, _ = asyncio.run(_scan(crash=True))
     second, _ = asyncio.run(_scan())

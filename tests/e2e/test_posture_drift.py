@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from devtools.local_env import VENDOR_TENANT_ID, load_demo_scenario, seed_registry
+from devtools.local_env import (
+    ALLOW_OUTBOUND,
+    BLOCK_OUTBOUND,
+    VENDOR_TENANT_ID,
+    load_demo_scenario,
+    seed_registry,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -16,31 +22,6 @@ CONTOSO = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 FABRIKAM = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e"
 NORTHWIND = "3c4d5e6f-7a8b-4c9d-8e1f-2a3b4c5d6e7f"
 TAILSPIN = "4d5e6f7a-8b9c-4d0e-9f2a-3b4c5d6e7f80"
-
-BLOCK_OUTBOUND = {
-    "b2bCollaborationOutbound": {
-        "usersAndGroups": {
-            "accessType": "blocked",
-            "targets": [{"target": "AllUsers", "targetType": "user"}],
-        },
-        "applications": {
-            "accessType": "blocked",
-            "targets": [{"target": "AllApplications", "targetType": "application"}],
-        },
-    }
-}
-ALLOW_OUTBOUND = {
-    "b2bCollaborationOutbound": {
-        "usersAndGroups": {
-            "accessType": "allowed",
-            "targets": [{"target": "AllUsers", "targetType": "user"}],
-        },
-        "applications": {
-            "accessType": "allowed",
-            "targets": [{"target": "AllApplications", "targetType": "application"}],
-        },
-    }
-}
 
 
 async def _sweep() -> list[dict[str, Any]]:

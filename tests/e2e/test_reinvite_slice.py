@@ -157,7 +157,9 @@ def test_reinvite_over_http_resets_once_and_reports_done(app_env, demo_sim):
     assert done["invitationId"]
 
     resets = [
-        i for i in demo_sim.control.invitations(VENDOR_TENANT_ID) if i.get("invitedUserId") == bob["id"]
+        i
+        for i in demo_sim.control.invitations(VENDOR_TENANT_ID)
+        if i.get("invitedUserId") == bob["id"]
     ]
     assert len(resets) == 1, "redelivery must not reset twice"
     sent = resets[0]["request"]
@@ -178,9 +180,10 @@ def test_reinvite_over_http_resets_once_and_reports_done(app_env, demo_sim):
     assert {a["dedup_key"] for a in reinvite_alerts} == {f"reinvite:{done['jobId']}:done"}
     assert reinvite_alerts[0]["who"] == done["requestedBy"]
     # The guest is pending again: the reset really happened in the directory.
-    assert vendor_user(demo_sim, guest_upn("bob.ops@contoso-markets.com"))[
-        "externalUserState"
-    ] == "PendingAcceptance"
+    assert (
+        vendor_user(demo_sim, guest_upn("bob.ops@contoso-markets.com"))["externalUserState"]
+        == "PendingAcceptance"
+    )
 
 
 def test_members_unknown_users_and_non_client_guests_are_refused(app_env, demo_sim):
@@ -202,7 +205,9 @@ def test_members_unknown_users_and_non_client_guests_are_refused(app_env, demo_s
             before = len(demo_sim.control.invitations(VENDOR_TENANT_ID))
             out = {
                 "member_by_mail": await h.call(
-                    "POST", "/api/v1/reinvites", {"email": "j.doe@contoso-markets.com", "reason": "x"}
+                    "POST",
+                    "/api/v1/reinvites",
+                    {"email": "j.doe@contoso-markets.com", "reason": "x"},
                 ),
                 "member_by_id": await h.call(
                     "POST", "/api/v1/reinvites", {"userId": member["id"], "reason": "x"}
@@ -213,7 +218,9 @@ def test_members_unknown_users_and_non_client_guests_are_refused(app_env, demo_s
                     {"email": "eve.partner@litware-consulting.example", "reason": "x"},
                 ),
                 "unknown": await h.call(
-                    "POST", "/api/v1/reinvites", {"email": "nobody@contoso-markets.com", "reason": "x"}
+                    "POST",
+                    "/api/v1/reinvites",
+                    {"email": "nobody@contoso-markets.com", "reason": "x"},
                 ),
                 "no_role": await h.call(
                     "POST",
@@ -327,9 +334,7 @@ def test_throttled_reset_is_retried_by_the_queue_and_done_once(app_env, demo_sim
     grace = vendor_user(demo_sim, guest_upn("grace.ops@northwind-securities.com"))
     # More 429s than the SDK's own three retries: the first invocation gives up, the host
     # retries the message, the second succeeds.
-    demo_sim.control.add_fault(
-        r"/invitations", status=429, retry_after=1, count=4, method="POST"
-    )
+    demo_sim.control.add_fault(r"/invitations", status=429, retry_after=1, count=4, method="POST")
     try:
 
         async def scenario() -> dict[str, Any]:
@@ -350,7 +355,9 @@ def test_throttled_reset_is_retried_by_the_queue_and_done_once(app_env, demo_sim
     assert [s["state"] for s in job["steps"]] == ["queued", "running", "queued", "running", "done"]
     assert out["stats"].failed_attempts == 1
     resets = [
-        i for i in demo_sim.control.invitations(VENDOR_TENANT_ID) if i.get("invitedUserId") == grace["id"]
+        i
+        for i in demo_sim.control.invitations(VENDOR_TENANT_ID)
+        if i.get("invitedUserId") == grace["id"]
     ]
     assert len(resets) == 1
 
@@ -362,16 +369,29 @@ def test_bad_requests_are_4xx_naming_the_field(app_env, demo_sim):
                 "both": await h.call(
                     "POST",
                     "/api/v1/reinvites",
-                    {"email": "a@contoso-markets.com", "userId": "264e6d50-eaec-461e-b187-873b1bcf855f", "reason": "x"},
+                    {
+                        "email": "a@contoso-markets.com",
+                        "userId": "264e6d50-eaec-461e-b187-873b1bcf855f",
+                        "reason": "x",
+                    },
                 ),
-                "no_reason": await h.call("POST", "/api/v1/reinvites", {"email": "a@contoso-markets.com"}),
+                "no_reason": await h.call(
+                    "POST", "/api/v1/reinvites", {"email": "a@contoso-markets.com"}
+                ),
                 "http_redirect": await h.call(
                     "POST",
                     "/api/v1/reinvites",
-                    {"email": "a@contoso-markets.com", "reason": "x", "redirectUrl": "http://x.example"},
+                    {
+                        "email": "a@contoso-markets.com",
+                        "reason": "x",
+                        "redirectUrl": "http://x.example",
+                    },
                 ),
                 "not_json": await h.call(
-                    "POST", "/api/v1/reinvites", b"{not json", headers={"Content-Type": "application/json"}
+                    "POST",
+                    "/api/v1/reinvites",
+                    b"{not json",
+                    headers={"Content-Type": "application/json"},
                 ),
                 "text": await h.call(
                     "POST", "/api/v1/reinvites", b"email=a", headers={"Content-Type": "text/plain"}
@@ -382,7 +402,9 @@ def test_bad_requests_are_4xx_naming_the_field(app_env, demo_sim):
                     {"email": "a@contoso-markets.com", "reason": "x" * 20_000},
                 ),
                 "bad_job": await h.call("GET", "/api/v1/reinvites/not-a-guid"),
-                "no_job": await h.call("GET", "/api/v1/reinvites/264e6d50-eaec-461e-b187-873b1bcf855f"),
+                "no_job": await h.call(
+                    "GET", "/api/v1/reinvites/264e6d50-eaec-461e-b187-873b1bcf855f"
+                ),
             }
 
     out = asyncio.run(scenario())
