@@ -126,7 +126,11 @@ async def check_client(
     from shared.adapters.repositories import ClientRegistry, PostureStore, alert_state_store
     from shared.domain.client_state import ClientAlertState, next_state, observe
     from shared.domain.finding_catalog import FindingCode
-    from shared.domain.policy import parse_default_policy, parse_partner_policy
+    from shared.domain.policy import (
+        PolicyParseError,
+        parse_default_policy,
+        parse_partner_policy,
+    )
     from shared.domain.posture import evaluate_outbound_posture, unknown_posture
     from shared.domain.posture_alerts import (
         AlertContext,
@@ -148,18 +152,28 @@ async def check_client(
         return CheckOutcome(message.tenant_id, "", skipped="client no longer registered")
 
     consent = ConsentStatus.GRANTED
+    raw_policy: dict[str, Any] | None = None
     try:
         pair = await read_policy_pair(
             app.graph.client_tenant(client.tenant_id), settings.vendor_tenant_id
         )
-        result = evaluate_outbound_posture(
-            parse_default_policy(pair.default),
-            parse_partner_policy(pair.partner) if pair.partner is not None else None,
-            settings.vendor_tenant_id,
-            settings.vendor_app_ids,
-            vendor_name=settings.vendor_name,
-            vendor_domain=settings.vendor_domain,
-        )
+        try:
+            result = evaluate_outbound_posture(
+                parse_default_policy(pair.default),
+                parse_partner_policy(pair.partner) if pair.partner is not None else None,
+                settings.vendor_tenant_id,
+                settings.vendor_app_ids,
+                vendor_name=settings.vendor_name,
+                vendor_domain=settings.vendor_domain,
+            )
+        except PolicyParseError as exc:
+            # A shape we do not understand is reported with the raw JSON, never guessed at.
+            raw_policy = {"default": pair.default, "partner": pair.partner}
+            result = unknown_posture(
+                FindingCode.POLICY_INCOMPLETE,
+                f"The client's policy could not be interpreted: {exc}",
+                vendor_tenant_id=settings.vendor_tenant_id,
+            )
     except GraphError as exc:
         if exc.consent_missing:
             consent = ConsentStatus.MISSING
@@ -216,6 +230,8 @@ async def check_client(
         if exc.transient and not final_attempt:
             raise
         log.warning("vendor-side checks for %s skipped: %s", client.tenant_id, exc)
+    except PolicyParseError as exc:
+        log.error("vendor-side policy not understood for %s: %s", client.tenant_id, exc)
     else:
         new_signature = vendor_side_signature(vendor_findings)
         if new_signature and new_signature != vendor_signature:
@@ -236,6 +252,8 @@ async def check_client(
         "state": state.status.value,
         "sweepId": message.sweep_id,
     }
+    if raw_policy is not None:
+        record["rawPolicy"] = raw_policy
     await postures.save(client.tenant_id, now, record)
     await store.put(
         client.tenant_id,

@@ -87,3 +87,27 @@ def test_signin_failures_of_an_unconsented_client_become_evidence_and_an_alert(a
     assert evidence["evidence"].get("AADSTS500212", 0) >= 3
     codes = {f["code"] for f in evidence["findings"]}
     assert "CLIENT_SUSPECTED_DRIFT" in codes
+
+
+def test_a_policy_shape_we_do_not_understand_is_reported_raw_not_crashed_on(app_env, demo_sim):
+    from shared.adapters.repositories import PostureStore
+    from shared.bootstrap import build_app
+    from shared.config import load_settings
+
+    demo_sim.control.set_partner_policy(
+        CONTOSO, VENDOR_TENANT_ID, {"b2bCollaborationOutbound": "blocked-for-everyone"}
+    )
+    asyncio.run(_sweep())
+
+    async def read() -> dict[str, Any] | None:
+        app = build_app(load_settings())
+        try:
+            return await PostureStore(app.tables).get(CONTOSO)
+        finally:
+            await app.close()
+
+    posture = asyncio.run(read())
+    assert posture is not None
+    assert posture["verdict"] == "UNKNOWN"
+    assert posture["findings"][0]["code"] == "POLICY_INCOMPLETE"
+    assert posture["rawPolicy"]["partner"]["b2bCollaborationOutbound"] == "blocked-for-everyone"

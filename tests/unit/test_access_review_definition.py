@@ -83,9 +83,12 @@ def test_licence_errors_are_permanent_with_a_clear_fix():
     failure = explain_review_error(403, "Forbidden", message)
     assert failure.permanent and "licence" in failure.summary and "P2" in failure.remediation
     assert not is_licence_error(403, "Authorization_RequestDenied", "Insufficient privileges")
-    assert "AccessReview.ReadWrite.All" in explain_review_error(
-        403, "Authorization_RequestDenied", "Insufficient privileges"
-    ).remediation
+    assert (
+        "AccessReview.ReadWrite.All"
+        in explain_review_error(
+            403, "Authorization_RequestDenied", "Insufficient privileges"
+        ).remediation
+    )
     assert not explain_review_error(503, "ServiceUnavailable", "try later").permanent
 
 

@@ -41,7 +41,12 @@ USERS = [
     guest("bob.ops@contoso-markets.com", "PendingAcceptance", "2026-10-13T06:30:00Z", "Bob Ops"),
     guest("ann.new@contoso-markets.com", "PendingAcceptance", "2026-11-01T10:00:00Z", "Ann New"),
     guest("al.ok@contoso-markets.com", "Accepted", "2026-01-01T00:00:00Z", "Al Accepted"),
-    guest("erin.back@fabrikam-clearing.com", "PendingAcceptance", "2026-09-19T08:00:00.1234567Z", "Erin Back"),
+    guest(
+        "erin.back@fabrikam-clearing.com",
+        "PendingAcceptance",
+        "2026-09-19T08:00:00.1234567Z",
+        "Erin Back",
+    ),
     guest("zed@unregistered.example", "PendingAcceptance", "2026-01-01T00:00:00Z", "Zed"),
     {
         "id": "99999999-0000-4000-8000-000000000000",
@@ -72,7 +77,9 @@ def test_stuck_guests_are_grouped_by_client_past_the_threshold():
 
 def test_unknown_change_time_counts_as_stuck():
     users = [guest("c@contoso-markets.com", "PendingAcceptance", None, "No Date")]
-    assert stuck_guests(users, [CONTOSO], NOW, days=14)[CONTOSO.tenant_id][1][0].pending_since is None
+    assert (
+        stuck_guests(users, [CONTOSO], NOW, days=14)[CONTOSO.tenant_id][1][0].pending_since is None
+    )
 
 
 def test_stranded_guests_are_those_pending_since_inside_the_drift():

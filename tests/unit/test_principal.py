@@ -22,8 +22,10 @@ EASY_AUTH_PRINCIPAL = {
     "claims": [
         {"typ": "aud", "val": "api://xtap-watch"},
         {"typ": "iss", "val": f"https://login.microsoftonline.com/{VENDOR}/v2.0"},
-        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier",
-         "val": "7D1E4B2A-9C3F-4E58-A1B6-2F8D0C7E5A93"},
+        {
+            "typ": "http://schemas.microsoft.com/identity/claims/objectidentifier",
+            "val": "7D1E4B2A-9C3F-4E58-A1B6-2F8D0C7E5A93",
+        },
         {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": VENDOR},
         {"typ": "name", "val": "Support Lead"},
         {"typ": "preferred_username", "val": "support.lead@osttra.com"},

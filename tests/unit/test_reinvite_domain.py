@@ -62,18 +62,27 @@ def test_a_request_by_user_id_is_lower_cased():
         ([], "body"),
         ("email", "body"),
         ({"reason": "x"}, "userId"),  # neither
-        ({"userId": "264e6d50-eaec-461e-b187-873b1bcf855f", "email": "a@b.co", "reason": "x"}, "userId"),
+        (
+            {"userId": "264e6d50-eaec-461e-b187-873b1bcf855f", "email": "a@b.co", "reason": "x"},
+            "userId",
+        ),
         ({"email": "a@b.co"}, "reason"),
         ({"email": "a@b.co", "reason": ""}, "reason"),
         ({"email": "a@b.co", "reason": "   "}, "reason"),
         ({"email": "a@b.co", "reason": "x" * 501}, "reason"),
         ({"email": "a@b.co", "reason": "bell\x07"}, "reason"),
         ({"email": "a@b.co", "reason": 5}, "reason"),
-        ({"email": "a@b.co", "reason": "x", "sendInvitationMessage": "true"}, "sendInvitationMessage"),
+        (
+            {"email": "a@b.co", "reason": "x", "sendInvitationMessage": "true"},
+            "sendInvitationMessage",
+        ),
         ({"email": "a@b.co", "reason": "x", "sendInvitationMessage": 1}, "sendInvitationMessage"),
         ({"email": "a@b.co", "reason": "x", "redirectUrl": "http://sso.osttra.com"}, "redirectUrl"),
         ({"email": "a@b.co", "reason": "x", "redirectUrl": "javascript:alert(1)"}, "redirectUrl"),
-        ({"email": "a@b.co", "reason": "x", "redirectUrl": "https://u@evil.example"}, "redirectUrl"),
+        (
+            {"email": "a@b.co", "reason": "x", "redirectUrl": "https://u@evil.example"},
+            "redirectUrl",
+        ),
         ({"email": "a@b.co", "reason": "x", "redirectUrl": "https://a b.example"}, "redirectUrl"),
         ({"email": "a@b.co", "reason": "x", "admin": True}, "admin"),
         ({"email": None, "reason": "x"}, "email"),
@@ -139,7 +148,10 @@ def test_documented_guest_is_eligible_for_its_client(graph_fixtures):
 def test_home_addresses_read_mail_then_the_ext_upn(graph_fixtures):
     guest = documented_guest(graph_fixtures)
     addresses = home_addresses(guest | {"userPrincipalName": "AdeleV_adatum.com#EXT#@cntoso.com"})
-    assert [(a.source, a.domain) for a in addresses] == [("mail", "adatum.com"), ("upn", "adatum.com")]
+    assert [(a.source, a.domain) for a in addresses] == [
+        ("mail", "adatum.com"),
+        ("upn", "adatum.com"),
+    ]
     # Without mail, the #EXT# UPN (last "_" is the "@") tells the home domain.
     no_mail = guest | {"mail": None, "userPrincipalName": "first_last_adatum.com#EXT#@osttra.com"}
     verdict = check_eligibility(no_mail, [ADATUM])
@@ -235,10 +247,14 @@ def test_throttling_and_outages_are_transient(status):
 
 def test_member_and_missing_user_answers():
     member = explain_invitation_error(
-        400, "BadRequest", "The redemption status can be reset only for guest users; 'x' is a member."
+        400,
+        "BadRequest",
+        "The redemption status can be reset only for guest users; 'x' is a member.",
     )
     assert member.permanent and "member" in member.summary
-    gone = explain_invitation_error(400, "BadRequest", "The invited user 'x' was not found in this directory.")
+    gone = explain_invitation_error(
+        400, "BadRequest", "The invited user 'x' was not found in this directory."
+    )
     assert gone.permanent and "no longer exists" in gone.summary
 
 
