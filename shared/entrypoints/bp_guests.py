@@ -41,6 +41,20 @@ async def api_client_posture(req: func.HttpRequest) -> func.HttpResponse:
     return await respond("get_posture", req)
 
 
+@bp.route(route="v1/clients/{tenantId}/access-review", auth_level=ANONYMOUS)
+async def api_access_review_ensure(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.entrypoints.http_api import respond
+
+    return await respond("ensure_access_review", req)
+
+
+@bp.route(route="v1/access-reviews/{jobId}", auth_level=ANONYMOUS)
+async def api_access_review_status(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.entrypoints.http_api import respond
+
+    return await respond("get_access_review", req)
+
+
 @bp.route(route="v1/health", auth_level=ANONYMOUS)
 async def api_health(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http_api import respond

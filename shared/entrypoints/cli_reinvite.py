@@ -49,7 +49,12 @@ def _request(args: argparse.Namespace) -> int:
     try:
         request = parse_reinvite_request(raw)
     except RequestInvalid as exc:
-        flag = {"userId": "--user-id", "redirectUrl": "--redirect-url"}.get(exc.field, exc.field)
+        flag = {
+            "userId": "--user-id",
+            "email": "--email",
+            "reason": "--reason",
+            "redirectUrl": "--redirect-url",
+        }.get(exc.field, exc.field)
         raise CliError(f"{flag}: {exc.message}") from exc
     requester = _requester(args)
 
@@ -112,10 +117,10 @@ def _ensure(args: argparse.Namespace) -> int:
             job_ids = [j["jobId"] for j in scheduled.jobs]
         else:
             try:
-                job = await request_access_review(app, args.tenant, requester, now)
+                requested = await request_access_review(app, args.tenant, requester, now)
             except (ClientNotRegistered, NoReviewers) as exc:
                 raise CliError(str(exc)) from exc
-            job_ids = [job.job_id]
+            job_ids = [requested.job_id]
         ledger = JobLedger(app.tables)
         out = []
         for job_id in job_ids:

@@ -4,7 +4,9 @@ Order of checks on every authenticated route, cheapest and least revealing first
 
 1. ``X-MS-CLIENT-PRINCIPAL`` must decode to a caller (else 401), from the vendor tenant,
    holding the app role ``XTAP_API_ROLE`` (else 403) — App Service Authentication
-   validated the token in front of us; this is the authorisation the function owns;
+   validated the token in front of us; this is the authorisation the function owns. In
+   Azure, a header arriving while App Service Authentication is off could be forged:
+   then every authenticated route answers 503 (fail closed);
 2. a per-caller token bucket (30 requests a minute by default; 429 + ``Retry-After``);
 3. the body: at most :data:`MAX_BODY_BYTES` (413), ``application/json`` (415), strict
    UTF-8 JSON without duplicate keys (400 naming ``body``), then field validation (400
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +57,8 @@ OPERATIONS = {
     "create_reinvite": "POST",
     "get_reinvite": "GET",
     "get_posture": "GET",
+    "ensure_access_review": "POST",
+    "get_access_review": "GET",
     "health": "GET",
     "openapi": "GET",
 }
@@ -260,6 +265,53 @@ async def _get_posture(route_params: Mapping[str, str]) -> ApiResponse:
     return ApiResponse(200, {"tenantId": tenant_id, **posture})
 
 
+def review_status_url(app: App, job_id: str) -> str:
+    base = app.settings.public_api_url or ""
+    return f"{base}{API_PREFIX}/access-reviews/{job_id}"
+
+
+async def _ensure_access_review(
+    principal: ClientPrincipal, route_params: Mapping[str, str]
+) -> ApiResponse:
+    """Queue "ensure the client's guest access review" (idempotent: never a duplicate)."""
+    from shared.domain.reinvite import is_guid
+    from shared.services.access_reviews import (
+        ClientNotRegistered,
+        NoReviewers,
+        request_access_review,
+        review_job_view,
+    )
+
+    tenant_id = route_params.get("tenantId", "")
+    if not is_guid(tenant_id):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="tenantId")
+    app = await _app()
+    try:
+        job = await request_access_review(app, tenant_id.lower(), principal.display, _now())
+    except ClientNotRegistered:
+        return _error(404, "not_found", "not a registered client")
+    except NoReviewers as exc:
+        # The request is fine; the app is configured without reviewers.
+        return _error(409, "access_reviews_not_configured", str(exc))
+    url = review_status_url(app, job.job_id)
+    body = {"jobId": job.job_id, "state": job.state.value, "statusUrl": url}
+    return ApiResponse(202, body | {"job": review_job_view(job)}, {"Location": url})
+
+
+async def _get_access_review(route_params: Mapping[str, str]) -> ApiResponse:
+    from shared.adapters.job_ledger import JobLedger
+    from shared.services.access_reviews import is_review_job_id, review_job_view
+
+    job_id = route_params.get("jobId", "")
+    if not is_review_job_id(job_id):
+        return _error(400, "invalid_request", "must be an access-review job ID", field="jobId")
+    app = await _app()
+    job = await JobLedger(app.tables).get_access_review(job_id.lower())
+    if job is None:
+        return _error(404, "not_found", "no such access-review job")
+    return ApiResponse(200, review_job_view(job))
+
+
 async def _health() -> ApiResponse:
     try:
         await _app()
@@ -267,6 +319,19 @@ async def _health() -> ApiResponse:
         log.exception("health check failed")
         return ApiResponse(503, {"status": "unavailable"})
     return ApiResponse(200, {"status": "ok"})
+
+
+def easy_auth_missing(env: Mapping[str, str]) -> bool:
+    """In Azure, a principal header is only trustworthy behind App Service Authentication.
+
+    App Service sets ``WEBSITE_SITE_NAME`` on every app and ``WEBSITE_AUTH_ENABLED=True``
+    when Authentication is on (Microsoft.Identity.Web checks the same variable). Without
+    it anyone could send a forged header, so the API fails closed. Locally (no
+    ``WEBSITE_SITE_NAME``) the runner or a test injects the header itself.
+    """
+    if not env.get("WEBSITE_SITE_NAME"):
+        return False
+    return env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() != "true"
 
 
 def authorise(headers: Mapping[str, str], settings: Any) -> ClientPrincipal | ApiResponse:
@@ -319,6 +384,14 @@ async def _dispatch(
         parse_client_principal(headers.get(PRINCIPAL_HEADER))
     except PrincipalError as exc:
         return _error(401, "unauthenticated", str(exc), headers=CHALLENGE)
+    if easy_auth_missing(os.environ):
+        log.error("X-MS-CLIENT-PRINCIPAL received but App Service Authentication is off")
+        return _error(
+            503,
+            "authentication_not_configured",
+            "App Service Authentication is not enabled for this app; refusing to trust "
+            "the principal header",
+        )
     settings = (await _app()).settings
     checked = authorise(headers, settings)
     if isinstance(checked, ApiResponse):
@@ -338,6 +411,10 @@ async def _dispatch(
         return await _get_reinvite(params)
     if operation == "get_posture":
         return await _get_posture(params)
+    if operation == "ensure_access_review":
+        return await _ensure_access_review(principal, params)
+    if operation == "get_access_review":
+        return await _get_access_review(params)
     return ApiResponse(200, _openapi_document())
 
 

@@ -11,6 +11,7 @@ retry loop. Transient Graph errors propagate so the host retries.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,15 @@ log = logging.getLogger(__name__)
 DEFINITIONS = "/identityGovernance/accessReviews/definitions"
 CLAIM_LEASE_SECONDS = 600.0
 BUSY_RETRY_SECONDS = 60
+
+
+# On-demand jobs are UUIDs; the timer's are "<yyyymmdd>-<client tenant ID>" (one a day).
+REVIEW_JOB_ID_PATTERN = r"^([0-9]{8}-)?[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+REVIEW_JOB_ID = re.compile(REVIEW_JOB_ID_PATTERN.removesuffix("$") + r"\Z")
+
+
+def is_review_job_id(value: str) -> bool:
+    return bool(REVIEW_JOB_ID.match(value))
 
 
 class ClientNotRegistered(LookupError):

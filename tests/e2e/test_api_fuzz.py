@@ -38,8 +38,10 @@ PRINCIPAL = encode_client_principal(
 # Examples per (operation, generation mode) in the authenticated pass.
 AUTHENTICATED_EXAMPLES = {
     ("POST", "/api/v1/reinvites"): 320,
-    ("GET", "/api/v1/reinvites/{jobId}"): 160,
-    ("GET", "/api/v1/clients/{tenantId}/posture"): 160,
+    ("GET", "/api/v1/reinvites/{jobId}"): 120,
+    ("GET", "/api/v1/clients/{tenantId}/posture"): 120,
+    ("POST", "/api/v1/clients/{tenantId}/access-review"): 100,
+    ("GET", "/api/v1/access-reviews/{jobId}"): 100,
     ("GET", "/api/v1/health"): 20,
     ("GET", "/api/v1/openapi.json"): 20,
 }
@@ -130,9 +132,10 @@ def _fuzz(
 
 
 @pytest.fixture
-def api_server(app_env, demo_sim):
+def api_server(app_env, demo_sim, monkeypatch):
     from shared.entrypoints import http_api
 
+    monkeypatch.setenv("XTAP_ACCESS_REVIEW_REVIEWERS", "6f2a9c1e-3b5d-4e7f-8a9b-0c1d2e3f4a5b")
     # Production limits each caller to 30 requests a minute; the fuzzer is one caller.
     http_api.set_rate_limit(1_000_000, 60.0)
     try:
@@ -157,7 +160,7 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
 
     schema = schemathesis.openapi.from_path(str(OPENAPI_PATH))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 7
     checks = [
         not_a_server_error,
         status_code_conformance,
@@ -167,9 +170,17 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
     ]
     statuses: Counter[int] = Counter()
     failures: list[str] = []
+    router_refusals: list[str] = []
 
     def check(case: Any, response: Any) -> None:
         statuses[response.status_code] += 1
+        content_type = (response.headers.get("content-type") or [""])[0]
+        if response.status_code == 404 and "json" not in content_type:
+            # The local runner's aiohttp router does not match a path with a line break
+            # (its "{tail:.*}" stops at "\n") and answers its own text 404: the request
+            # never reached a function. Counted, and it must stay a 4xx.
+            router_refusals.append(case.formatted_path)
+            return
         try:
             case.validate_response(response, checks=checks)
         except (Exception, BaseExceptionGroup) as exc:  # a check failed: report all at the end
@@ -191,9 +202,17 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
     assert response.status_code == 202, response.text
     accepted.validate_response(response, checks=checks)
     job_id = response.json()["jobId"]
+    review = by_id["POST /api/v1/clients/{tenantId}/access-review"].Case(
+        path_parameters={"tenantId": CONTOSO}, headers={PRINCIPAL_HEADER: PRINCIPAL}
+    )
+    response = review.call(base_url=base_url)
+    assert response.status_code == 202, response.text
+    review.validate_response(response, checks=checks)
+    review_job_id = response.json()["jobId"]
     for label, params in (
         ("GET /api/v1/reinvites/{jobId}", {"jobId": job_id}),
         ("GET /api/v1/clients/{tenantId}/posture", {"tenantId": CONTOSO}),
+        ("GET /api/v1/access-reviews/{jobId}", {"jobId": review_job_id}),
     ):
         case = by_id[label].Case(path_parameters=params, headers={PRINCIPAL_HEADER: PRINCIPAL})
         response = case.call(base_url=base_url)
@@ -237,8 +256,9 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
     assert authenticated_total >= 1000, statuses
     assert not [s for s in statuses if s >= 500], statuses
     assert not failures, "\n".join(failures[:10])
-    # The API was really exercised, not just refused wholesale.
-    assert statuses[202] == 0 or statuses[202] > 0  # no seeded guest is guessable
+    line_breaks = ("%0A", "%0D", "\n", "\r")
+    assert all(any(c in p for c in line_breaks) for p in router_refusals), router_refusals[:5]
+    # The API was really exercised (validation and lookups), not refused wholesale.
     assert statuses[400] > 100 and statuses[404] > 100 and statuses[200] > 0
 
     for (key, status), _count in anonymous.items():
@@ -246,4 +266,4 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
             assert status == 200
         else:
             assert status == 401, (key, status)
-    assert sum(anonymous.values()) >= 400
+    assert sum(anonymous.values()) >= 600

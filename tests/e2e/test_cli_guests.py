@@ -56,10 +56,13 @@ def test_reinvite_request_and_status(app_env, demo_sim, capsys):
 def test_reviews_ensure_inline_is_idempotent(app_env, demo_sim, capsys, monkeypatch):
     monkeypatch.setenv("XTAP_ACCESS_REVIEW_REVIEWERS", "6f2a9c1e-3b5d-4e7f-8a9b-0c1d2e3f4a5b")
     _seed()
+    jobs = []
     for _ in range(2):
         assert main(["reviews", "ensure", "--tenant", NORTHWIND, "--inline"]) == 0
-    outputs = capsys.readouterr().out
-    assert outputs.count('"state": "done"') == 2
+        jobs += json.loads(capsys.readouterr().out)
+    assert [j["state"] for j in jobs] == ["done", "done"]
+    assert [j["created"] for j in jobs] == [True, False]
+    assert jobs[0]["definitionId"] == jobs[1]["definitionId"]
     names = [
         d["displayName"]
         for d in demo_sim.control.access_review_definitions(VENDOR_TENANT_ID)

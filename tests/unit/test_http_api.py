@@ -273,6 +273,15 @@ def test_health_says_nothing_but_ok_or_unavailable(monkeypatch):
 
 
 # ------------------------------------------------------------------ OpenAPI
+def test_checked_in_openapi_document_is_the_generated_one():
+    from shared.entrypoints.openapi_doc import build_document
+
+    on_disk = json.loads(http_api.OPENAPI_PATH.read_text(encoding="utf-8"))
+    assert on_disk == build_document(), (
+        "regenerate: python -m shared.entrypoints.openapi_doc > shared/schemas/openapi.json"
+    )
+
+
 def test_served_openapi_document_matches_the_validation_code():
     from shared.domain.messages import GUID_PATTERN
     from shared.domain.reinvite import (
@@ -300,3 +309,29 @@ def test_served_openapi_document_matches_the_validation_code():
             assert anonymous == (path == "/api/v1/health"), path
             if not anonymous:
                 assert {"401", "403", "429"} <= set(operation["responses"]), path
+
+
+def test_in_azure_without_app_service_authentication_the_header_is_not_trusted(monkeypatch):
+    monkeypatch.setenv("WEBSITE_SITE_NAME", "xtap-watch-prod")
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    status, _, body = call("openapi")
+    assert status == 503 and body["error"]["code"] == "authentication_not_configured"
+    assert call("health", principal=None)[0] == 200
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    assert call("openapi")[0] == 200
+
+
+def test_access_review_routes_validate_their_ids(monkeypatch):
+    assert call("ensure_access_review", "POST", params={"tenantId": "x"})[0] == 400
+    status, _, body = call("get_access_review", params={"jobId": "20261103-nope"})
+    assert status == 400 and body["error"]["field"] == "jobId"
+    from shared.services.access_reviews import is_review_job_id
+
+    assert is_review_job_id("20261103-1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
+    assert is_review_job_id("5f0c7a8e-1d2b-4c3a-9e8f-7a6b5c4d3e2f")
+    assert not is_review_job_id("2026-1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
+
+
+def test_ensure_access_review_without_reviewers_is_409_not_5xx():
+    status, _, body = call("ensure_access_review", "POST", params={"tenantId": VENDOR})
+    assert status == 409 and body["error"]["code"] == "access_reviews_not_configured"
