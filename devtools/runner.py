@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("xtap.runner")
@@ -285,7 +286,10 @@ class LocalRunner:
         for info in self.by_kind("http"):
             template = info.binding.get("route") or info.name
             pattern = re.sub(r"\{(\w+)(:[^}]*)?\}", r"(?P<\1>[^/]+)", template.strip("/"))
-            methods = {m.upper() for m in info.binding.get("methods") or ["GET", "POST"]}
+            methods = {
+                str(getattr(m, "value", m)).upper()
+                for m in info.binding.get("methods") or ["GET", "POST"]
+            }
             routes.append((re.compile(f"^{pattern}$"), methods, info))
         return routes
 
@@ -319,7 +323,7 @@ class LocalRunner:
                 url=url,
                 headers=headers or {},
                 params=params or {},
-                route_params=match.groupdict(),
+                route_params={k: unquote(v) for k, v in match.groupdict().items()},
                 body=body,
             )
             response = await _call(info.handler, **{info.binding["name"]: request})
@@ -338,9 +342,11 @@ class LocalRunner:
 
         async def dispatch(request: web.Request) -> web.Response:
             body = await request.read()
+            # Match on the raw path like the host's router: an encoded "/" (%2F) stays
+            # inside its segment; segments are decoded after matching.
             status, headers, payload = await self.handle_http(
                 request.method,
-                request.path,
+                request.raw_path.split("?", 1)[0],
                 headers=dict(request.headers),
                 params=dict(request.query),
                 body=body,

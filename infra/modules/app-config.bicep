@@ -48,7 +48,7 @@ param docsBaseUrl string
 
 @description('Paths App Service Authentication lets through without a token (the health probe).')
 param anonymousPaths array = [
-  '/api/health'
+  '/api/v1/health'
 ]
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {

@@ -53,7 +53,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:The support API is a public HTTPS endpoint behind App Service Authentication (Entra); Flex Consumption without VNet integration has no private ingress.
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero per trigger; a minimum instance count would be always-ready capacity this event-driven app does not need.
-  // checkov:skip=CKV_AZURE_213:No App Service health check on a scale-to-zero plan; /api/health is anonymous for external probes instead.
+  // checkov:skip=CKV_AZURE_213:No App Service health check on a scale-to-zero plan; /api/v1/health is anonymous for external probes instead.
   // checkov:skip=CKV_AZURE_17:Callers authenticate with Entra ID through App Service Authentication (authsettingsV2 in app-config.bicep), not client certificates.
   name: functionAppName
   location: location

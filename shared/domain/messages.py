@@ -138,6 +138,9 @@ class AlertRecord(Message):
     # Alerts of one run (a posture sweep) share a batch: past the digest threshold, the
     # rest of the batch is held and sent as one digest card instead of a storm.
     batch_id: str | None = Field(default=None, max_length=64)
+    # People to tell besides the admins (e.g. the support engineer who asked for a
+    # re-invite); delivered by e-mail when mail is configured.
+    notify: tuple[str, ...] = ()
 
     def fitted(self, limit_bytes: int = QUEUE_MESSAGE_LIMIT_BYTES) -> AlertRecord:
         """This record, trimmed until its JSON fits one queue message.

@@ -288,9 +288,7 @@ def explain_invitation_error(
             f"Microsoft Graph {what} (HTTP {status} {code}); the reset is retried.",
             "None needed unless it keeps failing; then check Graph service health.",
         )
-    if status == 403 and (
-        allow_invites_from == "none" or "invitations not allowed" in lowered
-    ):
+    if status == 403 and (allow_invites_from == "none" or "invitations not allowed" in lowered):
         return ErrorExplanation(
             True,
             "Guest invitations are switched off in the vendor tenant "
@@ -376,9 +374,16 @@ def reinvite_result_alert(job: ReinviteJob, now: datetime) -> AlertRecord:
         summary=summary,
         client=client,
         who=job.requested_by,
+        notify=(job.requested_by,) if _looks_like_address(job.requested_by) else (),
         remediation_steps=steps,
         facts=facts,
         when=now,
         created_at=now,
         source="reinvite",
     )
+
+
+def _looks_like_address(value: str) -> bool:
+    """A requester recorded as a UPN/e-mail can be told the result by mail."""
+    local, _, domain = value.partition("@")
+    return bool(local) and "." in domain and not any(ch.isspace() for ch in value)

@@ -75,6 +75,7 @@ async def resolve_routes(app: App, alert: AlertRecord) -> list[Route]:
             if url:
                 routes.append(Route(f"teams:{setting}", "teams", url))
             emails += [e for e in client.routing.emails if e not in emails]
+    emails += [e for e in alert.notify if e not in emails]
     if s.mail_sender and emails:
         routes.append(Route("email", "email", ",".join(emails)))
     if alert.only_channels:

@@ -124,7 +124,12 @@ async def check_client(
     from shared.adapters.graph import GraphError
     from shared.adapters.policy_reader import read_policy_pair
     from shared.adapters.repositories import ClientRegistry, PostureStore, alert_state_store
-    from shared.domain.client_state import ClientAlertState, next_state, observe
+    from shared.domain.client_state import (
+        ClientAlertState,
+        TransitionKind,
+        next_state,
+        observe,
+    )
     from shared.domain.finding_catalog import FindingCode
     from shared.domain.policy import (
         PolicyParseError,
@@ -244,6 +249,21 @@ async def check_client(
 
     for alert in alerts:
         await app.queues.send(QUEUE_ALERTS, alert)
+
+    for t in transitions:
+        if t.kind is TransitionKind.RECOVERED:
+            # Guests invited while the client was blocked never got to redeem: reset them
+            # now that they can (idempotent per episode, so a retried check is harmless).
+            from shared.services.guest_hygiene import resets_after_recovery
+
+            resets = await resets_after_recovery(
+                app,
+                client.tenant_id,
+                drift_started_at=t.episode_started_at,
+                recovered_at=t.at,
+                now=now,
+            )
+            log.info("client %s recovered; stranded guest resets: %s", client.tenant_id, resets)
 
     record: dict[str, Any] = result.to_dict() | {
         "clientName": client.name,
