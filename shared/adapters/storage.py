@@ -61,7 +61,15 @@ class StorageQueues:
     def _queue(self, name: str) -> Any:
         client = self._clients.get(name)
         if client is None:
-            client = self._clients[name] = self._service.get_queue_client(name)
+            from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+
+            # get_queue_client does not inherit the service client's message policies, and
+            # the Functions host reads base64 (host.json messageEncoding).
+            client = self._clients[name] = self._service.get_queue_client(
+                name,
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=TextBase64DecodePolicy(),
+            )
         return client
 
     async def ensure_queues(self, names: tuple[str, ...] = QUEUES) -> None:
