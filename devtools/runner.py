@@ -133,6 +133,11 @@ async def _call(handler: Callable[..., Any], **kwargs: Any) -> Any:
     return result
 
 
+# A failed message comes back after this many seconds during a drain (the host waits
+# visibilityTimeout): short enough for tests, long enough not to spin on a held claim.
+DRAIN_RETRY_DELAY = 1
+
+
 @dataclass
 class QueueStats:
     processed: int = 0
@@ -180,14 +185,17 @@ class LocalRunner:
     ) -> dict[str, QueueStats]:
         """Process queue messages until every queue stays empty for ``idle_rounds`` polls.
 
-        Failed messages are made visible again immediately (instead of after
+        Failed messages come back after ``DRAIN_RETRY_DELAY`` (instead of the host's
         ``visibilityTimeout``) so a drain finishes quickly; dequeue counting and the
         move to ``-poison`` follow the host.
         """
         infos = [self.functions[n] for n in names] if names else self.by_kind("queue")
         idle = 0
         for _ in range(max_rounds):
-            results = await asyncio.gather(*(self._poll_once(info, 0) for info in infos))
+            results = await asyncio.gather(*(self._pump(info) for info in infos))
+            if sum(results) == 0 and await self._hidden(infos):
+                await asyncio.sleep(0.25)  # failed messages waiting out their retry delay
+                continue
             if sum(results) == 0:
                 idle += 1
                 if idle >= idle_rounds:
@@ -195,6 +203,50 @@ class LocalRunner:
             else:
                 idle = 0
         return self.stats
+
+    async def _hidden(self, infos: list[FunctionInfo]) -> int:
+        """Messages still on the queues (counted even while invisible)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        total = 0
+        for info in infos:
+            try:
+                total += await self._queue_client().approximate_count(info.queue_name)
+            except ResourceNotFoundError:
+                pass
+        return total
+
+    async def _pump(self, info: FunctionInfo) -> int:
+        """Process one queue until it is empty, refilling like the host: a new batch is
+        fetched as soon as in-flight messages drop to ``newBatchThreshold``, so one slow
+        message never stalls the other slots. Returns the messages seen."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        queues = self._queue_client()
+        queue = info.queue_name
+        threshold = self.semantics.new_batch_threshold
+        inflight: set[asyncio.Task[None]] = set()
+        seen = 0
+        while True:
+            if len(inflight) <= threshold:
+                try:
+                    batch = await queues.receive(
+                        queue,
+                        max_messages=min(32, self.semantics.batch_size),
+                        visibility_timeout=60,
+                    )
+                except ResourceNotFoundError:
+                    batch = []
+                seen += len(batch)
+                inflight |= {
+                    asyncio.create_task(self._process(info, queue, m, DRAIN_RETRY_DELAY))
+                    for m in batch
+                }
+                if batch:
+                    continue
+                if not inflight:
+                    return seen
+            _, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
 
     async def _poll_once(self, info: FunctionInfo, retry_delay: float) -> int:
         """Receive one batch and process it concurrently; returns messages seen."""
