@@ -104,3 +104,16 @@ def start_azurite(timeout: float = 30.0) -> AzuriteProcess:
 
     threading.Thread(target=_drain, daemon=True).start()
     return AzuriteProcess(process=process, endpoints=endpoints, workdir=workdir, _log=log)
+
+
+def reset_storage(connection_string: str) -> None:
+    """Empty every queue and table so tests sharing one Azurite don't see each other."""
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    queues = QueueServiceClient.from_connection_string(connection_string)
+    for queue in queues.list_queues():
+        queues.delete_queue(queue.name)
+    tables = TableServiceClient.from_connection_string(connection_string)
+    for table in tables.list_tables():
+        tables.delete_table(table.name)

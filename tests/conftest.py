@@ -39,25 +39,13 @@ def demo_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     process.stop()
 
 
-def _reset_storage(connection_string: str) -> None:
-    """Empty every queue and table so tests sharing one Azurite don't see each other."""
-    from azure.data.tables import TableServiceClient
-    from azure.storage.queue import QueueServiceClient
-
-    queues = QueueServiceClient.from_connection_string(connection_string)
-    for queue in queues.list_queues():
-        queues.delete_queue(queue.name)
-    tables = TableServiceClient.from_connection_string(connection_string)
-    for table in tables.list_tables():
-        tables.delete_table(table.name)
-
-
 @pytest.fixture
 def app_env(azurite: Any, demo_sim: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """App settings pointing at this worker's Azurite and the module's simulator."""
+    from devtools.azurite import reset_storage
     from devtools.local_env import WEBHOOK_NAME, settings_env
 
-    _reset_storage(azurite.connection_string)
+    reset_storage(azurite.connection_string)
     env = settings_env(
         graph_base=demo_sim.base_url,
         ca_file=demo_sim.ca_file,

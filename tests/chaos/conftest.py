@@ -21,26 +21,15 @@ def generated_sim(tmp_path_factory: pytest.TempPathFactory, request: Any) -> Ite
     process.stop()
 
 
-def _reset_storage(connection_string: str) -> None:
-    from azure.data.tables import TableServiceClient
-    from azure.storage.queue import QueueServiceClient
-
-    queues = QueueServiceClient.from_connection_string(connection_string)
-    for queue in queues.list_queues():
-        queues.delete_queue(queue.name)
-    tables = TableServiceClient.from_connection_string(connection_string)
-    for table in tables.list_tables():
-        tables.delete_table(table.name)
-
-
 @pytest.fixture
 def chaos_env(
     azurite: Any, generated_sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     """App settings for this test (inherited by worker processes it starts)."""
+    from devtools.azurite import reset_storage
     from devtools.local_env import WEBHOOK_NAME, settings_env
 
-    _reset_storage(azurite.connection_string)
+    reset_storage(azurite.connection_string)
     env = settings_env(
         graph_base=generated_sim.base_url,
         ca_file=generated_sim.ca_file,
