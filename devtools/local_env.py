@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.scenarios import b2b_everyone
+
 ROOT = Path(__file__).resolve().parent.parent
 
 VENDOR_TENANT_ID = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
@@ -113,20 +115,7 @@ async def seed_registry(app: Any, scenario: dict[str, Any]) -> int:
     return len(clients)
 
 
-def _b2b(access: str) -> dict[str, Any]:
-    return {
-        "usersAndGroups": {
-            "accessType": access,
-            "targets": [{"target": "AllUsers", "targetType": "user"}],
-        },
-        "applications": {
-            "accessType": access,
-            "targets": [{"target": "AllApplications", "targetType": "application"}],
-        },
-    }
-
-
 # Partner-entry bodies the demo and the tests apply through the simulator's control API.
-BLOCK_OUTBOUND = {"b2bCollaborationOutbound": _b2b("blocked")}
-ALLOW_OUTBOUND = {"b2bCollaborationOutbound": _b2b("allowed")}
-BLOCK_INBOUND = {"b2bCollaborationInbound": _b2b("blocked")}
+BLOCK_OUTBOUND = {"b2bCollaborationOutbound": b2b_everyone("blocked")}
+ALLOW_OUTBOUND = {"b2bCollaborationOutbound": b2b_everyone("allowed")}
+BLOCK_INBOUND = {"b2bCollaborationInbound": b2b_everyone("blocked")}

@@ -83,26 +83,22 @@ def generated_client(index: int) -> GeneratedClient:
     )
 
 
-_ALL = {
-    "usersAndGroups": {
-        "accessType": "allowed",
-        "targets": [{"target": "AllUsers", "targetType": "user"}],
-    },
-    "applications": {
-        "accessType": "allowed",
-        "targets": [{"target": "AllApplications", "targetType": "application"}],
-    },
-}
-_BLOCKED = {
-    "usersAndGroups": {
-        "accessType": "blocked",
-        "targets": [{"target": "AllUsers", "targetType": "user"}],
-    },
-    "applications": {
-        "accessType": "blocked",
-        "targets": [{"target": "AllApplications", "targetType": "application"}],
-    },
-}
+def b2b_everyone(access: str) -> dict[str, Any]:
+    """A B2B setting for all users and all applications, ``allowed`` or ``blocked``."""
+    return {
+        "usersAndGroups": {
+            "accessType": access,
+            "targets": [{"target": "AllUsers", "targetType": "user"}],
+        },
+        "applications": {
+            "accessType": access,
+            "targets": [{"target": "AllApplications", "targetType": "application"}],
+        },
+    }
+
+
+_ALL = b2b_everyone("allowed")
+_BLOCKED = b2b_everyone("blocked")
 
 
 def generated_scenario(count: int) -> dict[str, Any]:

@@ -33,36 +33,18 @@ from sim.scenarios import (
     VENDOR_TENANT_ID,
     VENDOR_WORKSPACE_ID,
     WOODGROVE_TENANT_ID,
+    b2b_everyone,
 )
 from sim.testing import SimulatorProcess, SimulatorStartError, start_simulator
 
 pytestmark = pytest.mark.integration
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+BLOCKED_ALL = b2b_everyone("blocked")
+ALLOWED_ALL = b2b_everyone("allowed")
 FIXTURES = Path("/work/shared/fixtures/graph")
 if not FIXTURES.exists():  # CI: the handbook sits beside the clone
     FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
-
-BLOCKED_ALL = {
-    "usersAndGroups": {
-        "accessType": "blocked",
-        "targets": [{"target": "AllUsers", "targetType": "user"}],
-    },
-    "applications": {
-        "accessType": "blocked",
-        "targets": [{"target": "AllApplications", "targetType": "application"}],
-    },
-}
-ALLOWED_ALL = {
-    "usersAndGroups": {
-        "accessType": "allowed",
-        "targets": [{"target": "AllUsers", "targetType": "user"}],
-    },
-    "applications": {
-        "accessType": "allowed",
-        "targets": [{"target": "AllApplications", "targetType": "application"}],
-    },
-}
 
 
 def fixture(name: str) -> Any:
