@@ -126,6 +126,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="0 0 7 * * 1",
     ),
     SettingSpec("XTAP_REMINDER_HOURS", "Hours between reminders of an open drift.", default="24"),
+    SettingSpec(
+        "XTAP_UNKNOWN_ALERT_HOURS",
+        "Hours a client may stay UNKNOWN (tenant unreachable, policy not understood) before "
+        "that is an alert of its own; also the least time between two UNKNOWN signals.",
+        default="24",
+    ),
     SettingSpec("XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"),
     SettingSpec("XTAP_SIGNIN_WINDOW_HOURS", "Window for counting sign-in failures.", default="24"),
     SettingSpec(
@@ -259,6 +265,7 @@ class Settings:
     hygiene_schedule: str
     review_schedule: str
     reminder_hours: int
+    unknown_alert_hours: int
     audit_overlap_minutes: int
     signin_window_hours: int
     signin_threshold: int
@@ -409,6 +416,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hygiene_schedule=r.schedule("XTAP_HYGIENE_SCHEDULE"),
         review_schedule=r.schedule("XTAP_REVIEW_SCHEDULE"),
         reminder_hours=r.positive_int("XTAP_REMINDER_HOURS"),
+        unknown_alert_hours=r.positive_int("XTAP_UNKNOWN_ALERT_HOURS"),
         audit_overlap_minutes=r.positive_int("XTAP_AUDIT_OVERLAP_MINUTES"),
         signin_window_hours=r.positive_int("XTAP_SIGNIN_WINDOW_HOURS"),
         signin_threshold=r.positive_int("XTAP_SIGNIN_THRESHOLD"),

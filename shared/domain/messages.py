@@ -42,6 +42,8 @@ class AlertKind(StrEnum):
     CLIENT_RECOVERED = "client_recovered"
     CLIENT_CONSENT_MISSING = "client_consent_missing"
     CLIENT_CONSENT_RESTORED = "client_consent_restored"
+    CLIENT_POSTURE_UNKNOWN = "client_posture_unknown"  # cannot tell (unreachable, unparsable)
+    CLIENT_POSTURE_KNOWN = "client_posture_known"  # an alerted UNKNOWN spell is over
     SIGNIN_EVIDENCE = "signin_evidence"
     VENDOR_SETTING_CHANGED = "vendor_setting_changed"
     VENDOR_POSTURE = "vendor_posture"
