@@ -223,7 +223,66 @@ TABLES = (
 )
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+# NCRONTAB as the Functions timer trigger reads it: six fields, {second} {minute} {hour}
+# {day} {month} {day-of-week}, each a list of *, values or ranges with an optional /step;
+# names (Jan, Mon) only in the month and day-of-week fields; days of the week 0-6.
+_NCRONTAB_FIELDS: tuple[tuple[str, int, int, bool], ...] = (
+    ("second", 0, 59, False),
+    ("minute", 0, 59, False),
+    ("hour", 0, 23, False),
+    ("day", 1, 31, False),
+    ("month", 1, 12, True),
+    ("day-of-week", 0, 6, True),
+)
+_NCRONTAB_ITEM = re.compile(
+    r"^(\*|(?P<a>\d+|[A-Za-z]{3})(?:-(?P<b>\d+|[A-Za-z]{3}))?)(?:/(?P<step>\d+))?$"
+)
+NCRONTAB_HELP = (
+    "a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})"
+)
+
+
+def ncrontab_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a schedule the Functions host would run, or ``None``.
+
+    Syntax and ranges are checked field by field, then the pinned cron library parses it
+    (seconds first, as NCRONTAB writes them) and must find a next occurrence: a schedule
+    that never fires (``0 0 0 31 2 *``) is a misconfiguration too.
+    """
+    fields = expression.split()
+    if len(fields) != 6:
+        return f"has {len(fields)} fields, not 6"
+    for text, (name, low, high, names) in zip(fields, _NCRONTAB_FIELDS, strict=True):
+        for item in text.split(","):
+            match = _NCRONTAB_ITEM.match(item)
+            if match is None:
+                return f"the {name} field {text!r} is not *, a value, a range or a step"
+            for part in (match.group("a"), match.group("b")):
+                if part is None:
+                    continue
+                if part.isdigit():
+                    if not low <= int(part) <= high:
+                        return f"the {name} field {text!r} is outside {low}-{high}"
+                elif not names:
+                    return f"the {name} field {text!r} takes numbers only"
+            a, b = match.group("a"), match.group("b")
+            if a and b and a.isdigit() and b.isdigit() and int(a) > int(b):
+                return f"the {name} field {text!r} has a range that runs backwards"
+            if match.group("step") is not None and int(match.group("step")) == 0:
+                return f"the {name} field {text!r} has a step of 0"
+    from datetime import UTC, datetime
+
+    from croniter import CroniterBadDateError, croniter
+
+    try:
+        schedule = croniter(expression, datetime(2026, 1, 1, tzinfo=UTC), second_at_beginning=True)
+    except (ValueError, KeyError) as exc:  # CroniterBadCronError is a ValueError
+        return f"is not understood ({exc})"
+    try:
+        schedule.get_next(datetime)
+    except CroniterBadDateError:
+        return "never fires"
+    return None
 
 
 @dataclass(frozen=True)
@@ -345,9 +404,10 @@ class _Reader:
 
     def schedule(self, name: str) -> str:
         value = self.text(name)
-        if not _NCRONTAB.match(value):
+        problem = ncrontab_problem(value)
+        if problem is not None:
             raise ConfigError(
-                name, f"must be a six-field NCRONTAB expression (sec min h d m dow), got {value!r}"
+                name, f"must be {NCRONTAB_HELP}, e.g. '0 */5 * * * *'; {value!r} {problem}"
             )
         return value
 
