@@ -2,6 +2,10 @@
 SIGKILLed 20 times at random moments and restarted, against the same Azurite and Graph
 simulator.
 
+Most kills must land while the worker is still in its first round, the one that meets
+the new changes (the worker prints ``cycle 1`` once that round is complete): a test
+whose kills all fell after the work, or before it began, would prove nothing.
+
 The promise under test (DESIGN §3.6): an alert is enqueued before the cursor or state that
 produced it moves, so a crash may repeat an alert — always under the same de-duplication
 key, which delivery posts once — but never loses one. After the kills and one clean run:
@@ -84,11 +88,21 @@ class Worker:
             if select.select([stdout], [], [], 0.1)[0]:
                 self.output += os.read(stdout.fileno(), 1024)
 
-    def kill_after(self, delay: float) -> None:
-        """SIGKILL (no handler, no cleanup: the process just stops) after ``delay`` s."""
+    def kill_after(self, delay: float) -> bool:
+        """SIGKILL (no handler, no cleanup: the process just stops) after ``delay`` s.
+
+        Returns whether the kill interrupted work in flight: the worker had not finished
+        its first round (it prints ``cycle 1`` when it has; all it printed before dying is
+        still in the pipe).
+        """
         time.sleep(delay)
         self.process.kill()
+        self.process.wait(timeout=30)
+        stdout = self.process.stdout
+        assert stdout is not None
+        self.output += stdout.read()
         self.close()
+        return b"cycle 1\n" not in self.output
 
     def close(self) -> int:
         code = self.process.wait(timeout=30)
@@ -170,13 +184,17 @@ def test_audit_scan_killed_20_times_alerts_every_change_exactly_once(
         change_two()
         span = _run_to_completion("audit-once")
         rng = random.Random(20261123)
+        interrupted = 0
         for _kill in range(KILLS):
             change_two()
             worker = Worker("audit")
             worker.wait_for("ready")
-            worker.kill_after(rng.uniform(0.0, 1.2 * span))
+            interrupted += worker.kill_after(rng.uniform(0.0, 1.2 * span))
     finally:
         control.set_latency(0)
+    # The test means something only if the kills landed inside scans that had work to do.
+    print(f"audit: {interrupted} of {KILLS} kills landed mid-scan")
+    assert interrupted > KILLS // 2, f"only {interrupted} of {KILLS} kills landed mid-scan"
     _run_to_completion("audit-once")
     outcome = asyncio.run(_audit_outcome())
     _run_to_completion("audit-once")
@@ -246,13 +264,16 @@ def test_posture_sweep_killed_20_times_alerts_every_drift_exactly_once(chaos_env
         control.set_partner_policy(flipped[0].tenant_id, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
         span = _run_to_completion("sweep-once")
         rng = random.Random(1123)
+        interrupted = 0
         for client in flipped[1:]:  # one more client drifts before each crash
             control.set_partner_policy(client.tenant_id, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
             worker = Worker("sweep")
             worker.wait_for("ready")
-            worker.kill_after(rng.uniform(0.0, 1.3 * span))
+            interrupted += worker.kill_after(rng.uniform(0.0, 1.3 * span))
     finally:
         control.set_latency(0)
+    print(f"sweep: {interrupted} of {KILLS} kills landed mid-sweep")
+    assert interrupted > KILLS // 2, f"only {interrupted} of {KILLS} kills landed mid-sweep"
     # Restarted for good: drains what is left, including the messages the last killed
     # workers had received (invisible until their visibility timeout runs out).
     _run_to_completion("drain-until-empty", "150", timeout=240.0)
