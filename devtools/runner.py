@@ -362,12 +362,14 @@ class LocalRunner:
 
         async def loop(info: FunctionInfo) -> None:
             # NCRONTAB has a leading seconds field (validated like shared/config does).
-            from shared.config import ncrontab_problem
+            from shared.config import ncrontab_problem, normalise_ncrontab
 
             problem = ncrontab_problem(info.schedule)
             if problem is not None:
                 raise ValueError(f"timer {info.name}: schedule {info.schedule!r} {problem}")
-            schedule = croniter(info.schedule, datetime.now(UTC), second_at_beginning=True)
+            schedule = croniter(
+                normalise_ncrontab(info.schedule), datetime.now(UTC), second_at_beginning=True
+            )
             while not stop.is_set():
                 due = schedule.get_next(datetime)
                 delay = (due - datetime.now(UTC)).total_seconds()

@@ -224,22 +224,50 @@ TABLES = (
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # NCRONTAB as the Functions timer trigger reads it: six fields, {second} {minute} {hour}
-# {day} {month} {day-of-week}, each a list of *, values or ranges with an optional /step;
-# names (Jan, Mon) only in the month and day-of-week fields; days of the week 0-6.
-_NCRONTAB_FIELDS: tuple[tuple[str, int, int, bool], ...] = (
-    ("second", 0, 59, False),
-    ("minute", 0, 59, False),
-    ("hour", 0, 23, False),
-    ("day", 1, 31, False),
-    ("month", 1, 12, True),
-    ("day-of-week", 0, 6, True),
+# {day} {month} {day-of-week}, each a list of *, values or ranges with an optional /step.
+# Months and days may be named in English, whole or abbreviated to three letters or more,
+# in any case; days of the week are 0-6 from Sunday (Microsoft docs, "Timer trigger for
+# Azure Functions", NCRONTAB expressions).
+_MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_NCRONTAB_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 6, _DAYS),
 )
 _NCRONTAB_ITEM = re.compile(
-    r"^(\*|(?P<a>\d+|[A-Za-z]{3})(?:-(?P<b>\d+|[A-Za-z]{3}))?)(?:/(?P<step>\d+))?$"
+    r"^(\*|(?P<a>\d+|[A-Za-z]+)(?:-(?P<b>\d+|[A-Za-z]+))?)(?:/(?P<step>\d+))?$"
 )
 NCRONTAB_HELP = (
     "a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})"
 )
+
+
+def _name_value(part: str, names: tuple[str, ...], low: int) -> int | None:
+    word = part.lower()
+    matches = [i for i, name in enumerate(names) if len(word) >= 3 and name.startswith(word)]
+    return low + matches[0] if len(matches) == 1 else None
+
+
+def normalise_ncrontab(expression: str) -> str:
+    """The expression with month and day names replaced by their numbers (what croniter
+    reads); call :func:`ncrontab_problem` first."""
+    out = []
+    for text, (_, low, _high, names) in zip(expression.split(), _NCRONTAB_FIELDS, strict=True):
+        if names:
+            text = re.sub(
+                r"[A-Za-z]+",
+                lambda m: str(_name_value(m.group(), names, low)),  # noqa: B023 - used at once
+                text,
+            )
+        out.append(text)
+    return " ".join(out)
 
 
 def ncrontab_problem(expression: str) -> str | None:
@@ -257,16 +285,22 @@ def ncrontab_problem(expression: str) -> str | None:
             match = _NCRONTAB_ITEM.match(item)
             if match is None:
                 return f"the {name} field {text!r} is not *, a value, a range or a step"
+            values = []
             for part in (match.group("a"), match.group("b")):
                 if part is None:
                     continue
                 if part.isdigit():
-                    if not low <= int(part) <= high:
-                        return f"the {name} field {text!r} is outside {low}-{high}"
+                    value: int | None = int(part)
                 elif not names:
                     return f"the {name} field {text!r} takes numbers only"
-            a, b = match.group("a"), match.group("b")
-            if a and b and a.isdigit() and b.isdigit() and int(a) > int(b):
+                else:
+                    value = _name_value(part, names, low)
+                    if value is None:
+                        return f"the {name} field {text!r} names no single {name}"
+                if value is None or not low <= value <= high:
+                    return f"the {name} field {text!r} is outside {low}-{high}"
+                values.append(value)
+            if len(values) == 2 and values[0] > values[1]:
                 return f"the {name} field {text!r} has a range that runs backwards"
             if match.group("step") is not None and int(match.group("step")) == 0:
                 return f"the {name} field {text!r} has a step of 0"
@@ -275,7 +309,11 @@ def ncrontab_problem(expression: str) -> str | None:
     from croniter import CroniterBadDateError, croniter
 
     try:
-        schedule = croniter(expression, datetime(2026, 1, 1, tzinfo=UTC), second_at_beginning=True)
+        schedule = croniter(
+            normalise_ncrontab(expression),
+            datetime(2026, 1, 1, tzinfo=UTC),
+            second_at_beginning=True,
+        )
     except (ValueError, KeyError) as exc:  # CroniterBadCronError is a ValueError
         return f"is not understood ({exc})"
     try:

@@ -192,6 +192,8 @@ EXPECTED_FUNCTIONS = (
         "0 */0 * * * *",
         "0 5-1 * * * *",
         "0 0 0 * Jan Funday",
+        "0 0 0 * Ju *",  # too short: June or July?
+        "0 0 0 * * Tu",
         "00:05:00",  # a TimeSpan schedule: not accepted here (DESIGN: NCRONTAB)
         "0 0 0 * * MON,",
     ],
@@ -216,6 +218,9 @@ def test_schedules_are_validated_as_the_functions_host_reads_them(schedule):
         "0 0 0 29 2 *",  # leap days only, but it does fire
         "0 0 7 * * 0",
         "0 0 0 1 1 *",
+        "0 30 9 * January Monday",  # names in full, any case (Microsoft docs)
+        "0 30 9 * jan-MAR sun,Saturday",
+        "0 0 12 * * Tue-Thu",
     ],
 )
 def test_documented_ncrontab_schedules_are_accepted(schedule):
