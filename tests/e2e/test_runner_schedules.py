@@ -61,10 +61,22 @@ def test_timer_fires_on_its_ncrontab_schedule_from_the_app_setting(app_env, monk
     from devtools.runner import LocalRunner
 
     monkeypatch.setenv("XTAP_AUDIT_SCHEDULE", "* * * * * *")  # every second
-    for setting in ("XTAP_SWEEP_SCHEDULE", "XTAP_HYGIENE_SCHEDULE", "XTAP_REVIEW_SCHEDULE"):
+    others = (
+        "XTAP_SWEEP_SCHEDULE",
+        "XTAP_HYGIENE_SCHEDULE",
+        "XTAP_REVIEW_SCHEDULE",
+        "XTAP_PURGE_SCHEDULE",
+    )
+    for setting in others:
         monkeypatch.setenv(setting, NEVER_DURING_THE_TEST)
     timers = {info.name for info in LocalRunner().by_kind("timer")}
-    assert timers == {"audit_timer", "sweep_timer", "guest_hygiene_timer", "access_review_timer"}
+    assert timers == {
+        "audit_timer",
+        "sweep_timer",
+        "guest_hygiene_timer",
+        "access_review_timer",
+        "purge_timer",
+    }
 
     state, fired = asyncio.run(_serve_briefly(3.5))
 

@@ -154,6 +154,7 @@ EXPECTED_FUNCTIONS = (
     "audit_timer",
     "guest_hygiene_timer",
     "access_review_timer",
+    "purge_timer",
     # queues
     "check_client",
     "deliver_alert",
