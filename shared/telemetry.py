@@ -77,8 +77,15 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # A password in a URL's userinfo (scheme://user:password@host).
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"'<>]+:)[^@/\s\"'<>]+@"), rf"\1{REDACTED}@"),
-    # Credential query parameters, at any encoding level.
-    (re.compile(rf"(?i)({_QUERY_SEP}{_QUERY_SECRETS}{_EQUALS}){_QUERY_VALUE}"), rf"\1{REDACTED}"),
+    # Credential query parameters, at any encoding level (a number is kept: the error page's
+    # ``?code=700016`` is an AADSTS code, not a credential).
+    (
+        re.compile(
+            rf"(?i)({_QUERY_SEP}{_QUERY_SECRETS}{_EQUALS})"
+            rf"(?!\d+(?![^&#\s\"'<>%]))({_QUERY_VALUE})"
+        ),
+        rf"\1{REDACTED}",
+    ),
     # Storage connection strings.
     (
         re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s\"']+"),

@@ -91,6 +91,8 @@ def test_redaction_keeps_ordinary_urls_and_graph_queries_intact():
         "%20ge%202026-11-23T08:00:00Z&$top=100",
         "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/CompanyRelationshipsMenuBlade",
         "https://contoso.webhook.office.com/ is the connector host",
+        # Entra's error page: the code is an AADSTS number, not a credential.
+        '"error_uri": "https://login.microsoftonline.com/error?code=700016"',
     ):
         assert redact(text) == text
 
