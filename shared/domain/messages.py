@@ -107,6 +107,8 @@ class ClientRef(Message):
     name: str
     tenant_id: str
     domains: tuple[str, ...] = ()
+    # The client's administrators (registry ``contacts``): who to send instructions to.
+    contacts: tuple[str, ...] = ()
 
 
 class AlertRecord(Message):
@@ -141,6 +143,13 @@ class AlertRecord(Message):
     # People to tell besides the admins (e.g. the support engineer who asked for a
     # re-invite); delivered by e-mail when mail is configured.
     notify: tuple[str, ...] = ()
+    # Supporting lines an admin may want but need not read first (the effective policy
+    # line by line, raw values): behind "Show details" on the card, last in the e-mail.
+    details: tuple[str, ...] = ()
+    # A digest that could not carry all its members in one message: how many are not in
+    # ``items``, and their event IDs (or keys) as far as they fit.
+    omitted: int = Field(default=0, ge=0)
+    omitted_refs: tuple[str, ...] = ()
 
     def fitted(self, limit_bytes: int = QUEUE_MESSAGE_LIMIT_BYTES) -> AlertRecord:
         """This record, trimmed until its JSON fits one queue message.
