@@ -314,10 +314,16 @@ async def _get_access_review(route_params: Mapping[str, str]) -> ApiResponse:
 
 async def _health() -> ApiResponse:
     try:
-        await _app()
+        app = await _app()
     except Exception:
         log.exception("health check failed")
         return ApiResponse(503, {"status": "unavailable"})
+    # Alert channels that cannot work (e.g. an unresolved Key Vault reference): the app
+    # runs and alerts on the other channel, and says so here.
+    problems = dict(app.settings.channel_problems)
+    if problems:
+        return ApiResponse(200, {"status": "degraded", "channels": {
+            route: f"unavailable: {why}" for route, why in problems.items()}})
     return ApiResponse(200, {"status": "ok"})
 
 
