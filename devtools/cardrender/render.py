@@ -204,11 +204,11 @@ class CardRenderer:
             expanded_height=round(expanded),
         )
 
-    async def render_html(self, name: str, html: str, out_dir: Path,
-                          width: int = 720) -> tuple[Path, int]:
+    async def render_html(self, name: str, html: str, out_dir: Path, width: int = 720,
+                          scale: float | None = None) -> tuple[Path, int]:
         """Screenshot an HTML document (an e-mail body) at ``width`` CSS px; (png, height)."""
         page = await self._browser.new_page(viewport={"width": width, "height": 600},
-                                            device_scale_factor=self.scale)
+                                            device_scale_factor=scale or self.scale)
         try:
             # Offline like the cards: block anything the document would fetch.
             await page.route("**/*", lambda route: route.abort()

@@ -79,7 +79,8 @@ def _transient(status: int) -> bool:
 class TeamsWebhookClient:
     def __init__(self, ca_file: str | None = None, attempts: int = 4) -> None:
         verify: Any = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(20.0, connect=10.0))
+        # A confirming flow answers after its post (seconds; the platform allows 120 s).
+        self._http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(60.0, connect=10.0))
         self._pacer = _Pacer()
         self._attempts = attempts
 

@@ -45,7 +45,7 @@ _GUID = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
 _GUID_RE = re.compile(rf"^{_GUID}$")
 _PAREN_GUIDS = re.compile(rf"\s*\((?:{_GUID})(?:,\s*{_GUID})*\)")
 _ISO_TIME = re.compile(
-    r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]00:00)?(?=[\s,.;)]|$)"
+    r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]00:?00)?(?!\d)"
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 # "… Save. Graph: PATCH /policies/…": the portal steps and the Graph request of one fix.
@@ -150,8 +150,10 @@ def alert_content(alert: AlertRecord, settings: RenderSettings) -> AlertContent:
     summary, summary_details = _headline(alert)
     findings = sorted(alert.findings, key=lambda f: -SEVERITY_RANK[f.severity])
     finding_lines = tuple(_finding_line(alert, f, settings) for f in findings)
-    steps, graph_lines = _steps(alert, findings)
     facts, hidden_facts = _facts(alert)
+    steps, graph_lines = _steps(alert, findings)
+    steps = tuple(StepLine(_refer_to_details(readable(step.text, alert), hidden_facts),
+                           step.command) for step in steps)
     changes, change_details = _changes(alert)
     buttons = tuple(
         b for b in alert_buttons(alert, settings, limit=3) if b.url and is_web_url(b.url)
@@ -221,6 +223,15 @@ def readable(text: str, alert: AlertRecord) -> str:
     return " ".join(out.split())
 
 
+def _refer_to_details(text: str, hidden: Sequence[FactLine]) -> str:
+    """An identifier the details show (an audit event ID, a correlation ID) is named there,
+    not spelled out in a step."""
+    for fact in hidden:
+        if fact.mono and len(fact.value) >= 16 and fact.value in text:
+            text = text.replace(fact.value, f"(its {fact.label} is in the details)")
+    return text
+
+
 def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
 
@@ -282,16 +293,19 @@ def _steps(alert: AlertRecord,
     for text, code in fixes:
         if not text.strip():
             continue
-        if instructions and _SENDS_INSTRUCTIONS.search(text):
-            continue  # said once, by the first step
         portal, graph_part = split_fix(text)
         key = _normal(portal)
         if key in seen:
             continue
         seen.add(key)
+        if instructions and (_SENDS_INSTRUCTIONS.search(text) or code in _COVERED_BY_INSTRUCTIONS):
+            # Said once, by the first step: the instructions are the vendor's onboarding
+            # guide for the client's tenant, with the consent link when it is missing.
+            graph.append(f"Covered by the client instructions: {' '.join(text.split())}")
+            continue
         if instructions and alert.client and code.startswith("CLIENT_") \
                 and code not in _VENDOR_ACTIONS:
-            portal = f"{possessive(alert.client.name)} administrator changes: {portal}"
+            portal = f"What {possessive(alert.client.name)} administrator must change: {portal}"
         steps.append(StepLine(portal))
         if graph_part and graph_part not in graph:
             graph.append(graph_part)
@@ -303,6 +317,9 @@ def _steps(alert: AlertRecord,
 _VENDOR_ACTIONS = frozenset({"CLIENT_CONSENT_MISSING", "CLIENT_SUSPECTED_DRIFT",
                              "CLIENT_TENANT_UNREACHABLE"})
 _SENDS_INSTRUCTIONS = re.compile(r"client instructions", re.IGNORECASE)
+# Fixes that *are* sending the client the onboarding guide or the consent link.
+_COVERED_BY_INSTRUCTIONS = frozenset({"CLIENT_CONSENT_MISSING", "SIGNIN_CLIENT_OUTBOUND_BLOCKED",
+                                      "CLIENT_SUSPECTED_DRIFT"})
 
 
 def possessive(name: str) -> str:

@@ -234,7 +234,7 @@ def test_each_fix_appears_once_and_its_graph_request_only_in_details() -> None:
     card = card_of(render_teams_message(PRODUCER_DRIFT, SETTINGS))
     visible = texts(card, visible_only=True)
     assert [t for t in visible if PORTAL_FIX in t] == [
-        f"Contoso Markets' administrator changes: {PORTAL_FIX}"]
+        f"What Contoso Markets' administrator must change: {PORTAL_FIX}"]
     assert not any(GRAPH_FIX in t for t in visible)
     assert GRAPH_FIX in texts(details_of(card))
 
