@@ -28,7 +28,10 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-MIN_INTERVAL_SECONDS = 0.25  # ≤ 4 requests per second per webhook
+# Teams throttles "more than four requests in a second"; pacing at exactly 4/s sits on the
+# edge of any sliding window, so keep a margin (one instance; several instances can still
+# collide — the confirming flow turns that 429 into a retry).
+MIN_INTERVAL_SECONDS = 0.3
 MAX_RETRY_AFTER_SECONDS = 30.0
 
 

@@ -138,10 +138,12 @@ def test_a_permanently_refusing_webhook_is_reported_by_mail_not_retried_forever(
 
 
 def test_an_oversized_card_is_refused_by_us_and_sent_compact(app_env, demo_sim, caplog):
+    """Against the template flow (202 first), where an oversized post would fail unseen."""
     from shared.domain.messages import AlertKind, AlertRecord, FindingRef, Severity
     from shared.rendering.cards import TEAMS_MESSAGE_BUDGET_BYTES
 
     control = demo_sim.control
+    control.set_webhook_flow(WEBHOOK_NAME, "accepting")
     before = len(control.webhook_messages(WEBHOOK_NAME))
     before_runs = len(control.flow_runs(WEBHOOK_NAME))
     huge = AlertRecord(
@@ -157,8 +159,11 @@ def test_an_oversized_card_is_refused_by_us_and_sent_compact(app_env, demo_sim, 
         created_at=NOW,
         source="posture",
     )
-    with caplog.at_level(logging.WARNING, logger="shared.services.delivery"):
-        asyncio.run(_enqueue_and_drain([huge]))
+    try:
+        with caplog.at_level(logging.WARNING, logger="shared.services.delivery"):
+            asyncio.run(_enqueue_and_drain([huge]))
+    finally:
+        control.set_webhook_flow(WEBHOOK_NAME, "confirming")
     posted = control.webhook_messages(WEBHOOK_NAME)[before:]
     assert len(posted) == 1
     refusals = [r.getMessage() for r in caplog.records if "huge:1" in r.getMessage()]
@@ -187,14 +192,13 @@ def test_delivery_records_confirmed_only_when_the_flow_answers_after_posting(
 ):
     control = demo_sim.control
     control.set_webhook_flow(WEBHOOK_NAME, "accepting")
-    _, accepted = asyncio.run(_enqueue_and_drain(
-        _alerts(1, "receipt-202"), after=_receipts(["receipt-202:0"])))
-    control.set_webhook_flow(WEBHOOK_NAME, "confirming")
     try:
-        _, confirmed = asyncio.run(_enqueue_and_drain(
-            _alerts(1, "receipt-200"), after=_receipts(["receipt-200:0"])))
+        _, accepted = asyncio.run(_enqueue_and_drain(
+            _alerts(1, "receipt-202"), after=_receipts(["receipt-202:0"])))
     finally:
-        control.set_webhook_flow(WEBHOOK_NAME, "accepting")
+        control.set_webhook_flow(WEBHOOK_NAME, "confirming")
+    _, confirmed = asyncio.run(_enqueue_and_drain(
+        _alerts(1, "receipt-200"), after=_receipts(["receipt-200:0"])))
     assert accepted["receipt-202:0"]["teams:admins"] == {
         "status": "delivered", "confirmation": "accepted-unconfirmed"}
     assert confirmed["receipt-200:0"]["teams:admins"] == {
@@ -221,7 +225,7 @@ def test_a_high_alert_whose_teams_post_is_unconfirmed_still_reaches_email(
         asyncio.run(_enqueue_and_drain(_alerts(
             1, key, only_channels=("teams",), severity=Severity(severity))))
     finally:
-        control.set_webhook_flow(WEBHOOK_NAME, "accepting")
+        control.set_webhook_flow(WEBHOOK_NAME, "confirming")
     mail = _mail_since(demo_sim, before_mail)
     assert bool(mail) is mailed
     if mailed:
