@@ -373,3 +373,51 @@ def test_source_alert_names_cause_fix_and_is_keyed_per_episode() -> None:
     assert "Authentication_RequestFromNonPremiumTenantOrB2CTenant" in alert.facts["Error"]
     again = source_alert(transition, state, problem(), "OSTTRA", NOW + timedelta(minutes=5))
     assert again.dedup_key == alert.dedup_key
+
+
+# ------------------------------------------------------------ schedules and budget
+
+
+def _default(name: str) -> str:
+    from shared.config import SETTINGS
+
+    value = next(spec.default for spec in SETTINGS if spec.name == name)
+    assert value is not None
+    return value
+
+
+def test_default_audit_cadence_is_every_minute_half_a_minute_from_the_sweep() -> None:
+    """Both read the Graph reports budget; they never fire in the same second (item 12.8)."""
+    from croniter import croniter
+
+    audit = _default("XTAP_AUDIT_SCHEDULE")
+    sweep = _default("XTAP_SWEEP_SCHEDULE")
+    start = datetime(2026, 11, 23, 9, 0, 0)
+    audit_ticks = croniter(audit, start, second_at_beginning=True)
+    first, second = audit_ticks.get_next(datetime), audit_ticks.get_next(datetime)
+    assert second - first == timedelta(minutes=1)
+    sweep_tick = croniter(sweep, start, second_at_beginning=True).get_next(datetime)
+    assert abs(sweep_tick.second - first.second) == 30
+
+
+def test_reports_budget_never_grants_more_than_five_in_ten_seconds() -> None:
+    import asyncio
+    import time
+
+    from shared.adapters.reports_budget import ReportsBudget
+
+    budget = ReportsBudget(limit=5, window=0.5)
+    granted: list[float] = []
+
+    async def take() -> None:
+        async with budget:
+            granted.append(time.monotonic())
+
+    async def main() -> None:
+        await asyncio.wait_for(asyncio.gather(*(take() for _ in range(12))), 5)
+
+    asyncio.run(main())
+    granted.sort()
+    assert len(granted) == 12
+    for i in range(len(granted) - 5):
+        assert granted[i + 5] - granted[i] >= 0.5  # any six span more than one window
