@@ -1100,6 +1100,14 @@ class GraphApi:
             route, match = self._route(req)
             principal = self.authenticate(req)
             if route.permissions is not None and not (principal.roles & route.permissions):
+                if req.path.startswith("/auditLogs/"):
+                    # The reports service words its refusal its own way.
+                    raise GraphHttpError(
+                        403,
+                        "Authentication_MSGraphPermissionMissing",
+                        "Calling principal does not have required MSGraph permissions"
+                        " AuditLog.Read.All",
+                    )
                 raise GraphHttpError(
                     403,
                     "Authorization_RequestDenied",

@@ -163,8 +163,9 @@ def test_audit_scan_refused_with_403_sends_one_alert_with_cause_and_fix(app_env,
         status=403,
         body={
             "error": {
-                "code": "Authorization_RequestDenied",
-                "message": "Insufficient privileges to complete the operation.",
+                "code": "Authentication_MSGraphPermissionMissing",
+                "message": "Calling principal does not have required MSGraph permissions"
+                " AuditLog.Read.All",
             }
         },
     )
@@ -175,7 +176,7 @@ def test_audit_scan_refused_with_403_sends_one_alert_with_cause_and_fix(app_env,
     alerts = _source_alerts([a for queued, _ in scans for a in queued])
     assert len({a["dedup_key"] for a in alerts}) == 1, alerts
     text = json.dumps(alerts[0])
-    assert "Authorization_RequestDenied" in text
+    assert "Authentication_MSGraphPermissionMissing" in text
     assert "AuditLog.Read.All" in text
     assert all(outcome is not None and outcome.failed for _, outcome in scans)
 
