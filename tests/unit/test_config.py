@@ -173,7 +173,7 @@ def test_the_start_check_runs_on_any_plan(marker: str):
     assert "XTAP_VENDOR_TENANT_ID: is required" in done.stderr
 
 
-def test_the_app_starts_under_the_host_with_an_unresolved_teams_webhook_reference():
-    done = _import_function_app({"WEBSITE_SITE_NAME": "xtap-prod",
-                                 **_env(XTAP_TEAMS_WEBHOOK_URL=UNRESOLVED)})
+@pytest.mark.parametrize("marker", ["WEBSITE_SITE_NAME", "FUNCTIONS_WORKER_RUNTIME"])
+def test_the_app_starts_under_the_host_with_an_unresolved_teams_webhook_reference(marker: str):
+    done = _import_function_app({marker: "xtap-prod", **_env(XTAP_TEAMS_WEBHOOK_URL=UNRESOLVED)})
     assert done.returncode == 0, done.stderr
