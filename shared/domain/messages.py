@@ -35,6 +35,12 @@ MAX_SIGNIN_WINDOW_HOURS = 24 * 366
 QUEUE_MESSAGE_LIMIT_BYTES = 46_000
 
 
+def _empty(value: object) -> bool:
+    """Fields added after the first release are left out of the JSON while unused, so
+    their messages stay readable by a consumer that predates them."""
+    return not value
+
+
 def _size(record: BaseModel) -> int:
     return len(record.model_dump_json().encode("utf-8"))
 
@@ -70,6 +76,8 @@ class AlertKind(StrEnum):
     DELIVERY_FAILING = "delivery_failing"
     POISON_MESSAGE = "poison_message"
     DIGEST = "digest"
+    # A log source xtap-watch reads (sign-in evidence, the audit log) is failing.
+    SOURCE_UNAVAILABLE = "source_unavailable"
 
 
 class CheckClient(Message):
@@ -83,6 +91,8 @@ class CheckClient(Message):
     # (one log query for all clients instead of one per client), keyed by AADSTS code.
     signin_counts: dict[AadstsCode, Count] = Field(default_factory=dict)
     signin_window_hours: int = Field(default=24, ge=1, le=MAX_SIGNIN_WINDOW_HOURS)
+    # Set when the sign-in evidence source failed for this sweep (the reason, in words).
+    signin_unavailable: str | None = Field(default=None, max_length=500)
 
 
 class ReinviteJobMessage(Message):
@@ -124,6 +134,8 @@ class ClientRef(Message):
     name: str
     tenant_id: str
     domains: tuple[str, ...] = ()
+    # The client's administrators (registry ``contacts``): who to send instructions to.
+    contacts: tuple[str, ...] = Field(default=(), exclude_if=_empty)
 
 
 class AlertRecord(Message):
@@ -158,6 +170,13 @@ class AlertRecord(Message):
     # People to tell besides the admins (e.g. the support engineer who asked for a
     # re-invite); delivered by e-mail when mail is configured.
     notify: tuple[str, ...] = ()
+    # Supporting lines an admin may want but need not read first (the effective policy
+    # line by line, raw values): behind "Show details" on the card, last in the e-mail.
+    details: tuple[str, ...] = Field(default=(), exclude_if=_empty)
+    # A digest that could not carry all its members in one message: how many are not in
+    # ``items``, and their event IDs (or keys) as far as they fit.
+    omitted: int = Field(default=0, ge=0, exclude_if=_empty)
+    omitted_refs: tuple[str, ...] = Field(default=(), exclude_if=_empty)
 
     def fitted(self, limit_bytes: int = QUEUE_MESSAGE_LIMIT_BYTES) -> AlertRecord:
         """This record, trimmed until its JSON fits one queue message.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.domain.client_state import Transition, TransitionKind
 from shared.domain.clients import ClientRecord
+from shared.domain.effective_changes import effective_changes
 from shared.domain.finding_catalog import Finding
 from shared.domain.messages import (
     AlertKind,
@@ -104,6 +106,7 @@ def alert_for_transition(
     result: PostureResult,
     ctx: AlertContext,
     previous_verdict: str | None = None,
+    previous_effective: Mapping[str, Any] | None = None,
 ) -> AlertRecord:
     kind = t.alert_kind
     if kind is None:  # every transition kind maps to an alert kind; guard the invariant
@@ -139,6 +142,12 @@ def alert_for_transition(
                 after=result.verdict.value,
             ),
         )
+    # The effective settings that changed since the last check say more than the verdict.
+    changes = effective_changes(
+        previous_effective,
+        result.effective.to_json() if result.effective else None,
+        ctx.vendor_name,
+    ) or changes
     links = (
         Link(title="Cross-tenant access settings", url=cross_tenant_settings_url(ctx.portal_url)),
         *finding_links(findings, ctx),
@@ -155,7 +164,8 @@ def alert_for_transition(
         kind=kind,
         severity=t.severity,
         title=_title(t, client, result, ctx.vendor_name),
-        summary=_summary(t, client, result, ctx.vendor_name),
+        summary=_summary(t, client, result, ctx.vendor_name, findings),
+        details=result.explanation,
         client=_client_ref(client),
         changes=changes,
         when=t.at,
@@ -169,7 +179,15 @@ def alert_for_transition(
     )
 
 
-def _summary(t: Transition, client: ClientRecord, result: PostureResult, vendor: str) -> str:
+def _summary(
+    t: Transition,
+    client: ClientRecord,
+    result: PostureResult,
+    vendor: str,
+    findings: Sequence[Finding],
+) -> str:
+    """One or two sentences: the most severe finding says what is wrong; the effective
+    policy, line by line, goes to the alert's details."""
     if t.kind is TransitionKind.RECOVERED:
         return (
             f"{client.name}'s outbound policy allows {vendor} again "
@@ -181,11 +199,14 @@ def _summary(t: Transition, client: ClientRecord, result: PostureResult, vendor:
             f"{result.verdict.value}. No action needed."
         )
     if t.kind in (TransitionKind.POSTURE_UNKNOWN, TransitionKind.UNKNOWN_PROLONGED):
-        lead = (
+        return (
             f"xtap-watch cannot tell whether {client.name}'s users can reach {vendor}: "
             f"{unknown_cause(result)}. A drift would go unnoticed until this is fixed."
         )
-        return " ".join((lead, *result.explanation))
+    if findings:
+        order = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.REVIEW: 2, Severity.LOW: 3,
+                 Severity.INFO: 4}
+        return min(findings, key=lambda f: order[f.severity]).message
     return " ".join(result.explanation)
 
 
