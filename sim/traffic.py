@@ -47,6 +47,9 @@ class FaultRule:
     remaining: int | None = None  # count: fire for the first N matching requests
     body: Any = None
     fired: int = 0
+    # True: the request reaches its handler (the service acts), then the fault is the
+    # answer — a 503/504 or a dropped connection *after* Graph did the work.
+    after: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class FaultRule:
             "probability": self.probability,
             "remaining": self.remaining,
             "fired": self.fired,
+            "after": self.after,
         }
 
 
@@ -137,6 +141,7 @@ class Traffic:
             probability=float(probability) if probability is not None else None,
             remaining=int(count) if count is not None else None,
             body=spec.get("body"),
+            after=bool(spec.get("after", False)),
         )
         self.faults.append(rule)
         return rule

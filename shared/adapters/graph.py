@@ -129,10 +129,13 @@ class GraphClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        no_retry: bool = False,
     ) -> GraphResponse:
+        """``no_retry``: the SDK's retry handler must not replay this request — for a POST
+        whose side effect cannot be repeated (it retries 429/503/504, POST included)."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
-        from kiota_http.middleware.options import ResponseHandlerOption
+        from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 
         info = RequestInformation()
         info.http_method = Method[method.upper()]
@@ -144,6 +147,8 @@ class GraphClient:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body).encode()
         info.add_request_options([ResponseHandlerOption(_RawResponseHandler())])
+        if no_retry:
+            info.add_request_options([RetryHandlerOption(max_retries=0, should_retry=False)])
         try:
             response: GraphResponse = await self._adapter.send_primitive_async(info, "bytes", {})
         except GraphError:
@@ -162,8 +167,8 @@ class GraphClient:
         response.raise_for_status(path)
         return response.body
 
-    async def post_json(self, path: str, body: Any) -> Any:
-        response = await self.request("POST", path, body=body)
+    async def post_json(self, path: str, body: Any, *, no_retry: bool = False) -> Any:
+        response = await self.request("POST", path, body=body, no_retry=no_retry)
         response.raise_for_status(path)
         return response.body
 
