@@ -460,19 +460,17 @@ async def perform_reinvite(
             return await _unanswered(
                 app, ledger, graph, job, now, exc, unanswered_since or posted_at, final_attempt
             )
-        await ledger.release_claim(REINVITE, job.job_id)
         if exc.transient and not final_attempt:
+            await _hand_back(ledger, job, now, unanswered_since)
             retry = job.advance(
                 JobState.QUEUED, now, f"Graph answered {exc.status} {exc.code}; will retry"
             )
             await ledger.save_reinvite(retry)
             raise
+        await ledger.release_claim(REINVITE, job.job_id)
         return await _refused(app, ledger, job, now, exc)
     except Exception:
-        if posted_at is not None:
-            await ledger.mark_uncertain(REINVITE, job.job_id, now, unanswered_since or posted_at)
-        else:
-            await ledger.release_claim(REINVITE, job.job_id)
+        await _hand_back(ledger, job, now, unanswered_since or posted_at)
         raise
     invitation_id = str((response or {}).get("id") or "")
     status = str((response or {}).get("status") or "")
@@ -485,6 +483,17 @@ async def perform_reinvite(
         {"invitationId": invitation_id, "status": status},
         "reset",
     )
+
+
+async def _hand_back(
+    ledger: JobLedger, job: ReinviteJob, now: datetime, unanswered_since: datetime | None
+) -> None:
+    """Give the claim back for a retry — still ``uncertain`` if an answer was ever lost, so
+    the retry checks the directory before it POSTs (a failed check must not erase that)."""
+    if unanswered_since is not None:
+        await ledger.mark_uncertain(REINVITE, job.job_id, now, unanswered_since)
+    else:
+        await ledger.release_claim(REINVITE, job.job_id)
 
 
 async def _unanswered(

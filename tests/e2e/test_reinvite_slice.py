@@ -653,3 +653,32 @@ def test_the_requester_is_told_the_result_at_their_address(app_env, demo_sim):
     assert out["job"]["requesterEmail"] == "support.lead@osttra.com"
     [alert] = out["alerts"]
     assert alert["notify"] == ["support.lead@osttra.com"]
+
+
+def test_a_failed_directory_check_keeps_the_reset_unconfirmed_not_forgotten(app_env, demo_sim):
+    """After an unanswered POST, the check before re-posting can itself fail (Graph busy):
+    the next attempt must check again, never post blindly."""
+    jack = vendor_user(demo_sim, guest_upn("jack.new@tailspin-capital.com"))
+
+    async def scenario() -> dict[str, Any]:
+        async with Harness() as h:
+            _, _, accepted = await h.call(
+                "POST", "/api/v1/reinvites", {"userId": jack["id"], "reason": "stuck"}
+            )
+            demo_sim.control.add_fault(
+                r"/invitations", status=503, count=1, method="POST", after=True
+            )
+            # More 503s than the SDK's three retries of a GET: the first check fails.
+            demo_sim.control.add_fault(rf"/users/{jack['id']}", status=503, count=4, method="GET")
+            try:
+                stats = await h.runner.drain(["reinvite_job"])
+            finally:
+                demo_sim.control.clear_faults()
+            job = (await h.call("GET", accepted["statusUrl"]))[2]
+            return {"job": job, "stats": stats["reinvite_job"]}
+
+    out = asyncio.run(scenario())
+    assert len(_resets_of(demo_sim, jack["id"])) == 1
+    assert out["job"]["state"] == "done"
+    assert "confirmed in the directory" in out["job"]["steps"][-1]["detail"]
+    assert out["stats"].failed_attempts == 2
