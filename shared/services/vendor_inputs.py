@@ -10,6 +10,7 @@ need it are skipped rather than guessed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -42,23 +43,38 @@ log = logging.getLogger(__name__)
 VENDOR_TTL_SECONDS = 300.0
 CLOUD_TTL_SECONDS = 24 * 3600.0
 _CACHE = "vendor_inputs"
+_LOCKS = "vendor_inputs_locks"
 T = TypeVar("T")
 
 
-async def _cached(app: App, key: str, ttl: float, read: Callable[[], Awaitable[T]]) -> T:
+async def _cached(
+    app: App, key: str, ttl: float, read: Callable[[], Awaitable[T | None]]
+) -> T | None:
+    """``read()`` once per ``ttl``. Its ``None`` ("not available to us", e.g. a 403 for a
+    permission the vendor chose not to grant) is kept like a value, so a sweep of thousands
+    of clients does not ask again for each; a Graph failure or an unreadable shape is
+    logged, answers None and is *not* kept (it may be transient)."""
     cache: dict[str, tuple[float, Any]] = app.extras.setdefault(_CACHE, {})
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < ttl:
-        return hit[1]  # type: ignore[no-any-return]
-    value = await read()
-    if value is not None:  # "not known" is asked again next time (it may be transient)
+    locks: dict[str, asyncio.Lock] = app.extras.setdefault(_LOCKS, {})
+    # One read at a time per key: the checks of one sweep batch run concurrently and
+    # would otherwise all miss the empty cache together.
+    async with locks.setdefault(key, asyncio.Lock()):
+        hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < ttl:
+            return hit[1]  # type: ignore[no-any-return]
+        try:
+            value = await read()
+        except (GraphError, PolicyParseError) as exc:
+            log.warning("vendor setting %s not readable now: %s", key, exc)
+            return None
         cache[key] = (time.monotonic(), value)
-    return value
+        return value
 
 
 def forget(app: App) -> None:
     """Drop the cached vendor-wide values (after the audit log shows a change)."""
     app.extras.pop(_CACHE, None)
+    app.extras.pop(_LOCKS, None)
 
 
 def own_app_id(app: App) -> str | None:
@@ -71,12 +87,8 @@ def own_app_id(app: App) -> str | None:
 
 async def authorization_policy(app: App) -> AuthorizationPolicy | None:
     async def read() -> AuthorizationPolicy | None:
-        try:
-            raw = await read_authorization_policy(app.graph.vendor())
-            return parse_authorization_policy(raw) if raw else None
-        except (GraphError, PolicyParseError) as exc:
-            log.warning("authorization policy not readable: %s", exc)
-            return None
+        raw = await read_authorization_policy(app.graph.vendor())
+        return parse_authorization_policy(raw) if raw else None
 
     return await _cached(app, "authorization", VENDOR_TTL_SECONDS, read)
 
@@ -88,34 +100,22 @@ async def inviter_role_ids(app: App) -> frozenset[str] | None:
         return None
 
     async def read() -> frozenset[str] | None:
-        try:
-            return await service_principal_role_ids(app.graph.vendor(), app_id)
-        except GraphError as exc:
-            log.warning("roles of xtap-watch's service principal not readable: %s", exc)
-            return None
+        return await service_principal_role_ids(app.graph.vendor(), app_id)
 
     return await _cached(app, "inviter_roles", VENDOR_TTL_SECONDS, read)
 
 
 async def invitation_domains(app: App) -> InvitationDomainPolicy | None:
     async def read() -> InvitationDomainPolicy | None:
-        try:
-            raw = await read_b2b_management_policies(app.graph.vendor())
-            return parse_b2b_management_policies(raw) if raw is not None else None
-        except (GraphError, PolicyParseError) as exc:
-            log.warning("B2B management policy not usable: %s", exc)
-            return None
+        raw = await read_b2b_management_policies(app.graph.vendor())
+        return parse_b2b_management_policies(raw) if raw is not None else None
 
     return await _cached(app, "b2b_management_policy", VENDOR_TTL_SECONDS, read)
 
 
 async def allowed_cloud_endpoints(app: App) -> tuple[str, ...] | None:
     async def read() -> tuple[str, ...] | None:
-        try:
-            return await read_allowed_cloud_endpoints(app.graph.vendor())
-        except GraphError as exc:
-            log.warning("Microsoft cloud settings not readable: %s", exc)
-            return None
+        return await read_allowed_cloud_endpoints(app.graph.vendor())
 
     return await _cached(app, "allowed_clouds", VENDOR_TTL_SECONDS, read)
 
@@ -130,10 +130,15 @@ def _resolver(app: App) -> TenantCloudResolver:
 
 
 async def tenant_cloud(app: App, tenant_id: str) -> str | None:
-    async def read() -> str | None:
-        return await _resolver(app).cloud_of(tenant_id)
-
-    return await _cached(app, f"cloud:{tenant_id.lower()}", CLOUD_TTL_SECONDS, read)
+    key = f"cloud:{tenant_id.lower()}"
+    cache: dict[str, tuple[float, Any]] = app.extras.setdefault(_CACHE, {})
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL_SECONDS:
+        return hit[1]  # type: ignore[no-any-return]
+    cloud = await _resolver(app).cloud_of(tenant_id)
+    if cloud is not None:  # an unreachable discovery document is asked again next time
+        cache[key] = (time.monotonic(), cloud)
+    return cloud
 
 
 async def cloud_context(app: App, client_tenant_id: str) -> CloudContext | None:
