@@ -46,6 +46,7 @@ class FaultRule:
     probability: float | None = None
     remaining: int | None = None  # count: fire for the first N matching requests
     body: Any = None
+    content_type: str | None = None  # with a text body: sent raw (an HTML gateway page)
     fired: int = 0
     # True: the request reaches its handler (the service acts), then the fault is the
     # answer — a 503/504 or a dropped connection *after* Graph did the work.
@@ -97,6 +98,16 @@ class FaultDecision:
     rule: FaultRule | None = None  # the rule that answers instead of the handler, if any
 
 
+# Graph's identity-and-access-reports limit (auditLogRoot: directoryAudits and signIns
+# together): 5 requests per 10 s per app per tenant. On by default, as in Graph.
+REPORTS_THROTTLE = {
+    "id": "graph-reports-limit",
+    "path_regex": r"^/v1\.0/auditLogs/",
+    "limit": 5,
+    "per_seconds": 10,
+}
+
+
 class Traffic:
     """Faults, throttles, latency and observations; one per simulator process."""
 
@@ -114,6 +125,7 @@ class Traffic:
         self.throttled = 0
         self.dropped = 0
         self.sequence = 0
+        self.add_throttle(REPORTS_THROTTLE)
 
     # ------------------------------------------------------------------ configuration
     def set_seed(self, seed: int) -> None:
@@ -142,6 +154,7 @@ class Traffic:
             remaining=int(count) if count is not None else None,
             body=spec.get("body"),
             after=bool(spec.get("after", False)),
+            content_type=(str(spec["content_type"]) if spec.get("content_type") else None),
         )
         self.faults.append(rule)
         return rule
