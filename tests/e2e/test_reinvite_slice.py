@@ -646,13 +646,26 @@ def test_the_requester_is_told_the_result_at_their_address(app_env, demo_sim):
             await h.runner.drain(["reinvite_job"])
             job = (await h.call("GET", accepted["statusUrl"]))[2]
             alerts = [a for a in await h.alerts() if a["kind"] == "reinvite_done"]
-            return {"job": job, "alerts": alerts}
+            demo_sim.control.clear_mailbox()
+            await h.runner.drain(["deliver_alert"])
+            return {"job": job, "alerts": alerts, "mail": demo_sim.control.mailbox()}
 
     out = asyncio.run(scenario())
     assert out["job"]["requestedBy"] == f"support.lead@osttra.com ({SUPPORT_OID})"
     assert out["job"]["requesterEmail"] == "support.lead@osttra.com"
     [alert] = out["alerts"]
     assert alert["notify"] == ["support.lead@osttra.com"]
+    # Delivered: the result mail really reaches the requester's mailbox address.
+    recipients = {
+        r["emailAddress"]["address"]
+        for m in out["mail"]
+        for r in m["message"].get("toRecipients") or []
+    } | {
+        r["emailAddress"]["address"]
+        for m in out["mail"]
+        for r in m["message"].get("bccRecipients") or []
+    }
+    assert "support.lead@osttra.com" in recipients
 
 
 def test_a_failed_directory_check_keeps_the_reset_unconfirmed_not_forgotten(app_env, demo_sim):
