@@ -153,6 +153,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "XTAP_API_ROLE", "App role a caller needs for the support API.", default="Reinvite.Request"
     ),
     SettingSpec(
+        "XTAP_REPORT_ROLE",
+        "App role that may read the portfolio report (GET /api/v1/report); the support "
+        "role (XTAP_API_ROLE) may read it too. The API app registration defines both.",
+        default="Report.Read",
+        infra=False,
+    ),
+    SettingSpec(
         "XTAP_REINVITE_REDIRECT_URL",
         "Where a re-invited guest lands after redemption.",
         default="https://myapps.microsoft.com",
@@ -272,6 +279,7 @@ class Settings:
     docs_base_url: str
     public_api_url: str | None
     storage: StorageSettings
+    report_role: str = "Report.Read"
 
 
 class _Reader:
@@ -422,6 +430,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         docs_base_url=r.url("XTAP_DOCS_BASE_URL"),
         public_api_url=r.optional_url("XTAP_PUBLIC_API_URL"),
         storage=_storage(r),
+        report_role=r.text("XTAP_REPORT_ROLE"),
     )
     _check_combinations(settings)
     return settings

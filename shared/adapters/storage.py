@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -217,6 +217,27 @@ class StorageTables:
         else:
             pager = client.list_entities(select=select)
         return [dict(e) async for e in pager]
+
+    async def query_pages(
+        self,
+        table: str,
+        filter: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield the matching entities one service page at a time (1,000 at most, the
+        Table service's limit), so a caller never holds more than it keeps."""
+        client = self._table(table)
+        size = max(1, min(page_size, 1000))
+        if filter:
+            pager = client.query_entities(
+                filter, parameters=dict(parameters or {}), select=select, results_per_page=size
+            )
+        else:
+            pager = client.list_entities(select=select, results_per_page=size)
+        async for page in pager.by_page():
+            yield [dict(e) async for e in page]
 
     async def delete(self, table: str, partition: str, row: str) -> None:
         await self._table(table).delete_entity(partition, row)
