@@ -81,7 +81,9 @@ class ApiResponse:
     headers: Mapping[str, str] | None = None
 
     def as_tuple(self) -> tuple[int, dict[str, str], Any]:
-        base = {} if isinstance(self.body, RawBody) else JSON_HEADERS
+        base = JSON_HEADERS
+        if isinstance(self.body, RawBody):
+            base = {"Content-Type": f"{self.body.media_type}; charset=utf-8"}
         return self.status, {**base, **(self.headers or {})}, self.body
 
 
