@@ -93,6 +93,8 @@ def _context(report: PortfolioReport, settings: RenderSettings) -> dict[str, Any
         "csp": csp,
         "runbook": functools.cache(settings.runbook_url),
         "when": format_when,
+        "breakable": _breakable,
+        "short_when": _short_when,
         "iso": lambda value: value.isoformat() if isinstance(value, datetime) else "",
         "verdict_label": lambda v: VERDICT_LABELS.get(v, v),
         "state_label": lambda s: STATE_LABELS.get(s, s),
@@ -100,6 +102,22 @@ def _context(report: PortfolioReport, settings: RenderSettings) -> dict[str, Any
         "verdict_rank": lambda v: verdict_rank.get(v, len(VERDICTS)),
         "state_rank": lambda s: state_rank.get(s, len(STATES)),
     }
+
+
+def _short_when(when: datetime) -> Any:
+    """Date and time (UTC) that wrap between, not inside, the two."""
+    from markupsafe import Markup
+
+    text = format_when(when)  # 2026-11-02 09:00:00 UTC
+    day, clock = text[:10], text[11:16]
+    return Markup("<span>{}</span> <span>{} UTC</span>").format(day, clock)
+
+
+def _breakable(code: str) -> Any:
+    """A finding code that may wrap after its underscores (never inside a word)."""
+    from markupsafe import Markup, escape
+
+    return Markup("_<wbr>").join(escape(part) for part in code.split("_"))
 
 
 def iter_report_html(report: PortfolioReport, settings: RenderSettings) -> Iterator[str]:

@@ -98,6 +98,7 @@
       apply();
     });
   });
+  doc.getElementById("filters").addEventListener("submit", function (e) { e.preventDefault(); });
   doc.getElementById("f-clear").addEventListener("click", function () {
     Object.keys(filters).forEach(function (name) { filters[name].value = ""; });
     apply();
