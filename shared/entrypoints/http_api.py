@@ -3,7 +3,8 @@
 Order of checks on every authenticated route, cheapest and least revealing first:
 
 1. ``X-MS-CLIENT-PRINCIPAL`` must decode to a caller (else 401), from the vendor tenant,
-   holding the app role ``XTAP_API_ROLE`` (else 403) — App Service Authentication
+   holding the app role ``XTAP_API_ROLE`` (else 403; ``GET /api/v1/report`` also admits
+   ``XTAP_REPORT_ROLE``, see ``http_report.operation_roles``) — App Service Authentication
    validated the token in front of us; this is the authorisation the function owns. In
    Azure, a header arriving while App Service Authentication is off could be forged:
    then every authenticated route answers 503 (fail closed);
