@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import gzip
 import hashlib
+import io
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -128,6 +130,29 @@ def iter_report_html(report: PortfolioReport, settings: RenderSettings) -> Itera
 
 def render_report_html(report: PortfolioReport, settings: RenderSettings) -> str:
     return "".join(iter_report_html(report, settings))
+
+
+def render_report_bytes(
+    report: PortfolioReport, settings: RenderSettings, *, compress: bool = False
+) -> bytes:
+    """The page as UTF-8 (gzip-compressed with ``compress``), written chunk by chunk: the
+    whole page never sits in memory as text besides its encoded form."""
+    buffer = io.BytesIO()
+    sink: Any = gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=5) if compress else buffer
+    try:
+        pending: list[str] = []
+        size = 0
+        for chunk in iter_report_html(report, settings):
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= 64 * 1024:
+                sink.write("".join(pending).encode("utf-8"))
+                pending, size = [], 0
+        sink.write("".join(pending).encode("utf-8"))
+    finally:
+        if compress:
+            sink.close()
+    return buffer.getvalue()
 
 
 def report_json(report: PortfolioReport, settings: RenderSettings) -> dict[str, Any]:
