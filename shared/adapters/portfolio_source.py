@@ -32,7 +32,7 @@ class PortfolioSource:
         self._page_size = page_size
 
     async def clients(self) -> AsyncIterator[list[ClientRecord]]:
-        pages = self._tables.query_pages(
+        pages = self._tables.pages(
             TABLE_CLIENTS,
             "PartitionKey eq @p",
             {"p": CLIENT_PARTITION},
@@ -50,7 +50,7 @@ class PortfolioSource:
             yield records
 
     async def alert_states(self) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
-        pages = self._tables.query_pages(
+        pages = self._tables.pages(
             TABLE_ALERT_STATE,
             "PartitionKey eq @p",
             {"p": ALERT_STATE_PARTITION},
@@ -67,7 +67,7 @@ class PortfolioSource:
     async def postures(
         self,
     ) -> AsyncIterator[list[tuple[str, datetime | None, dict[str, Any]]]]:
-        pages = self._tables.query_pages(
+        pages = self._tables.pages(
             TABLE_POSTURE,
             "RowKey eq @r",
             {"r": "latest"},
