@@ -44,8 +44,8 @@ AUTHENTICATED_EXAMPLES = {
     ("GET", "/api/v1/access-reviews/{jobId}"): 100,
     ("GET", "/api/v1/health"): 20,
     ("GET", "/api/v1/openapi.json"): 20,
-    ("GET", "/api/v1/report"): 10,
-    ("POST", "/api/v1/whatif"): 30,
+    ("GET", "/api/v1/report"): 5,
+    ("POST", "/api/v1/whatif"): 15,
 }
 ANONYMOUS_EXAMPLES = 40
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
