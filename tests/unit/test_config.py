@@ -168,6 +168,8 @@ EXPECTED_FUNCTIONS = (
     "api_reinvite_status",
     "api_access_review_ensure",
     "api_access_review_status",
+    "api_report",
+    "api_whatif",
 )
 
 
