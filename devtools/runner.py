@@ -6,7 +6,9 @@ It reproduces the host behaviour our code depends on:
 * queue triggers drain Azurite with the host's semantics: base64 messages, ``batchSize``
   and ``newBatchThreshold`` concurrency, a failed message becomes visible again after
   ``visibilityTimeout``, and after ``maxDequeueCount`` attempts it moves to
-  ``<queue>-poison`` (all read from host.json);
+  ``<queue>-poison`` (all read from host.json); a message that is not base64 moves to
+  ``<queue>-poison`` unchanged at once, without invoking the function, as the Storage
+  Queues extension 5.x does (azure-sdk-for-net PR #18326);
 * HTTP triggers are served on a loopback port under ``routePrefix`` (``/api``), with the
   App Service Authentication principal header passed through (tests inject it).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import importlib
 import inspect
@@ -142,7 +145,19 @@ DRAIN_RETRY_DELAY = 1
 class QueueStats:
     processed: int = 0
     failed_attempts: int = 0
-    poisoned: int = 0
+    poisoned: int = 0  # moved after maxDequeueCount failed attempts
+    undecodable: int = 0  # not base64: moved to -poison at once, function not invoked
+
+
+def decode_host_message(content: str) -> bytes | None:
+    """The body the host hands the function for a base64 message, or ``None`` if the
+    host could not decode it. .NET's ``Convert.FromBase64String`` skips white space and
+    otherwise accepts only the standard, padded alphabet."""
+    compact = "".join(content.split())
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 @dataclass
@@ -153,6 +168,7 @@ class LocalRunner:
     semantics: QueueSemantics = field(default_factory=QueueSemantics.from_host_json)
     stats: dict[str, QueueStats] = field(default_factory=dict)
     _queues: Any = None
+    _raw: dict[str, Any] = field(default_factory=dict)
 
     def _queue_client(self) -> Any:
         if self._queues is None:
@@ -163,6 +179,35 @@ class LocalRunner:
                 StorageSettings(os.environ["AzureWebJobsStorage"], None, None, None), None
             )
         return self._queues
+
+    def _raw_queue(self, name: str) -> Any:
+        """A client without message encoding: receives what is on the wire (so one bad
+        message cannot break a whole receive) and copies poison messages unchanged."""
+        client = self._raw.get(name)
+        if client is None:
+            from azure.storage.queue.aio import QueueClient
+
+            client = self._raw[name] = QueueClient.from_connection_string(
+                os.environ["AzureWebJobsStorage"], name
+            )
+        return client
+
+    async def _receive(self, queue: str, max_messages: int) -> list[Any]:
+        pager = self._raw_queue(queue).receive_messages(
+            messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=60
+        )
+        return [message async for message in pager]
+
+    async def _to_poison(self, queue: str, message: Any) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        from shared.adapters.storage import poison_queue_name
+
+        poison = self._raw_queue(poison_queue_name(queue))
+        with contextlib.suppress(ResourceExistsError):
+            await poison.create_queue()
+        await poison.send_message(message.content)
+        await self._raw_queue(queue).delete_message(message.id, message.pop_receipt)
 
     def by_kind(self, kind: str) -> list[FunctionInfo]:
         return [f for f in self.functions.values() if f.kind == kind]
@@ -222,7 +267,6 @@ class LocalRunner:
         message never stalls the other slots. Returns the messages seen."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        queues = self._queue_client()
         queue = info.queue_name
         threshold = self.semantics.new_batch_threshold
         inflight: set[asyncio.Task[None]] = set()
@@ -230,11 +274,7 @@ class LocalRunner:
         while True:
             if len(inflight) <= threshold:
                 try:
-                    batch = await queues.receive(
-                        queue,
-                        max_messages=min(32, self.semantics.batch_size),
-                        visibility_timeout=60,
-                    )
+                    batch = await self._receive(queue, min(32, self.semantics.batch_size))
                 except ResourceNotFoundError:
                     batch = []
                 seen += len(batch)
@@ -250,15 +290,12 @@ class LocalRunner:
 
     async def _poll_once(self, info: FunctionInfo, retry_delay: float) -> int:
         """Receive one batch and process it concurrently; returns messages seen."""
-        queues = self._queue_client()
         queue = info.queue_name
         concurrency = self.semantics.batch_size + self.semantics.new_batch_threshold
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            messages = await queues.receive(
-                queue, max_messages=min(32, concurrency), visibility_timeout=60
-            )
+            messages = await self._receive(queue, min(32, concurrency))
         except ResourceNotFoundError:
             return 0  # like the host, wait for the queue to exist
         if not messages:
@@ -270,8 +307,17 @@ class LocalRunner:
         from azure.functions.queue import QueueMessage
 
         stats = self.stats.setdefault(info.name, QueueStats())
-        queues = self._queue_client()
-        body = message.content.encode("utf-8")
+        raw = self._raw_queue(queue)
+        body = decode_host_message(message.content)
+        if body is None:
+            log.warning(
+                "message %s on %s is not base64 (host.json messageEncoding); moved to poison",
+                message.id,
+                queue,
+            )
+            await self._to_poison(queue, message)
+            stats.undecodable += 1
+            return
         qmsg = QueueMessage(
             id=message.id,
             body=body,
@@ -285,15 +331,14 @@ class LocalRunner:
             stats.failed_attempts += 1
             log.warning("%s failed on attempt %d", info.name, message.dequeue_count, exc_info=True)
             if message.dequeue_count >= self.semantics.max_dequeue_count:
-                from shared.adapters.storage import poison_queue_name
-
-                await queues.send(poison_queue_name(queue), message.content)
-                await queues.delete(queue, message)
+                await self._to_poison(queue, message)
                 stats.poisoned += 1
             else:
-                await queues.release(queue, message, int(delay))
+                await raw.update_message(
+                    message.id, message.pop_receipt, visibility_timeout=int(delay)
+                )
             return
-        await queues.delete(queue, message)
+        await raw.delete_message(message.id, message.pop_receipt)
         stats.processed += 1
 
     async def serve_queues(self, stop: asyncio.Event) -> None:
@@ -316,9 +361,15 @@ class LocalRunner:
         from croniter import croniter
 
         async def loop(info: FunctionInfo) -> None:
-            # NCRONTAB has a leading seconds field; croniter takes it as a trailing one.
-            fields = info.schedule.split()
-            schedule = croniter(" ".join([*fields[1:], fields[0]]), datetime.now(UTC))
+            # NCRONTAB has a leading seconds field (validated like shared/config does).
+            from shared.config import ncrontab_problem, normalise_ncrontab
+
+            problem = ncrontab_problem(info.schedule)
+            if problem is not None:
+                raise ValueError(f"timer {info.name}: schedule {info.schedule!r} {problem}")
+            schedule = croniter(
+                normalise_ncrontab(info.schedule), datetime.now(UTC), second_at_beginning=True
+            )
             while not stop.is_set():
                 due = schedule.get_next(datetime)
                 delay = (due - datetime.now(UTC)).total_seconds()
@@ -420,6 +471,9 @@ class LocalRunner:
         if self._queues is not None:
             await self._queues.close()
             self._queues = None
+        for client in self._raw.values():
+            await client.close()
+        self._raw.clear()
 
 
 def encode_for_host(text: str) -> str:

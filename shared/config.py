@@ -152,6 +152,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="0 0 7 * * 1",
     ),
     SettingSpec("XTAP_REMINDER_HOURS", "Hours between reminders of an open drift.", default="24"),
+    SettingSpec(
+        "XTAP_UNKNOWN_ALERT_HOURS",
+        "Hours a client may stay UNKNOWN (tenant unreachable, policy not understood) before "
+        "that is an alert of its own; also the least time between two UNKNOWN signals.",
+        default="24",
+    ),
     SettingSpec("XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"),
     SettingSpec("XTAP_SIGNIN_WINDOW_HOURS", "Window for counting sign-in failures.", default="24"),
     SettingSpec(
@@ -284,7 +290,104 @@ TABLES = (
 )
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+# NCRONTAB as the Functions timer trigger reads it: six fields, {second} {minute} {hour}
+# {day} {month} {day-of-week}, each a list of *, values or ranges with an optional /step.
+# Months and days may be named in English, whole or abbreviated to three letters or more,
+# in any case; days of the week are 0-6 from Sunday (Microsoft docs, "Timer trigger for
+# Azure Functions", NCRONTAB expressions).
+_MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_NCRONTAB_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 6, _DAYS),
+)
+_NCRONTAB_ITEM = re.compile(
+    r"^(\*|(?P<a>\d+|[A-Za-z]+)(?:-(?P<b>\d+|[A-Za-z]+))?)(?:/(?P<step>\d+))?$"
+)
+NCRONTAB_HELP = (
+    "a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})"
+)
+
+
+def _name_value(part: str, names: tuple[str, ...], low: int) -> int | None:
+    word = part.lower()
+    matches = [i for i, name in enumerate(names) if len(word) >= 3 and name.startswith(word)]
+    return low + matches[0] if len(matches) == 1 else None
+
+
+def normalise_ncrontab(expression: str) -> str:
+    """The expression with month and day names replaced by their numbers (what croniter
+    reads); call :func:`ncrontab_problem` first."""
+    out = []
+    for text, (_, low, _high, names) in zip(expression.split(), _NCRONTAB_FIELDS, strict=True):
+        if names:
+            text = re.sub(
+                r"[A-Za-z]+",
+                lambda m: str(_name_value(m.group(), names, low)),  # noqa: B023 - used at once
+                text,
+            )
+        out.append(text)
+    return " ".join(out)
+
+
+def ncrontab_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a schedule the Functions host would run, or ``None``.
+
+    Syntax and ranges are checked field by field, then the pinned cron library parses it
+    (seconds first, as NCRONTAB writes them) and must find a next occurrence: a schedule
+    that never fires (``0 0 0 31 2 *``) is a misconfiguration too.
+    """
+    fields = expression.split()
+    if len(fields) != 6:
+        return f"has {len(fields)} fields, not 6"
+    for text, (name, low, high, names) in zip(fields, _NCRONTAB_FIELDS, strict=True):
+        for item in text.split(","):
+            match = _NCRONTAB_ITEM.match(item)
+            if match is None:
+                return f"the {name} field {text!r} is not *, a value, a range or a step"
+            values = []
+            for part in (match.group("a"), match.group("b")):
+                if part is None:
+                    continue
+                if part.isdigit():
+                    value: int | None = int(part)
+                elif not names:
+                    return f"the {name} field {text!r} takes numbers only"
+                else:
+                    value = _name_value(part, names, low)
+                    if value is None:
+                        return f"the {name} field {text!r} names no single {name}"
+                if value is None or not low <= value <= high:
+                    return f"the {name} field {text!r} is outside {low}-{high}"
+                values.append(value)
+            if len(values) == 2 and values[0] > values[1]:
+                return f"the {name} field {text!r} has a range that runs backwards"
+            if match.group("step") is not None and int(match.group("step")) == 0:
+                return f"the {name} field {text!r} has a step of 0"
+    from datetime import UTC, datetime
+
+    from croniter import CroniterBadDateError, croniter
+
+    try:
+        schedule = croniter(
+            normalise_ncrontab(expression),
+            datetime(2026, 1, 1, tzinfo=UTC),
+            second_at_beginning=True,
+        )
+    except (ValueError, KeyError) as exc:  # CroniterBadCronError is a ValueError
+        return f"is not understood ({exc})"
+    try:
+        schedule.get_next(datetime)
+    except CroniterBadDateError:
+        return "never fires"
+    return None
 
 
 @dataclass(frozen=True)
@@ -344,6 +447,7 @@ class Settings:
     hygiene_schedule: str
     review_schedule: str
     reminder_hours: int
+    unknown_alert_hours: int
     audit_overlap_minutes: int
     signin_window_hours: int
     signin_threshold: int
@@ -437,9 +541,10 @@ class _Reader:
 
     def schedule(self, name: str) -> str:
         value = self.text(name)
-        if not _NCRONTAB.match(value):
+        problem = ncrontab_problem(value)
+        if problem is not None:
             raise ConfigError(
-                name, f"must be a six-field NCRONTAB expression (sec min h d m dow), got {value!r}"
+                name, f"must be {NCRONTAB_HELP}, e.g. '0 */5 * * * *'; {value!r} {problem}"
             )
         return value
 
@@ -557,6 +662,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hygiene_schedule=r.schedule("XTAP_HYGIENE_SCHEDULE"),
         review_schedule=r.schedule("XTAP_REVIEW_SCHEDULE"),
         reminder_hours=r.positive_int("XTAP_REMINDER_HOURS"),
+        unknown_alert_hours=r.positive_int("XTAP_UNKNOWN_ALERT_HOURS"),
         audit_overlap_minutes=r.positive_int("XTAP_AUDIT_OVERLAP_MINUTES"),
         signin_window_hours=r.positive_int("XTAP_SIGNIN_WINDOW_HOURS"),
         signin_threshold=r.positive_int("XTAP_SIGNIN_THRESHOLD"),

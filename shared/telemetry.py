@@ -9,10 +9,15 @@
   as ``xtap.client_tenant_id``, so App Insights can split every request, dependency and log
   line by client. Log records emitted inside the span carry the same attribute, which the
   Azure Monitor log exporter turns into a custom dimension.
-* :func:`redact` and :class:`RedactSecretsFilter` keep credentials out of logs: the ``sig=``
-  of a Teams Workflows webhook URL, bearer tokens and JWTs, client secrets and assertions,
+* :func:`redact` and :class:`RedactSecretsFilter` keep credentials out of logs, by URL
+  component and at any percent-encoding depth: the ``sig=`` of a Teams Workflows webhook
+  URL, the path of an Office 365 connector webhook, bearer tokens and JWTs, client secrets
+  and assertions (quoted values with spaces too), the managed-identity ``X-IDENTITY-HEADER``,
   storage keys and SAS signatures, function keys in ``?code=``, invitation redemption
-  tickets.
+  tickets. Control characters in a message are escaped, so caller-supplied text cannot
+  start a forged log line.
+* :func:`quiet_noisy_loggers` (called by :func:`configure_telemetry`) keeps httpx and the
+  Azure SDKs at WARNING; host.json does the same for the host's own categories.
 
 Only ``opentelemetry-api`` is imported at module level: it is small, and without a configured
 SDK its tracer is a no-op, so spans cost next to nothing in tests and locally.
@@ -36,18 +41,51 @@ TRACER_NAME = "xtap-watch"
 REDACTED = "[REDACTED]"
 
 # ------------------------------------------------------------------------------ redaction
-# Each pattern keeps the name of the thing (so a log still says *what* was there) and
-# replaces only the value. Order matters: specific shapes before the generic key=value rule.
+# Credentials are found by URL component, at any level of percent-encoding: a URL logged
+# inside another URL's query (``?next=https%3A%2F%2F...%26sig%3D...``) or encoded twice
+# (``%2526ticket%253D``) is cleaned like a plain one. Each pattern keeps the name of the
+# thing (so a log still says *what* was there) and replaces only the value. Order matters:
+# specific shapes before the generic key=value rules.
+_PCT = r"%(?:25)*"  # a percent sign, itself percent-encoded any number of times
+_QUERY_SEP = rf"(?:[?&]|{_PCT}(?:26|3[fF]))"
+_EQUALS = rf"(?:=|{_PCT}3[dD])"
+_SLASH = rf"(?:/|{_PCT}2[fF])"
+# A query value ends at the next separator of any encoding level, or where the text does.
+_QUERY_VALUE = rf"(?:(?!{_PCT}(?:26|23))[^&#\s\"'<>])+"
+_PATH_REST = rf"(?:(?!{_PCT}(?:3[fF]|26|23))[^?&#\s\"'<>])+"
+# Query parameters that are credentials: Workflows/SAS signature, function keys, the
+# invitation redemption ticket, OAuth values passed in URLs.
+_QUERY_SECRETS = r"(?:sig|signature|code|ticket|client_secret|access_token|id_token|refresh_token)"
+# Names whose value is a credential wherever it appears (form bodies, JSON, headers, env).
+_CREDENTIAL_NAMES = (
+    r"[\w-]*(?:secret|password|passwd|client_assertion|access_token|refresh_token|id_token|"
+    r"api[_-]?key|identity[_-]header)[\w-]*"
+)
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization headers and token responses: "Bearer eyJ...".
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*"), rf"\1 {REDACTED}"),
     # Any JWT (three base64url segments, header starting {"...): access, ID and MI tokens.
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
-    # Query-string credentials: Workflows webhook / SAS signature, function keys.
-    (re.compile(r"(?i)([?&](?:sig|code|signature)=)[^&#\s\"'<>]+"), rf"\1{REDACTED}"),
-    # The ticket in an invitation's redemption URL (inviteRedeemUrl), often URL-encoded inside
-    # the `rd` parameter: whoever holds the link can start the redemption.
-    (re.compile(r"(?i)((?:[?&]|%26|%3f)ticket(?:=|%3d))(?:(?!%26)[^&\s\"'<>])+"), rf"\1{REDACTED}"),
+    # Office 365 connector ("Incoming Webhook") URLs: the secret is in the path, so the
+    # whole path after /webhookb2/ (or the legacy outlook.office.com/webhook/) goes.
+    (
+        re.compile(
+            rf"(?i)((?:webhook\.office\.com|outlook\.office(?:365)?\.com){_SLASH}"
+            rf"webhook(?:b2)?{_SLASH}){_PATH_REST}"
+        ),
+        rf"\1{REDACTED}",
+    ),
+    # A password in a URL's userinfo (scheme://user:password@host).
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"'<>]+:)[^@/\s\"'<>]+@"), rf"\1{REDACTED}@"),
+    # Credential query parameters, at any encoding level (a number is kept: the error page's
+    # ``?code=700016`` is an AADSTS code, not a credential).
+    (
+        re.compile(
+            rf"(?i)({_QUERY_SEP}{_QUERY_SECRETS}{_EQUALS})"
+            rf"(?!\d+(?![^&#\s\"'<>%]))({_QUERY_VALUE})"
+        ),
+        rf"\1{REDACTED}",
+    ),
     # Storage connection strings.
     (
         re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;\s\"']+"),
@@ -60,16 +98,21 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         REDACTED,
     ),
-    # key=value / "key": "value" where the key names a credential (form bodies, JSON, env).
+    # "key": "a value, spaces and all" / 'key': '...' (JSON, Python reprs of dicts/headers).
     (
-        re.compile(
-            r"(?i)(\b[\w-]*(?:secret|password|passwd|client_assertion|access_token|"
-            r"refresh_token|id_token|api[_-]?key)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
-            r"[^\s\"'&,;}]+"
-        ),
+        re.compile(rf"(?i)(\b{_CREDENTIAL_NAMES}[\"']?\s*[:=]\s*)([\"'])(?:\\.|(?!\2).)*\2"),
+        rf"\1\2{REDACTED}\2",
+    ),
+    # key=value / Key: value, unquoted (form bodies, env, header lines).
+    (
+        re.compile(rf"(?i)(\b{_CREDENTIAL_NAMES}[\"']?\s*[:=]\s*)(?![\"'])[^\s\"'&,;}}]+"),
         rf"\1{REDACTED}",
     ),
 )
+
+# Characters that would let caller-supplied text start a new log line or rewrite the
+# terminal: C0 controls but tab, DEL, C1 controls, and the Unicode line separators.
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def redact(text: str) -> str:
@@ -77,6 +120,16 @@ def redact(text: str) -> str:
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def escape_controls(text: str) -> str:
+    """Line breaks and control characters as visible escapes (``\\n``, ``\\x1b``): a log
+    line cannot be split or forged by text a caller supplied."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _clean(text: str) -> str:
+    return escape_controls(redact(text))
 
 
 class RedactedError(Exception):
@@ -90,14 +143,17 @@ def _redact_record(record: logging.LogRecord) -> None:
         # Bad %-args: leave the record as is so logging reports it the usual way at emit time
         # instead of the log call itself raising.
         return
-    cleaned = redact(message)
+    cleaned = _clean(message)
     if cleaned != message:
         record.msg = cleaned
         record.args = None
     if record.exc_info and record.exc_info[1] is not None:
         exc_type, exc, tb = record.exc_info
-        text = str(exc)
-        cleaned_exc = redact(text)
+        try:
+            text = str(exc)
+        except Exception:  # an exception whose __str__ fails: logging reports it as is
+            text = ""
+        cleaned_exc = _clean(text)
         if cleaned_exc != text:
             name = getattr(exc_type, "__name__", "Exception")
             replacement = RedactedError(f"{name}: {cleaned_exc}")
@@ -108,7 +164,8 @@ def _redact_record(record: logging.LogRecord) -> None:
 
 
 class RedactSecretsFilter(logging.Filter):
-    """A logging filter that scrubs credentials from the message and any exception text.
+    """A logging filter that scrubs credentials from the message and any exception text
+    (and escapes control characters, so caller-supplied text cannot forge a line).
 
     Attach it to a handler to clean everything that handler emits, whatever logger it came
     from; :func:`install_log_redaction` does it process-wide at record creation instead.
@@ -151,6 +208,21 @@ def install_log_redaction() -> None:
     _installed_factory = factory
 
 
+# ------------------------------------------------------------------------------ noise
+# Client libraries that log every request at INFO: httpx writes each webhook URL, the
+# azure-core HTTP logging policy each storage poll (thousands of lines an hour, billed by
+# Application Insights), azure-identity each token. WARNING keeps their failures.
+NOISY_LOGGERS = ("httpx", "httpcore", "azure", "msal")
+
+
+def quiet_noisy_loggers() -> None:
+    """Put the chatty client libraries at WARNING, unless a level was set on purpose."""
+    for name in NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 # ------------------------------------------------------------------------------ export
 _azure_monitor_configured = False
 
@@ -178,6 +250,7 @@ def configure_telemetry(
     """
     global _azure_monitor_configured
     install_log_redaction()
+    quiet_noisy_loggers()
     source = os.environ if env is None else env
     connection_string = (source.get(CONNECTION_STRING_SETTING) or "").strip()
     if not connection_string:
@@ -255,7 +328,9 @@ __all__ = [
     "RedactedError",
     "configure_telemetry",
     "current_client_tenant",
+    "escape_controls",
     "install_log_redaction",
+    "quiet_noisy_loggers",
     "redact",
     "trigger_span",
 ]

@@ -104,6 +104,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_HYGIENE_SCHEDULE: hygieneSchedule
     XTAP_REVIEW_SCHEDULE: reviewSchedule
     XTAP_REMINDER_HOURS: string(reminderHours)
+    XTAP_UNKNOWN_ALERT_HOURS: '24'
     XTAP_AUDIT_OVERLAP_MINUTES: string(auditOverlapMinutes)
     XTAP_SIGNIN_WINDOW_HOURS: string(signinWindowHours)
     XTAP_SIGNIN_THRESHOLD: string(signinThreshold)

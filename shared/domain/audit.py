@@ -794,10 +794,23 @@ def _decode(ev: _RawEvent) -> DecodedEvent:
     activity = _text(ev.activity)
     category = _text(ev.category)
     activity_key = normalise_activity(activity) if activity else ""
-    if not _is_relevant(category, activity_key):
+    odd_category = None
+    if category is None and ev.category is not None:
+        # A category that is not a string (a list, an object) is an unknown shape: it is
+        # reported raw for review, never dropped (issue 13, item 19). A list is judged by
+        # its string members; anything else cannot be judged, so it is kept.
+        members = ev.category if isinstance(ev.category, list) else []
+        names = [m.strip() for m in members if isinstance(m, str) and m.strip()]
+        odd_category = f"category is not a string: {_safe_str(ev.category)}"[:300]
+        category = next((n for n in names if _is_relevant(n, "")), ", ".join(names) or None)
+        if not _is_relevant(category, activity_key) and names:
+            return []
+    elif not _is_relevant(category, activity_key):
         return []
 
     problems = ev.problems
+    if odd_category:
+        problems.append(odd_category)
     event_id = _text(ev.event_id)
     if event_id is None:
         problems.append("event id missing")

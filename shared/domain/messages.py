@@ -7,13 +7,28 @@ parse is malformed: it goes to the poison queue with an alert, never into a retr
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+
+# Schema-valid nonsense is refused here, so it goes to the poison queue on its first
+# attempt instead of failing five times further in (issue 13, item 21):
+# * identifiers that become (or sit beside) Azure Table keys may not hold the characters
+#   Tables forbids in PartitionKey/RowKey: / \ # ? and control characters;
+# * counts are stored as Edm.Int64, so nothing beyond its range;
+# * timestamps must say their time zone (every comparison in the app is UTC-aware).
+INT64_MAX = 2**63 - 1
+_NO_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+KeyText = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=rf"^[^/\\#?{_NO_CONTROLS}]+$")
+]
+PlainText = Annotated[str, StringConstraints(min_length=1, pattern=rf"^[^{_NO_CONTROLS}]+$")]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+AadstsCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")]
+MAX_SIGNIN_WINDOW_HOURS = 24 * 366
 
 
 # Azure Queue messages are at most 64 KiB on the wire; base64 costs a third of that.
@@ -48,6 +63,8 @@ class AlertKind(StrEnum):
     CLIENT_RECOVERED = "client_recovered"
     CLIENT_CONSENT_MISSING = "client_consent_missing"
     CLIENT_CONSENT_RESTORED = "client_consent_restored"
+    CLIENT_POSTURE_UNKNOWN = "client_posture_unknown"  # cannot tell (unreachable, unparsable)
+    CLIENT_POSTURE_KNOWN = "client_posture_known"  # an alerted UNKNOWN spell is over
     SIGNIN_EVIDENCE = "signin_evidence"
     VENDOR_SETTING_CHANGED = "vendor_setting_changed"
     VENDOR_POSTURE = "vendor_posture"
@@ -68,19 +85,19 @@ class CheckClient(Message):
 
     type: Literal["check_client"] = "check_client"
     tenant_id: str = Field(pattern=GUID_PATTERN)
-    sweep_id: str = Field(min_length=1, max_length=64)
-    requested_at: datetime
+    sweep_id: KeyText
+    requested_at: AwareDatetime
     # Sign-in failure counts for this client, gathered once per sweep by the scheduler
     # (one log query for all clients instead of one per client), keyed by AADSTS code.
-    signin_counts: dict[str, int] = Field(default_factory=dict)
-    signin_window_hours: int = 24
+    signin_counts: dict[AadstsCode, Count] = Field(default_factory=dict)
+    signin_window_hours: int = Field(default=24, ge=1, le=MAX_SIGNIN_WINDOW_HOURS)
     # Set when the sign-in evidence source failed for this sweep (the reason, in words).
     signin_unavailable: str | None = Field(default=None, max_length=500)
 
 
 class ReinviteJobMessage(Message):
     type: Literal["reinvite"] = "reinvite"
-    job_id: str = Field(min_length=1, max_length=64)
+    job_id: KeyText
     user_id: str = Field(pattern=GUID_PATTERN)
     reason: str = Field(min_length=1, max_length=500)
     requested_by: str = Field(min_length=1, max_length=256)
@@ -92,7 +109,7 @@ class EnsureAccessReview(Message):
     type: Literal["ensure_access_review"] = "ensure_access_review"
     tenant_id: str = Field(pattern=GUID_PATTERN)
     requested_by: str = Field(min_length=1, max_length=256)
-    job_id: str = Field(min_length=1, max_length=64)
+    job_id: KeyText
 
 
 class SettingChange(Message):
@@ -129,7 +146,7 @@ class AlertRecord(Message):
     """
 
     type: Literal["alert"] = "alert"
-    dedup_key: str = Field(min_length=1, max_length=256)
+    dedup_key: PlainText = Field(max_length=256)
     kind: AlertKind
     severity: Severity
     title: str = Field(min_length=1, max_length=300)
@@ -137,8 +154,8 @@ class AlertRecord(Message):
     client: ClientRef | None = None
     changes: tuple[SettingChange, ...] = ()
     who: str | None = None
-    when: datetime | None = None
-    evidence: dict[str, int] = Field(default_factory=dict)
+    when: AwareDatetime | None = None
+    evidence: dict[str, Count] = Field(default_factory=dict)
     findings: tuple[FindingRef, ...] = ()
     remediation_steps: tuple[str, ...] = ()
     links: tuple[Link, ...] = ()
@@ -149,7 +166,7 @@ class AlertRecord(Message):
     only_channels: tuple[Literal["teams", "email"], ...] = ()
     # Alerts of one run (a posture sweep) share a batch: past the digest threshold, the
     # rest of the batch is held and sent as one digest card instead of a storm.
-    batch_id: str | None = Field(default=None, max_length=64)
+    batch_id: KeyText | None = None
     # People to tell besides the admins (e.g. the support engineer who asked for a
     # re-invite); delivered by e-mail when mail is configured.
     notify: tuple[str, ...] = ()
@@ -198,7 +215,7 @@ class AlertRecord(Message):
             record = record.model_copy(update={"items": record.items[:-1]})
         return record
 
-    created_at: datetime
+    created_at: AwareDatetime
     source: Literal["posture", "audit", "reinvite", "review", "hygiene", "delivery", "poison"]
 
 
@@ -206,9 +223,9 @@ class FlushDigest(Message):
     """Sent (delayed) on the alerts queue: deliver the held alerts of a batch as a digest."""
 
     type: Literal["flush_digest"] = "flush_digest"
-    batch_id: str = Field(min_length=1, max_length=64)
-    generation: int = Field(ge=0)
-    created_at: datetime
+    batch_id: KeyText
+    generation: Count
+    created_at: AwareDatetime
 
 
 OutboxMessage = Annotated[AlertRecord | FlushDigest, Field(discriminator="type")]

@@ -179,14 +179,19 @@ class PartnerPolicy(PolicyConfiguration):
 # ---------------------------------------------------------------------------- parsing
 
 
-def _get(obj: Mapping[str, Any], key: str) -> Any:
-    if key in obj:
-        return obj[key]
+def _get(obj: Mapping[str, Any], key: str, path: str = "") -> Any:
+    """``obj[key]`` in any casing; the same property spelt twice is refused, not guessed."""
     lowered = key.lower()
-    for k, v in obj.items():
-        if isinstance(k, str) and k.lower() == lowered:
-            return v
-    return None
+    spellings = [k for k in obj if isinstance(k, str) and k.lower() == lowered]
+    if not spellings:
+        return None
+    if len(spellings) > 1:
+        where = f"{path}: " if path else ""
+        raise PolicyParseError(
+            f"{where}property {key} appears in two spellings ({', '.join(spellings)}); "
+            "which one applies is ambiguous"
+        )
+    return obj[spellings[0]]
 
 
 def _object(value: Any, path: str) -> Mapping[str, Any] | None:
@@ -220,8 +225,8 @@ def _target_configuration(
     obj = _object(value, path)
     if obj is None:
         return None
-    access_type = _string(_get(obj, "accessType"), f"{path}.accessType")
-    raw_targets = _get(obj, "targets")
+    access_type = _string(_get(obj, "accessType", path), f"{path}.accessType")
+    raw_targets = _get(obj, "targets", path)
     if raw_targets is None:
         raw_targets = []
     if not isinstance(raw_targets, list):
@@ -232,10 +237,10 @@ def _target_configuration(
         item = _object(raw, item_path)
         if item is None:
             raise PolicyParseError(f"{item_path}: expected an object, got null")
-        target = _string(_get(item, "target"), f"{item_path}.target")
+        target = _string(_get(item, "target", item_path), f"{item_path}.target")
         if target is None or not target.strip():
             raise PolicyParseError(f"{item_path}.target: missing")
-        target_type = _string(_get(item, "targetType"), f"{item_path}.targetType")
+        target_type = _string(_get(item, "targetType", item_path), f"{item_path}.targetType")
         parsed = Target(target=target, target_type=target_type)
         if target_type is not None and target_type.strip().lower() not in KNOWN_TARGET_TYPES:
             unknown.append(UnknownValue(f"{item_path}.targetType", target_type))
@@ -257,10 +262,10 @@ def _b2b_setting(value: Any, path: str, unknown: list[UnknownValue]) -> B2BSetti
         return None
     return B2BSetting(
         users_and_groups=_target_configuration(
-            _get(obj, "usersAndGroups"), f"{path}.usersAndGroups", unknown, _USER_KEYWORDS
+            _get(obj, "usersAndGroups", path), f"{path}.usersAndGroups", unknown, _USER_KEYWORDS
         ),
         applications=_target_configuration(
-            _get(obj, "applications"), f"{path}.applications", unknown, _APP_KEYWORDS
+            _get(obj, "applications", path), f"{path}.applications", unknown, _APP_KEYWORDS
         ),
     )
 
@@ -278,12 +283,12 @@ def _inbound_trust(value: Any, path: str) -> InboundTrust | None:
     if obj is None:
         return None
     return InboundTrust(
-        is_mfa_accepted=_bool(_get(obj, "isMfaAccepted"), f"{path}.isMfaAccepted"),
+        is_mfa_accepted=_bool(_get(obj, "isMfaAccepted", path), f"{path}.isMfaAccepted"),
         is_compliant_device_accepted=_bool(
-            _get(obj, "isCompliantDeviceAccepted"), f"{path}.isCompliantDeviceAccepted"
+            _get(obj, "isCompliantDeviceAccepted", path), f"{path}.isCompliantDeviceAccepted"
         ),
         is_hybrid_azure_ad_joined_device_accepted=_bool(
-            _get(obj, "isHybridAzureADJoinedDeviceAccepted"),
+            _get(obj, "isHybridAzureADJoinedDeviceAccepted", path),
             f"{path}.isHybridAzureADJoinedDeviceAccepted",
         ),
     )
@@ -294,8 +299,8 @@ def _consent(value: Any, path: str) -> AutomaticUserConsentSettings | None:
     if obj is None:
         return None
     return AutomaticUserConsentSettings(
-        inbound_allowed=_bool(_get(obj, "inboundAllowed"), f"{path}.inboundAllowed"),
-        outbound_allowed=_bool(_get(obj, "outboundAllowed"), f"{path}.outboundAllowed"),
+        inbound_allowed=_bool(_get(obj, "inboundAllowed", path), f"{path}.inboundAllowed"),
+        outbound_allowed=_bool(_get(obj, "outboundAllowed", path), f"{path}.outboundAllowed"),
     )
 
 
@@ -362,7 +367,17 @@ def parse_partner_list(payload: Any) -> tuple[PartnerPolicy, ...]:
         items = _get(payload, "value")
     if not isinstance(items, list):
         raise PolicyParseError("partner list: expected a list or an object with a 'value' list")
-    return tuple(parse_partner_policy(item) for item in items)
+    partners = tuple(parse_partner_policy(item) for item in items)
+    seen: set[str] = set()
+    for partner in partners:
+        # Graph keys partners by tenant ID; two entries for one tenant cannot both apply.
+        if partner.tenant_id in seen:
+            raise PolicyParseError(
+                f"partner list: tenant {partner.tenant_id} is listed twice; which entry "
+                "applies is ambiguous"
+            )
+        seen.add(partner.tenant_id)
+    return partners
 
 
 # -------------------------------------------------------------------- effective policy
@@ -562,11 +577,20 @@ _NOBODY = Reach(ReachKind.NOBODY)
 _UNDETERMINED = Reach(ReachKind.UNDETERMINED)
 
 
-def _user_targets(users: TargetConfiguration) -> Reach:
-    """The set U itself, as a Reach: ALL (AllUsers), ONLY (listed) or NOBODY (empty)."""
-    if any(t.is_all_users for t in users.targets):
+def _has_unknown_targets(config: TargetConfiguration, keywords: frozenset[str]) -> bool:
+    """Does the list hold a target that is neither an object ID nor a keyword we know?"""
+    return any(not is_guid(t.key) and t.key not in keywords for t in config.targets)
+
+
+def _user_targets(users: TargetConfiguration, unknown_covers_all: bool = False) -> Reach:
+    """The set U itself, as a Reach: ALL (AllUsers), ONLY (listed) or NOBODY (empty).
+
+    ``unknown_covers_all`` reads an unknown user keyword as covering every user; read the
+    other way it covers nobody beyond the listed object IDs.
+    """
+    if unknown_covers_all or any(t.is_all_users for t in users.targets):
         return _ALL
-    principals = tuple(sorted({t.key for t in users.targets}))
+    principals = tuple(sorted({t.key for t in users.targets if is_guid(t.key)}))
     return Reach(ReachKind.ONLY, principals) if principals else _NOBODY
 
 
@@ -581,13 +605,14 @@ def _complement(users_in: Reach) -> Reach:
 def app_targeted(
     apps: TargetConfiguration, app_id: str | None, *, microsoft_app: bool = False
 ) -> bool | None:
-    """Is the application among ``apps.targets``?
+    """Is the application among ``apps.targets``, counting only the targets we know?
 
     ``app_id=None`` stands for "a vendor (non-Microsoft) app whose ID we were not told":
     the answer is then known only when the list holds AllApplications or nothing but
     Microsoft keywords; a list of explicit IDs makes it unknowable (``None``).
     ``microsoft_app=True`` marks a first-party Microsoft app, which AllMicrosoftApps covers
     (Office365 is not assumed to: its membership is not documented for portal apps).
+    Unknown keywords are left out here; :func:`reach_options` reads them both ways.
     """
     keys = apps.target_keys
     if ALL_APPLICATIONS.lower() in keys:
@@ -600,8 +625,20 @@ def app_targeted(
     return None if explicit else False
 
 
-def _reach_given(users: TargetConfiguration, apps: TargetConfiguration, app_in: bool) -> Reach:
-    users_in = _user_targets(users)
+def _app_in_readings(
+    apps: TargetConfiguration, app_id: str | None, microsoft_app: bool
+) -> tuple[bool, ...]:
+    known = app_targeted(apps, app_id, microsoft_app=microsoft_app)
+    if known is True:
+        return (True,)  # a known target already covers it; nothing unknown can undo that
+    if known is None or _has_unknown_targets(apps, _APP_KEYWORDS):
+        return (False, True)
+    return (False,)
+
+
+def _reach_given(
+    users: TargetConfiguration, apps: TargetConfiguration, app_in: bool, users_in: Reach
+) -> Reach:
     users_allowed = users.access is Access.ALLOWED
     apps_allowed = apps.access is Access.ALLOWED
     if users_allowed and apps_allowed:
@@ -614,24 +651,78 @@ def _reach_given(users: TargetConfiguration, apps: TargetConfiguration, app_in: 
     return _complement(users_in) if app_in else _ALL
 
 
-def reach_for_app(
-    setting: EffectiveB2BSetting, app_id: str | None, *, microsoft_app: bool = False
-) -> Reach:
-    """Who the effective B2B setting lets through to ``app_id`` (see :func:`app_targeted`)."""
+def _decidable(
+    setting: EffectiveB2BSetting,
+) -> tuple[TargetConfiguration, TargetConfiguration] | None:
     users = setting.users_and_groups.value
     apps = setting.applications.value
     if users is None or apps is None:
-        return _UNDETERMINED
+        return None
     if users.access is Access.UNKNOWN or apps.access is Access.UNKNOWN:
-        return _UNDETERMINED
-    app_in = app_targeted(apps, app_id, microsoft_app=microsoft_app)
-    if app_in is not None:
-        return _reach_given(users, apps, app_in)
-    # Unknowable membership: the answer still stands if both possibilities agree
-    # (e.g. users blocked AllUsers lets nobody through whatever the app list says).
-    if_in = _reach_given(users, apps, True)
-    if_out = _reach_given(users, apps, False)
-    return if_in if if_in == if_out else _UNDETERMINED
+        return None
+    return users, apps
+
+
+def has_unknown_targets(setting: EffectiveB2BSetting) -> bool:
+    """Does either target list of the setting hold a keyword this version does not know?"""
+    users = setting.users_and_groups.value
+    apps = setting.applications.value
+    return (users is not None and _has_unknown_targets(users, _USER_KEYWORDS)) or (
+        apps is not None and _has_unknown_targets(apps, _APP_KEYWORDS)
+    )
+
+
+def users_readings(setting: EffectiveB2BSetting) -> tuple[bool, ...]:
+    """The readings of the users list to try: ``(False,)``, or ``(False, True)`` when an
+    unknown user keyword may cover nobody more (False) or everyone (True).
+
+    The two extremes are enough: every rule of Microsoft's table is monotone in the set of
+    users, so a reading in between never gives an answer both extremes rule out.
+    """
+    users = setting.users_and_groups.value
+    if users is None or any(t.is_all_users for t in users.targets):
+        return (False,)
+    return (False, True) if _has_unknown_targets(users, _USER_KEYWORDS) else (False,)
+
+
+def reach_options(
+    setting: EffectiveB2BSetting,
+    app_id: str | None,
+    *,
+    microsoft_app: bool = False,
+    users_cover_all: bool | None = None,
+) -> frozenset[Reach]:
+    """Every reach the setting can mean for ``app_id``, over the readings of unknown keywords.
+
+    ``users_cover_all`` fixes the reading of unknown user keywords (one of
+    :func:`users_readings`); ``None`` tries them all. An application keyword we do not
+    know may or may not cover the app, so both are tried. ``{UNDETERMINED}`` when the
+    setting is missing or its access type unknown.
+    """
+    decidable = _decidable(setting)
+    if decidable is None:
+        return frozenset({_UNDETERMINED})
+    users, apps = decidable
+    readings = users_readings(setting)
+    if users_cover_all is not None:
+        readings = tuple(r for r in readings if r == users_cover_all) or (False,)
+    return frozenset(
+        _reach_given(users, apps, app_in, _user_targets(users, cover))
+        for cover in readings
+        for app_in in _app_in_readings(apps, app_id, microsoft_app)
+    )
+
+
+def reach_for_app(
+    setting: EffectiveB2BSetting, app_id: str | None, *, microsoft_app: bool = False
+) -> Reach:
+    """Who the effective B2B setting lets through to ``app_id`` (see :func:`app_targeted`).
+
+    UNDETERMINED unless every reading of the setting (unknown keywords, an app list that
+    cannot be checked without the app's ID) gives the same answer.
+    """
+    options = reach_options(setting, app_id, microsoft_app=microsoft_app)
+    return next(iter(options)) if len(options) == 1 else _UNDETERMINED
 
 
 class _Extent(StrEnum):
@@ -640,29 +731,21 @@ class _Extent(StrEnum):
     NONE = "none"
 
 
-def _extent(config: TargetConfiguration, all_keyword: str) -> _Extent:
+def _extents(
+    config: TargetConfiguration, all_keyword: str, keywords: frozenset[str]
+) -> set[_Extent]:
+    """How much of its kind the list covers, under every reading of unknown keywords."""
     keys = config.target_keys
     if all_keyword.lower() in keys:
-        return _Extent.ALL
-    return _Extent.SOME if keys else _Extent.NONE
+        return {_Extent.ALL}
+    known = {k for k in keys if is_guid(k) or k in keywords}
+    base = _Extent.SOME if known else _Extent.NONE
+    if not _has_unknown_targets(config, keywords):
+        return {base}
+    return {base, _Extent.SOME, _Extent.ALL}
 
 
-def permits_anything(setting: EffectiveB2BSetting) -> bool | None:
-    """Does the setting let at least one user reach at least one application?
-
-    ``None`` when it cannot be told (missing setting or an unknown access type). Used for
-    B2B direct connect, which the vendor wants fully blocked whatever the application.
-    """
-    users = setting.users_and_groups.value
-    apps = setting.applications.value
-    if users is None or apps is None:
-        return None
-    if users.access is Access.UNKNOWN or apps.access is Access.UNKNOWN:
-        return None
-    u = _extent(users, ALL_USERS)
-    a = _extent(apps, ALL_APPLICATIONS)
-    users_allowed = users.access is Access.ALLOWED
-    apps_allowed = apps.access is Access.ALLOWED
+def _permits(u: _Extent, a: _Extent, users_allowed: bool, apps_allowed: bool) -> bool:
     if users_allowed and apps_allowed:
         return u is not _Extent.NONE and a is not _Extent.NONE
     if users_allowed:
@@ -670,3 +753,22 @@ def permits_anything(setting: EffectiveB2BSetting) -> bool | None:
     if apps_allowed:
         return u is not _Extent.ALL and a is not _Extent.NONE
     return not (u is _Extent.ALL and a is _Extent.ALL)
+
+
+def permits_anything(setting: EffectiveB2BSetting) -> bool | None:
+    """Does the setting let at least one user reach at least one application?
+
+    ``None`` when it cannot be told (missing setting, an unknown access type, or an unknown
+    keyword whose meaning decides it). Used for B2B direct connect, which the vendor wants
+    fully blocked whatever the application.
+    """
+    decidable = _decidable(setting)
+    if decidable is None:
+        return None
+    users, apps = decidable
+    answers = {
+        _permits(u, a, users.access is Access.ALLOWED, apps.access is Access.ALLOWED)
+        for u in _extents(users, ALL_USERS, _USER_KEYWORDS)
+        for a in _extents(apps, ALL_APPLICATIONS, _APP_KEYWORDS)
+    }
+    return answers.pop() if len(answers) == 1 else None

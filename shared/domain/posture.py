@@ -37,10 +37,13 @@ from shared.domain.policy import (
     Sourced,
     TargetConfiguration,
     UnknownValue,
+    has_unknown_targets,
     is_guid,
     permits_anything,
     reach_for_app,
+    reach_options,
     resolve_effective,
+    users_readings,
 )
 
 if TYPE_CHECKING:
@@ -253,7 +256,7 @@ def _collaboration_blocked_finding(setting: EffectiveB2BSetting, vendor: _Vendor
 
 
 def _unknown_reason(setting: EffectiveB2BSetting) -> FindingCode:
-    """Why the reach could not be determined, most fundamental cause first."""
+    """Why the verdict could not be determined, most fundamental cause first."""
     if not setting.complete:
         return FindingCode.POLICY_INCOMPLETE
     if any(
@@ -261,19 +264,42 @@ def _unknown_reason(setting: EffectiveB2BSetting) -> FindingCode:
         for s in (setting.users_and_groups, setting.applications)
     ):
         return FindingCode.POLICY_UNKNOWN_VALUE
+    if has_unknown_targets(setting):
+        return FindingCode.POLICY_UNKNOWN_VALUE
     # Only remaining cause: an explicit app list and no vendor app IDs to look for.
     return FindingCode.CLIENT_OUTBOUND_APPS_UNVERIFIED
 
 
-def _verdict_from_reach(reaches: Sequence[AppReach]) -> Verdict:
-    kinds = {r.reach.kind for r in reaches}
-    if ReachKind.UNDETERMINED in kinds:
-        return Verdict.UNKNOWN
-    if kinds == {ReachKind.ALL}:
-        return Verdict.ALLOWED
-    if kinds == {ReachKind.NOBODY}:
-        return Verdict.BLOCKED
-    return Verdict.LIMITED
+def _possible_verdicts(setting: EffectiveB2BSetting, apps: Sequence[str | None]) -> set[Verdict]:
+    """Every verdict the setting can mean, over the readings of what we cannot know.
+
+    A user keyword we do not know is read the same way for every app; whether an unknown
+    application keyword covers an app is read app by app. The verdict stands only where
+    all readings agree: an unknown value never decides it (issue 13, item 5).
+    """
+    verdicts: set[Verdict] = set()
+    for cover in users_readings(setting):
+        kinds = [
+            {r.kind for r in reach_options(setting, app, users_cover_all=cover)} for app in apps
+        ]
+        if any(ReachKind.UNDETERMINED in k for k in kinds):
+            verdicts.add(Verdict.UNKNOWN)
+            continue
+        if all(ReachKind.ALL in k for k in kinds):
+            verdicts.add(Verdict.ALLOWED)
+        if all(ReachKind.NOBODY in k for k in kinds):
+            verdicts.add(Verdict.BLOCKED)
+        # LIMITED: some choice of one reading per app is neither all-ALL nor all-NOBODY.
+        partial = any(k - {ReachKind.ALL, ReachKind.NOBODY} for k in kinds)
+        mixed = any(
+            ReachKind.ALL in ki and ReachKind.NOBODY in kj
+            for i, ki in enumerate(kinds)
+            for j, kj in enumerate(kinds)
+            if i != j
+        )
+        if partial or mixed:
+            verdicts.add(Verdict.LIMITED)
+    return verdicts
 
 
 def evaluate_outbound_posture(
@@ -312,7 +338,8 @@ def evaluate_outbound_posture(
             make_finding(
                 FindingCode.POLICY_UNKNOWN_VALUE,
                 f"The client's policy holds {u.value!r} at {u.path}, a value this version of "
-                "xtap-watch does not know; it is not counted as allowing anything.",
+                "xtap-watch does not know. Every meaning it could have is considered: where "
+                "one of them would change the verdict, the verdict is UNKNOWN.",
                 "Check the setting in the admin center and report the value so the rule can be "
                 "taught; no change is needed on the client's side if access works.",
                 facts={"path": u.path, "value": u.value},
@@ -342,7 +369,8 @@ def evaluate_outbound_posture(
         )
 
     reaches = tuple(AppReach(app, reach_for_app(collaboration, app)) for app in apps)
-    verdict = _verdict_from_reach(reaches)
+    verdicts = _possible_verdicts(collaboration, apps)
+    verdict = verdicts.pop() if len(verdicts) == 1 else Verdict.UNKNOWN
     reason = _unknown_reason(collaboration) if verdict is Verdict.UNKNOWN else None
 
     if verdict is Verdict.BLOCKED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.client_state import Transition, TransitionKind
@@ -56,8 +56,31 @@ def _client_ref(client: ClientRecord) -> ClientRef:
     return ClientRef(name=client.name, tenant_id=client.tenant_id, domains=client.domains)
 
 
+def unknown_cause(result: PostureResult) -> str:
+    """Why the posture could not be determined, in words (the reason finding's title)."""
+    reason = next((f for f in result.findings if f.code is result.reason_code), None)
+    if reason is not None:
+        return reason.title
+    return result.reason_code.value if result.reason_code else "no conclusive observation"
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+
+
 def _title(t: Transition, client: ClientRecord, result: PostureResult, vendor: str) -> str:
     verdict = result.verdict
+    if t.kind is TransitionKind.POSTURE_UNKNOWN:
+        return f"{client.name}: the posture toward {vendor} cannot be determined"
+    if t.kind is TransitionKind.UNKNOWN_PROLONGED:
+        since = t.episode_started_at or t.at
+        return (
+            f"{client.name}: the posture toward {vendor} has been unknown for "
+            f"{_hours(t.at - since)}"
+        )
+    if t.kind is TransitionKind.POSTURE_KNOWN:
+        return f"{client.name}: the posture toward {vendor} can be determined again"
     if t.kind is TransitionKind.RECOVERED:
         return f"{client.name}: users can reach {vendor} again"
     if t.kind is TransitionKind.CONSENT_MISSING:
@@ -88,13 +111,26 @@ def alert_for_transition(
     kind = t.alert_kind
     if kind is None:  # every transition kind maps to an alert kind; guard the invariant
         raise ValueError(f"transition {t.kind} has no alert kind")
-    findings = result.findings if t.kind is not TransitionKind.RECOVERED else ()
+    closing = t.kind in (TransitionKind.RECOVERED, TransitionKind.POSTURE_KNOWN)
+    findings = () if closing else result.findings
     facts = {
         "Verdict": result.verdict.value,
         "Client tenant": client.tenant_id,
         "Episode": str(t.episode),
     }
-    if t.episode_started_at is not None and t.kind is not TransitionKind.DRIFTED:
+    unknown = t.kind in (TransitionKind.POSTURE_UNKNOWN, TransitionKind.UNKNOWN_PROLONGED)
+    if unknown or t.kind is TransitionKind.POSTURE_KNOWN:
+        facts["Episode"] = f"unknown {t.episode}"
+        if t.episode_started_at is not None:
+            facts["Unknown since"] = t.episode_started_at.isoformat()
+    if unknown:
+        facts["Cause"] = unknown_cause(result)
+        if result.reason_code is not None:
+            facts["Reason code"] = result.reason_code.value
+    elif t.episode_started_at is not None and t.kind not in (
+        TransitionKind.DRIFTED,
+        TransitionKind.POSTURE_KNOWN,
+    ):
         facts["Drifted since"] = t.episode_started_at.isoformat()
     changes: tuple[SettingChange, ...] = ()
     if previous_verdict and previous_verdict != result.verdict.value:
@@ -128,12 +164,7 @@ def alert_for_transition(
         kind=kind,
         severity=t.severity,
         title=_title(t, client, result, ctx.vendor_name),
-        summary=_summary(findings, result)
-        if kind is not AlertKind.CLIENT_RECOVERED
-        else (
-            f"{client.name}'s outbound policy allows {ctx.vendor_name} again "
-            f"(verdict {result.verdict.value})."
-        ),
+        summary=_summary(t, client, result, ctx.vendor_name, findings),
         details=result.explanation,
         client=_client_ref(client),
         changes=changes,
@@ -148,9 +179,30 @@ def alert_for_transition(
     )
 
 
-def _summary(findings: Sequence[Finding], result: PostureResult) -> str:
+def _summary(
+    t: Transition,
+    client: ClientRecord,
+    result: PostureResult,
+    vendor: str,
+    findings: Sequence[Finding],
+) -> str:
     """One or two sentences: the most severe finding says what is wrong; the effective
     policy, line by line, goes to the alert's details."""
+    if t.kind is TransitionKind.RECOVERED:
+        return (
+            f"{client.name}'s outbound policy allows {vendor} again "
+            f"(verdict {result.verdict.value})."
+        )
+    if t.kind is TransitionKind.POSTURE_KNOWN:
+        return (
+            f"{client.name}'s posture toward {vendor} is known again: "
+            f"{result.verdict.value}. No action needed."
+        )
+    if t.kind in (TransitionKind.POSTURE_UNKNOWN, TransitionKind.UNKNOWN_PROLONGED):
+        return (
+            f"xtap-watch cannot tell whether {client.name}'s users can reach {vendor}: "
+            f"{unknown_cause(result)}. A drift would go unnoticed until this is fixed."
+        )
     if findings:
         order = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.REVIEW: 2, Severity.LOW: 3,
                  Severity.INFO: 4}

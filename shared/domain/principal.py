@@ -7,8 +7,11 @@ role_typ}``. App Service strips that header from incoming requests, so its prese
 means Easy Auth vouched for it; what remains for us is to decode it strictly, insist on
 an identity, check the app role and know whom to record as the requester (DESIGN §4).
 
-Roles: Entra puts app roles in the token's ``roles`` claim, while Easy Auth reports
-``role_typ`` as the long WS-Federation role URI. Both spellings are accepted as roles.
+Roles: Entra puts app roles in the token's ``roles`` claim and Easy Auth passes them on
+as claims of type ``roles`` (its ``role_typ`` names the WS-Federation role URI). Roles are
+read from ``roles`` claims only: the header's own ``role_typ`` is never trusted to say
+which claim grants access (defence in depth, issue 13 item 12), and with an expected
+tenant a ``tid`` claim is required, single-valued and equal to it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from shared.domain.strict_json import StrictJsonError, loads_strict
 
 MAX_HEADER_CHARS = 16 * 1024  # Entra tokens with many groups still fit well within this
 
@@ -62,7 +67,7 @@ class ClientPrincipal:
 
     @property
     def roles(self) -> frozenset[str]:
-        return frozenset(self.values(self.role_type, ROLES_CLAIM, WSFED_ROLE_CLAIM))
+        return frozenset(self.values(ROLES_CLAIM))
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -110,17 +115,17 @@ def _decode(header: str) -> Any:
         raise PrincipalError("client principal header is empty")
     if len(text) > MAX_HEADER_CHARS:
         raise PrincipalError("client principal header is too large")
-    padded = text + "=" * (-len(text) % 4)
+    # App Service sends standard, padded base64 (RFC 4648 section 4): anything else did not
+    # come from it.
+    if len(text) % 4:
+        raise PrincipalError("client principal header is not padded base64")
     try:
-        raw = base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError):
-        try:
-            raw = base64.urlsafe_b64decode(padded)
-        except (binascii.Error, ValueError) as exc:
-            raise PrincipalError("client principal header is not base64") from exc
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise PrincipalError("client principal header is not base64") from exc
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return loads_strict(raw.decode("utf-8"))
+    except (UnicodeDecodeError, StrictJsonError) as exc:
         raise PrincipalError("client principal header is not base64 JSON") from exc
 
 
@@ -163,12 +168,14 @@ def parse_client_principal(
     )
     if not (principal.object_id or principal.name or principal.app_id):
         raise PrincipalError("client principal names no identity")
-    if (
-        expected_tenant_id
-        and principal.tenant_id
-        and principal.tenant_id != expected_tenant_id.lower()
-    ):
-        raise PrincipalError("client principal is from another tenant")
+    tenants = {v.strip().lower() for v in principal.values(*TID_CLAIMS) if v.strip()}
+    if len(tenants) > 1:
+        raise PrincipalError("client principal names more than one tenant")
+    if expected_tenant_id:
+        if not tenants:
+            raise PrincipalError("client principal names no tenant (tid claim missing)")
+        if tenants != {expected_tenant_id.strip().lower()}:
+            raise PrincipalError("client principal is from another tenant")
     return principal
 
 

@@ -25,6 +25,7 @@ from shared.domain.audit import (
 )
 from shared.domain.audit_severity import ClientInfo, classify, find_client
 from shared.domain.messages import ClientRef
+from shared.domain.strict_json import StrictJsonError, loads_strict
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ADMITS = {"yes": True, "no": False, "unknown": None}
@@ -82,9 +83,10 @@ def _read_json(path: str) -> object:
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"{path}: cannot read: {exc}") from exc
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise CliError(f"{path}: not valid JSON: {exc}") from exc
+        # Strict: NaN/Infinity are not JSON and would be echoed back in "raw".
+        return loads_strict(text)
+    except StrictJsonError as exc:
+        raise CliError(f"{path}: not valid JSON: {exc}") from None
 
 
 def _rows_from_tables(document: Mapping[str, Any], path: str) -> list[object]:
@@ -187,7 +189,7 @@ def run_explain(args: argparse.Namespace) -> int:
     out = sys.stdout
     for item in batch.items:
         line = explain_line(item, clients, default_admits)
-        out.write(json.dumps(line, default=str) + "\n")
+        out.write(json.dumps(line, default=str, allow_nan=False) + "\n")
     out.flush()
     if args.stats:
         print(

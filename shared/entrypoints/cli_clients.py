@@ -98,12 +98,17 @@ def _import(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from shared.cli import CliError
+    from shared.domain.strict_json import StrictJsonError, loads_strict
     from shared.services.clients import import_clients
 
     try:
-        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        text = Path(args.file).read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
-        raise CliError(f"{args.file}: {exc}") from exc
+        raise CliError(f"{args.file}: cannot read: {exc}") from None
+    try:
+        data = loads_strict(text)
+    except StrictJsonError as exc:
+        raise CliError(f"{args.file}: not valid JSON: {exc}") from None
     if isinstance(data, dict):
         data = data.get("clients")
     if not isinstance(data, list):

@@ -33,6 +33,7 @@ from shared.domain.policy import (
     parse_partner_policy,
 )
 from shared.domain.posture import evaluate_outbound_posture
+from shared.domain.strict_json import StrictJsonError, loads_strict
 
 _POLICY_KEYS = frozenset(
     k.lower()
@@ -92,12 +93,9 @@ def _load_json(path_text: str, what: str) -> Any:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CliError(f"cannot read {what} file {path_text}: {reason}") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(
-            f"{what} file {path_text} is not valid JSON: {exc.msg} "
-            f"(line {exc.lineno}, column {exc.colno})"
-        ) from None
+        return loads_strict(text)
+    except StrictJsonError as exc:
+        raise CliError(f"{what} file {path_text} is not valid JSON: {exc}") from None
 
 
 def _looks_like_policy(payload: dict[str, Any]) -> bool:

@@ -150,34 +150,17 @@ class BadBody(ValueError):
     pass
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BadBody(f"duplicate key {key[:64]!r}")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise BadBody(f"{name} is not JSON")
-
-
 def decode_json_body(body: bytes) -> Any:
+    from shared.domain.strict_json import StrictJsonError, loads_strict
+
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadBody("is not UTF-8") from None
     try:
-        return json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
-    except BadBody:
-        raise
-    except RecursionError:
-        raise BadBody("is nested too deeply") from None
-    except ValueError as exc:
-        raise BadBody(f"is not valid JSON ({str(exc).split(':')[0]})") from None
+        return loads_strict(text)  # duplicate keys, NaN, deep nesting, huge integers refused
+    except StrictJsonError as exc:
+        raise BadBody(f"is not valid JSON ({exc})") from None
 
 
 def _is_json_media_type(content_type: str | None) -> bool:

@@ -139,6 +139,21 @@ KIND_PRESENTATION: dict[AlertKind, KindPresentation] = {
         "",
         good_news=True,
     ),
+    AlertKind.CLIENT_POSTURE_UNKNOWN: KindPresentation(
+        "Posture unknown",
+        "We cannot tell whether this client's users can reach {vendor}: the cause and "
+        "its fix are below. Until it is fixed a drift would go unnoticed; the sign-in log "
+        "is still watched.",
+        ENTRA_CROSS_TENANT_ACCESS,
+        "Cross-tenant access",
+    ),
+    AlertKind.CLIENT_POSTURE_KNOWN: KindPresentation(
+        "Posture known again",
+        "No action needed: the client's settings can be evaluated again.",
+        None,
+        "",
+        good_news=True,
+    ),
     AlertKind.SIGNIN_EVIDENCE: KindPresentation(
         "Sign-in failures",
         "{vendor}'s sign-in log shows cross-tenant policy failures for this client. "

@@ -220,7 +220,8 @@ async def check_client(
     previous = ClientAlertState.from_dict(raw_state["client"]) if raw_state else None
     observation = observe(result, client.tenant_id, client.expected_scope.user_groups)
     state, transitions = next_state(
-        previous, observation, now, timedelta(hours=settings.reminder_hours)
+        previous, observation, now, timedelta(hours=settings.reminder_hours),
+        unknown_alert_after=timedelta(hours=settings.unknown_alert_hours),
     )
     postures = PostureStore(app.tables)
     previous_posture = await postures.get(client.tenant_id) if transitions else None

@@ -11,7 +11,9 @@
 Everything goes through ``function_app.py``'s triggers via the local runner, against the
 Azurite and simulator named by the inherited app settings. The line ``ready`` is printed
 once the process is warm (modules imported, storage reachable), so the parent can time
-its kill from the moment real work starts.
+its kill from the moment real work starts; the looping modes print ``cycle N`` after each
+complete round, so the parent can tell a kill that interrupted the first round (work in
+flight) from one that came after it.
 """
 
 from __future__ import annotations
@@ -30,13 +32,18 @@ async def main(mode: str, arg: str | None) -> int:
     app = await get_app()
     runner = LocalRunner()
     print("ready", flush=True)
+    cycles = 0
     if mode == "audit":
         while True:
             await runner.fire_timer("audit_timer")
+            cycles += 1
+            print(f"cycle {cycles}", flush=True)  # the parent tells mid-work kills apart
     if mode == "sweep":
         while True:
             await runner.fire_timer("sweep_timer")
             await runner.drain(["check_client"])
+            cycles += 1
+            print(f"cycle {cycles}", flush=True)
     if mode == "audit-once":
         await runner.fire_timer("audit_timer")
     elif mode == "sweep-once":

@@ -2,6 +2,13 @@
 SIGKILLed 20 times at random moments and restarted, against the same Azurite and Graph
 simulator.
 
+The kills must land while the worker is still in its first round, the one that meets
+the new changes (the worker prints ``cycle 1`` once that round is complete): a test
+whose kills all fell after the work would prove nothing. A kill that comes after the
+round is not counted, and the kill window shrinks to the round's observed length, so 20
+kills land mid-work whatever the machine's load; more than twice as many attempts fail
+the test.
+
 The promise under test (DESIGN §3.6): an alert is enqueued before the cursor or state that
 produced it moves, so a crash may repeat an alert — always under the same de-duplication
 key, which delivery posts once — but never loses one. After the kills and one clean run:
@@ -84,17 +91,58 @@ class Worker:
             if select.select([stdout], [], [], 0.1)[0]:
                 self.output += os.read(stdout.fileno(), 1024)
 
-    def kill_after(self, delay: float) -> None:
-        """SIGKILL (no handler, no cleanup: the process just stops) after ``delay`` s."""
-        time.sleep(delay)
+    def kill_after(self, delay: float) -> tuple[bool, float | None]:
+        """SIGKILL (no handler, no cleanup: the process just stops) after ``delay`` s.
+
+        Returns whether the kill interrupted work in flight - the worker had not finished
+        its first round (it prints ``cycle 1`` when it has; all it printed before dying is
+        still in the pipe) - and, if it had, how long that round took.
+        """
+        stdout = self.process.stdout
+        assert stdout is not None
+        started = time.monotonic()
+        first_round: float | None = None
+        while (left := started + delay - time.monotonic()) > 0:
+            if select.select([stdout], [], [], min(left, 0.05))[0]:
+                chunk = os.read(stdout.fileno(), 1024)
+                self.output += chunk
+                if first_round is None and b"cycle 1\n" in self.output:
+                    first_round = time.monotonic() - started
+                if not chunk:
+                    break
         self.process.kill()
+        self.process.wait(timeout=30)
+        self.output += stdout.read()
         self.close()
+        return b"cycle 1\n" not in self.output, first_round
 
     def close(self) -> int:
         code = self.process.wait(timeout=30)
         if self.process.stdout is not None:
             self.process.stdout.close()
         return code
+
+
+def kill_mid_work(
+    start: Any, window: float, rng: random.Random, max_attempts: int = 2 * KILLS - 1
+) -> tuple[int, int]:
+    """SIGKILL ``KILLS`` workers while they are in their first round of work.
+
+    ``start()`` prepares the next round (a new change) and returns a ready worker. The
+    kill falls uniformly over ``window`` seconds from "ready"; when a round turns out to
+    be shorter than the window (the machine is less loaded than when the span was
+    measured), the window shrinks to it, so the kills keep landing inside the work
+    whatever the machine's speed. Returns (kills that interrupted work, attempts).
+    """
+    interrupted = attempts = 0
+    while interrupted < KILLS and attempts < max_attempts:
+        worker = start()
+        landed, first_round = worker.kill_after(rng.uniform(0.0, window))
+        attempts += 1
+        interrupted += landed
+        if first_round is not None:
+            window = min(window, 0.9 * first_round)
+    return interrupted, attempts
 
 
 def _run_to_completion(*args: str, timeout: float = 180.0) -> float:
@@ -169,14 +217,18 @@ def test_audit_scan_killed_20_times_alerts_every_change_exactly_once(
         # fall uniformly over that span, from the first read to past the cursor write.
         change_two()
         span = _run_to_completion("audit-once")
-        rng = random.Random(20261123)
-        for _kill in range(KILLS):
+        def start() -> Worker:
             change_two()
             worker = Worker("audit")
             worker.wait_for("ready")
-            worker.kill_after(rng.uniform(0.0, 1.2 * span))
+            return worker
+
+        interrupted, attempts = kill_mid_work(start, 1.2 * span, random.Random(20261123))
     finally:
         control.set_latency(0)
+    # The test means something only if the kills landed inside scans that had work to do.
+    print(f"audit: {interrupted} of {attempts} kills landed mid-scan")
+    assert interrupted == KILLS, (interrupted, attempts)
     _run_to_completion("audit-once")
     outcome = asyncio.run(_audit_outcome())
     _run_to_completion("audit-once")
@@ -238,21 +290,30 @@ def test_posture_sweep_killed_20_times_alerts_every_drift_exactly_once(chaos_env
     asyncio.run(_prepare_sweep())
     allowed = [c for c in clients if c.kind == "allowed"]
     assert len(allowed) > KILLS
-    flipped = allowed[: KILLS + 1]
+    flipped = allowed[:1]
     control.set_latency(20)
     try:
         # How long one sweep round takes (fan-out + drain) with a client drifting: the kills
         # below fall uniformly over that span and a little past it.
         control.set_partner_policy(flipped[0].tenant_id, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
         span = _run_to_completion("sweep-once")
-        rng = random.Random(1123)
-        for client in flipped[1:]:  # one more client drifts before each crash
+        drifting = iter(allowed[1:])
+
+        def start() -> Worker:
+            client = next(drifting)  # one more client drifts before each crash
+            flipped.append(client)
             control.set_partner_policy(client.tenant_id, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
             worker = Worker("sweep")
             worker.wait_for("ready")
-            worker.kill_after(rng.uniform(0.0, 1.3 * span))
+            return worker
+
+        interrupted, attempts = kill_mid_work(
+            start, 1.3 * span, random.Random(1123), max_attempts=len(allowed) - 1
+        )
     finally:
         control.set_latency(0)
+    print(f"sweep: {interrupted} of {attempts} kills landed mid-sweep")
+    assert interrupted == KILLS, (interrupted, attempts)
     # Restarted for good: drains what is left, including the messages the last killed
     # workers had received (invisible until their visibility timeout runs out).
     _run_to_completion("drain-until-empty", "150", timeout=240.0)

@@ -111,3 +111,37 @@ def test_a_policy_shape_we_do_not_understand_is_reported_raw_not_crashed_on(app_
     assert posture["verdict"] == "UNKNOWN"
     assert posture["findings"][0]["code"] == "POLICY_INCOMPLETE"
     assert posture["rawPolicy"]["partner"]["b2bCollaborationOutbound"] == "blocked-for-everyone"
+
+
+FUTURE_KEYWORD_OUTBOUND = {
+    "b2bCollaborationOutbound": {
+        "usersAndGroups": {
+            "accessType": "allowed",
+            "targets": [{"target": "AllUsers", "targetType": "user"}],
+        },
+        # A keyword this version does not know, in the decisive list: it may block the
+        # vendor's app or not, so the verdict is UNKNOWN (issue 13, items 5 and 7).
+        "applications": {
+            "accessType": "blocked",
+            "targets": [{"target": "AllThirdPartyApplications", "targetType": "application"}],
+        },
+    }
+}
+
+
+def test_a_client_that_becomes_unknown_is_signalled_and_closed(app_env, demo_sim):
+    demo_sim.control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, ALLOW_OUTBOUND)
+    asyncio.run(_sweep())  # first look: Contoso is ALLOWED
+    demo_sim.control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, FUTURE_KEYWORD_OUTBOUND)
+    dark = _for(asyncio.run(_sweep()), CONTOSO)
+    assert [a["kind"] for a in dark] == ["client_posture_unknown"]
+    alert = dark[0]
+    assert alert["severity"] == "review"
+    assert alert["facts"]["Reason code"] == "POLICY_UNKNOWN_VALUE"
+    assert "AllThirdPartyApplications" in " ".join(f["message"] for f in alert["findings"])
+    assert alert["remediation_steps"]
+    assert _for(asyncio.run(_sweep()), CONTOSO) == []  # once, not every sweep
+
+    demo_sim.control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, ALLOW_OUTBOUND)
+    back = _for(asyncio.run(_sweep()), CONTOSO)
+    assert [a["kind"] for a in back] == ["client_posture_known"]

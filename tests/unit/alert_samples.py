@@ -169,6 +169,46 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
             created_at=_at(4),
             source="posture",
         ),
+        AlertKind.CLIENT_POSTURE_UNKNOWN: AlertRecord(
+            dedup_key=f"client:{WINGTIP.tenant_id}:unknown3:unknown_prolonged:1",
+            kind=AlertKind.CLIENT_POSTURE_UNKNOWN,
+            severity=Severity.MEDIUM,
+            title="Wingtip Toys: the posture toward OSTTRA has been unknown for 26 h",
+            summary="xtap-watch cannot tell whether Wingtip Toys' users can reach OSTTRA: "
+            "the client's policy could not be read. A drift would go unnoticed until this "
+            "is fixed.",
+            client=WINGTIP,
+            findings=(
+                FindingRef(
+                    code="CLIENT_TENANT_UNREACHABLE",
+                    severity=Severity.LOW,
+                    message="Graph answered 503 ServiceUnavailable when reading the client's "
+                    "policy (after 5 attempts).",
+                    remediation="Nothing to change on the client's side yet: the next sweep "
+                    "retries. If it persists, check the client's tenant ID in the registry "
+                    "and the read-only app's sign-in logs.",
+                ),
+            ),
+            facts={
+                "Verdict": "UNKNOWN",
+                "Unknown since": "2026-11-22 07:25:00 UTC",
+                "Cause": "The client's policy could not be read",
+            },
+            when=_at(4),
+            created_at=_at(4),
+            source="posture",
+        ),
+        AlertKind.CLIENT_POSTURE_KNOWN: AlertRecord(
+            dedup_key=f"client:{WINGTIP.tenant_id}:unknown3:posture_known:0",
+            kind=AlertKind.CLIENT_POSTURE_KNOWN,
+            severity=Severity.INFO,
+            title="Wingtip Toys: the posture toward OSTTRA can be determined again",
+            summary="Wingtip Toys' posture toward OSTTRA is known again: ALLOWED.",
+            client=WINGTIP,
+            facts={"Verdict": "ALLOWED", "Unknown since": "2026-11-22 07:25:00 UTC"},
+            created_at=_at(4),
+            source="posture",
+        ),
         AlertKind.SIGNIN_EVIDENCE: AlertRecord(
             dedup_key=f"signin:{FABRIKAM.tenant_id}:500212:2026-11-23T09Z",
             kind=AlertKind.SIGNIN_EVIDENCE,

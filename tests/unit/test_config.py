@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -129,14 +130,104 @@ def test_importing_function_app_outside_the_host_needs_no_settings_and_no_msgrap
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     functions = subprocess.run(
-        [sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
+        [
+            sys.executable,
+            "-c",
+            "import json, function_app; print(json.dumps(sorted("
+            "f.get_function_name() for f in function_app.app.get_functions())))",
+        ],
         cwd=ROOT,
         env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert int(functions.stdout.strip()) >= 4
+    assert functions.returncode == 0, functions.stderr
+    # Exactly these, by name: a function lost in a merge (or one added without a test
+    # noticing) fails here. Add a new function's name when you add the function.
+    assert json.loads(functions.stdout) == sorted(EXPECTED_FUNCTIONS)
+
+
+EXPECTED_FUNCTIONS = (
+    # timers
+    "sweep_timer",
+    "audit_timer",
+    "guest_hygiene_timer",
+    "access_review_timer",
+    "purge_timer",
+    # queues
+    "check_client",
+    "deliver_alert",
+    "reinvite_job",
+    "access_review_job",
+    # HTTP API
+    "api_health",
+    "api_openapi",
+    "api_client_posture",
+    "api_reinvite_create",
+    "api_reinvite_status",
+    "api_access_review_ensure",
+    "api_access_review_status",
+    "api_report",
+    "api_whatif",
+)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "61 99 * * * nonsense",  # out of range and not a field at all
+        "0 * * * *",  # five fields: a Unix cron, not NCRONTAB
+        "0 0 0 * * * 2027",  # seven fields (a year field is not NCRONTAB)
+        "@hourly",
+        "60 * * * * *",
+        "0 60 * * * *",
+        "0 0 24 * * *",
+        "0 0 0 0 * *",
+        "0 0 0 32 * *",
+        "0 0 0 * 13 *",
+        "0 0 0 * * 7",  # NCRONTAB days of the week are 0-6
+        "0 0 0 L * *",  # Quartz extensions the host does not read
+        "0 0 0 ? * *",
+        "0 0 0 * * 1#2",
+        "H 0 * * * *",
+        "0 0 0 31 2 *",  # never fires
+        "0 */0 * * * *",
+        "0 5-1 * * * *",
+        "0 0 0 * Jan Funday",
+        "0 0 0 * Ju *",  # too short: June or July?
+        "0 0 0 * * Tu",
+        "00:05:00",  # a TimeSpan schedule: not accepted here (DESIGN: NCRONTAB)
+        "0 0 0 * * MON,",
+    ],
+)
+def test_schedules_are_validated_as_the_functions_host_reads_them(schedule):
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env(XTAP_AUDIT_SCHEDULE=schedule))
+    assert err.value.setting == "XTAP_AUDIT_SCHEDULE"
+    assert "NCRONTAB" in str(err.value) and repr(schedule) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "0 */5 * * * *",
+        "0 0 * * * *",
+        "0 30 9 * * 1-5",
+        "0 30 9 * Jan Mon",
+        "*/10 * * * * *",
+        "0 0 9-17 * * *",
+        "0 0 7,18 * * *",
+        "0 0 0 29 2 *",  # leap days only, but it does fire
+        "0 0 7 * * 0",
+        "0 0 0 1 1 *",
+        "0 30 9 * January Monday",  # names in full, any case (Microsoft docs)
+        "0 30 9 * jan-MAR sun,Saturday",
+        "0 0 12 * * Tue-Thu",
+    ],
+)
+def test_documented_ncrontab_schedules_are_accepted(schedule):
+    assert load_settings(_env(XTAP_SWEEP_SCHEDULE=schedule)).sweep_schedule == schedule
 
 
 # ------------------------------------------ unresolved Key Vault references (issue 12.6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -70,3 +71,33 @@ def test_oversized_single_alert_is_cut_and_says_so():
     assert len(fitted.model_dump_json().encode()) <= QUEUE_MESSAGE_LIMIT_BYTES
     assert fitted.facts.get("Trimmed")
     assert len(fitted.findings) == 60
+
+
+GUID = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"signin_window_hours": -1}, "signin_window_hours"),
+        ({"signin_window_hours": 10**9}, "signin_window_hours"),
+        ({"requested_at": "2026-11-23T09:00:00"}, "requested_at"),
+        ({"sweep_id": "a/b"}, "sweep_id"),
+        ({"sweep_id": "a\u0000b"}, "sweep_id"),
+        ({"signin_counts": {"500212": 2**63}}, "signin_counts"),
+        ({"signin_counts": {"AADSTS500212": 1}}, "signin_counts"),
+    ],
+)
+def test_schema_valid_nonsense_in_a_check_is_refused(fields, where):
+    body = {"tenant_id": GUID, "sweep_id": "s", "requested_at": "2026-11-23T09:00:00Z"} | fields
+    with pytest.raises(ValidationError) as err:
+        CheckClient.model_validate_json(json.dumps(body))
+    assert where in str(err.value)
+
+
+def test_an_alert_needs_an_aware_time_and_a_clean_key():
+    with pytest.raises(ValidationError, match="created_at"):
+        _alert("k").model_validate({**_alert("k").model_dump(), "created_at": datetime(2026, 1, 1)})
+    with pytest.raises(ValidationError, match="dedup_key"):
+        _alert("k\nforged")
+    assert _alert("audit:Directory_0f1e_ABC_123:0").dedup_key.startswith("audit:")

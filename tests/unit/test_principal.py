@@ -53,13 +53,84 @@ def test_easy_auth_principal_yields_roles_and_the_caller():
     assert principal.caller_id == "7d1e4b2a-9c3f-4e58-a1b6-2f8d0c7e5a93"
 
 
-def test_roles_under_the_declared_role_type_count_too():
+def test_roles_come_only_from_the_roles_claim_whatever_role_typ_says():
+    # A forged (or misconfigured) header naming another claim type as its role type must
+    # not turn that claim into an app role: roles are read from "roles" claims only.
     document = dict(EASY_AUTH_PRINCIPAL)
+    document["role_typ"] = "name"
     document["claims"] = [
         {"typ": "oid", "val": "7d1e4b2a-9c3f-4e58-a1b6-2f8d0c7e5a93"},
-        {"typ": document["role_typ"], "val": "Reinvite.Request"},
+        {"typ": "tid", "val": VENDOR},
+        {"typ": "name", "val": "Reinvite.Request"},
+        {"typ": document_role_uri(), "val": "Reinvite.Request"},
     ]
-    assert parse_client_principal(encode(document)).has_role("Reinvite.Request")
+    principal = parse_client_principal(encode(document), expected_tenant_id=VENDOR)
+    assert principal.roles == frozenset()
+    assert not principal.has_role("Reinvite.Request")
+
+
+def document_role_uri() -> str:
+    return "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+
+
+def test_a_missing_tenant_claim_is_refused_when_the_tenant_is_checked():
+    document = dict(EASY_AUTH_PRINCIPAL)
+    document["claims"] = [
+        c for c in EASY_AUTH_PRINCIPAL["claims"] if not c["typ"].endswith("tenantid")
+    ]
+    with pytest.raises(PrincipalError, match="tenant"):
+        parse_client_principal(encode(document), expected_tenant_id=VENDOR)
+
+
+def test_two_different_tenant_claims_are_refused():
+    document = dict(EASY_AUTH_PRINCIPAL)
+    document["claims"] = [
+        *EASY_AUTH_PRINCIPAL["claims"],
+        {"typ": "tid", "val": "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e"},
+    ]
+    with pytest.raises(PrincipalError, match="tenant"):
+        parse_client_principal(encode(document), expected_tenant_id=VENDOR)
+
+
+def _unpadded() -> str:
+    for n in range(3):
+        header = encode(dict(EASY_AUTH_PRINCIPAL, pad="?" * n))
+        if header.endswith("="):
+            return header.rstrip("=")
+    raise AssertionError("no sample")
+
+
+def _url_safe_only() -> str:
+    """A principal whose standard base64 holds '+' or '/', re-spelt in the URL-safe alphabet."""
+    for n in range(200):
+        document = dict(EASY_AUTH_PRINCIPAL, pad="?" * n)
+        standard = encode(document)
+        if "+" in standard or "/" in standard:
+            return standard.replace("+", "-").replace("/", "_")
+    raise AssertionError("no sample")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        _unpadded(),  # App Service always pads
+        _url_safe_only(),
+        " ".join(encode(EASY_AUTH_PRINCIPAL)[i : i + 40] for i in range(0, 400, 40)),
+        encode(EASY_AUTH_PRINCIPAL) + "AAAA",  # trailing data after the document
+    ],
+    ids=["unpadded", "url-safe-alphabet", "embedded-spaces", "trailing-bytes"],
+)
+def test_base64_is_decoded_strictly(header):
+    with pytest.raises(PrincipalError):
+        parse_client_principal(header, expected_tenant_id=VENDOR)
+
+
+def test_duplicate_keys_in_the_principal_are_refused():
+    text = json.dumps(EASY_AUTH_PRINCIPAL)
+    forged = text[:-1] + ', "claims": [{"typ": "roles", "val": "Reinvite.Request"}]}'
+    header = base64.b64encode(forged.encode()).decode()
+    with pytest.raises(PrincipalError, match="JSON"):
+        parse_client_principal(header, expected_tenant_id=VENDOR)
 
 
 def test_an_app_calling_with_client_credentials_is_identified_by_its_app_id():
@@ -75,11 +146,6 @@ def test_an_app_calling_with_client_credentials_is_identified_by_its_app_id():
     principal = parse_client_principal(encode(document))
     assert principal.display == "app 3b8f2d6a-7c41-4e95-a0d2-8f1b6c3e9a74"
     assert principal.has_role("Reinvite.Request")
-
-
-def test_unpadded_base64_is_accepted():
-    header = encode(EASY_AUTH_PRINCIPAL).rstrip("=")
-    assert parse_client_principal(header).name == "support.lead@osttra.com"
 
 
 @pytest.mark.parametrize(
