@@ -255,6 +255,27 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["status"],
         "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}},
     },
+    "DoctorReport": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "description": "One line per dependency, checked in the app's own identity.",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "fail"]},
+            "checks": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["check", "status", "detail", "fix"],
+                    "properties": {
+                        "check": _STRING,
+                        "status": {"type": "string", "enum": ["ok", "warn", "fail", "skip"]},
+                        "detail": _STRING,
+                        "fix": _STRING,
+                    },
+                },
+            },
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -376,11 +397,29 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getHealth",
                 "summary": "Liveness (anonymous; reveals nothing but ok/unavailable)",
+                "description": (
+                    "With `?deep=true` this route is authenticated like the others and"
+                    " returns the doctor's report (DoctorReport; 503 when a check fails), the"
+                    " same as `GET /api/v1/doctor`."
+                ),
                 "security": [],
                 "responses": {
                     "200": _ok("Up.", "Health"),
                     "503": _ok("Storage unreachable.", "Health"),
                 },
+            }
+        },
+        "/api/v1/doctor": {
+            "get": {
+                "operationId": "getDoctorReport",
+                "summary": "Every dependency checked in the app's identity (no test card or mail)",
+                "responses": _responses(
+                    {
+                        "200": _ok(
+                            "The report; `status` says whether a check failed.", "DoctorReport"
+                        )
+                    }
+                ),
             }
         },
         "/api/v1/openapi.json": {

@@ -44,6 +44,7 @@ AUTHENTICATED_EXAMPLES = {
     ("GET", "/api/v1/access-reviews/{jobId}"): 100,
     ("GET", "/api/v1/health"): 20,
     ("GET", "/api/v1/openapi.json"): 20,
+    ("GET", "/api/v1/doctor"): 3,
 }
 ANONYMOUS_EXAMPLES = 40
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
