@@ -84,8 +84,11 @@ def _remote(args: argparse.Namespace) -> Any:
         raise CliError('--remote: API_IDENTIFIER_URI is not set (eval "$(azd env get-values)")')
     token = _token(resource)
     url = base.rstrip("/") + "/api/v1/doctor"
+    params = {"client": args.client} if args.client else None
     try:
-        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        response = httpx.get(
+            url, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        )
     except httpx.HTTPError as exc:
         raise CliError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code in (401, 403):

@@ -329,11 +329,16 @@ def _wants_deep_health(operation: str, query: Mapping[str, str]) -> bool:
     return operation == "health" and query.get("deep", "").strip().lower() in ("true", "1")
 
 
-async def _doctor(status_on_failure: int) -> ApiResponse:
+async def _doctor(query: Mapping[str, str], status_on_failure: int) -> ApiResponse:
     """The doctor's report, run in the app's own identity (issue 15.8); never sends probes."""
+    from shared.domain.reinvite import is_guid
     from shared.services.doctor import DoctorOptions, run_doctor
 
-    report = await run_doctor(os.environ, DoctorOptions(send_probes=False))
+    client = query.get("client") or None
+    if client is not None and not is_guid(client):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="client")
+    options = DoctorOptions(send_probes=False, client_tenant_id=client)
+    report = await run_doctor(os.environ, options)
     return ApiResponse(200 if report.healthy else status_on_failure, report.as_dict())
 
 
@@ -441,9 +446,9 @@ async def _dispatch(
     if operation == "get_access_review":
         return await _get_access_review(params)
     if deep_health:
-        return await _doctor(status_on_failure=503)
+        return await _doctor(query or {}, status_on_failure=503)
     if operation == "doctor":
-        return await _doctor(status_on_failure=200)
+        return await _doctor(query or {}, status_on_failure=200)
     return ApiResponse(200, _openapi_document())
 
 

@@ -413,6 +413,15 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getDoctorReport",
                 "summary": "Every dependency checked in the app's identity (no test card or mail)",
+                "parameters": [
+                    {
+                        "name": "client",
+                        "in": "query",
+                        "required": False,
+                        "description": "The consenting client tenant the reader app signs in to.",
+                        "schema": {"type": "string", "pattern": GUID_PATTERN},
+                    }
+                ],
                 "responses": _responses(
                     {
                         "200": _ok(

@@ -374,11 +374,20 @@ def test_deep_health_runs_the_doctor_for_the_support_role(front):
                 headers={"X-MS-CLIENT-PRINCIPAL": principal},
             )
             route = await handle("doctor", "GET", headers={"X-MS-CLIENT-PRINCIPAL": principal})
-            return anonymous, plain, deep, route
+            chosen = await handle(
+                "doctor",
+                "GET",
+                query={"client": CONTOSO.upper()},
+                headers={"X-MS-CLIENT-PRINCIPAL": principal},
+            )
+            bad = await handle(
+                "doctor", "GET", query={"client": "x"}, headers={"X-MS-CLIENT-PRINCIPAL": principal}
+            )
+            return anonymous, plain, deep, route, chosen, bad
         finally:
             set_app(None)
 
-    anonymous, plain, deep, route = asyncio.run(calls())
+    anonymous, plain, deep, route, chosen, bad = asyncio.run(calls())
     assert anonymous[0] == 401
     assert plain[0] == 200 and plain[2] == {"status": "ok"}
     assert deep[0] == 200 and deep[2]["status"] == "ok"
@@ -387,6 +396,9 @@ def test_deep_health_runs_the_doctor_for_the_support_role(front):
     mail = next(c for c in deep[2]["checks"] if c["check"] == "mail")
     assert mail["status"] == "skip"  # a GET never sends test messages
     assert route[0] == 200 and route[2]["status"] == "ok"
+    reader = next(c for c in chosen[2]["checks"] if c["check"] == "client-reader")
+    assert reader["status"] == "ok" and "Contoso" in reader["detail"]
+    assert bad[0] == 400 and bad[2]["error"]["field"] == "client"
 
 
 def test_remote_doctor_through_app_service_authentication(front, monkeypatch, capsys):
