@@ -467,6 +467,11 @@ def postprovision(ctx: Context) -> int:
             "GRANT_GRAPH_APP_ROLES=false: the Graph permissions are left to a Privileged Role"
             " Administrator."
         )
+    elif (ctx.env.get("GRAPH_GRANTS_DEFERRED_TO_HOOK") or "").strip().lower() == "true":
+        print(
+            "First provision of this identity: the template left the Graph grants to this"
+            " step, which retries while Entra replicates the new identity."
+        )
     try:
         check_or_grant_graph_roles(ctx, grant=grant)
         if "log_analytics" in (ctx.env.get("XTAP_AUDIT_SOURCE"), ctx.env.get("XTAP_SIGNIN_SOURCE")):

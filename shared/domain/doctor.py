@@ -250,8 +250,9 @@ def teams_line(status: int | None, error: str | None) -> CheckLine:
         return warn(
             name,
             "the flow accepted the test card (202) but cannot confirm it was posted",
-            'build the confirming flow (docs/alerts: respond 200 after "Post card") so failed'
-            " posts become visible; until then check the flow's run history",
+            'make the flow answer 200 only after "Post card in a chat or channel" succeeded'
+            ' (a "Respond to a webhook request" action) so failed posts become visible; until'
+            " then check the flow's run history",
         )
     if status is not None and status < 300:
         return warn(name, f"the flow answered {status}; 200 confirms, 202 accepts", "")

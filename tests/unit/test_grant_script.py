@@ -276,6 +276,7 @@ def test_postprovision_grants_what_the_template_deferred_then_reports(run_script
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(final["granted"]) == sorted(GRAPH_ROLE_IDS[r] for r in EXPECTED)
+    assert "First provision of this identity" in done.stdout
     assert "All checks passed." in done.stdout
     assert "xtap-watch doctor --remote" in done.stdout
 
