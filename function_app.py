@@ -39,6 +39,11 @@ async def audit_timer(timer: func.TimerRequest) -> None:
     await triggers.audit_timer()
 
 
+@app.timer_trigger(arg_name="timer", schedule="%XTAP_PURGE_SCHEDULE%", run_on_startup=False)
+async def purge_timer(timer: func.TimerRequest) -> None:
+    await triggers.purge_timer()
+
+
 @app.queue_trigger(arg_name="msg", queue_name=QUEUE_CHECK_CLIENT, connection=STORAGE)
 async def check_client(msg: func.QueueMessage) -> None:
     await triggers.check_client(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)

@@ -150,6 +150,33 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="14",
     ),
     SettingSpec(
+        "XTAP_PURGE_SCHEDULE",
+        "NCRONTAB of the retention purge of the ledgers and seen audit events.",
+        default="0 17 * * * *",
+    ),
+    SettingSpec(
+        "XTAP_JOB_RETENTION_DAYS",
+        "Days a re-invite or access-review job (and its claims) is kept after its last change.",
+        default="90",
+    ),
+    SettingSpec(
+        "XTAP_DELIVERY_RETENTION_DAYS",
+        "Days an alert's delivery ledger rows (and digest batch rows) are kept after their "
+        "last change; held digest alerts are never purged.",
+        default="90",
+    ),
+    SettingSpec(
+        "XTAP_SEEN_EVENTS_MARGIN_MINUTES",
+        "Seen audit event IDs are kept for the audit overlap plus this margin, counted back "
+        "from the last completed scan.",
+        default="60",
+    ),
+    SettingSpec(
+        "XTAP_PURGE_MAX_ROWS",
+        "Most rows one purge run deletes per table (the rest wait for the next run).",
+        default="5000",
+    ),
+    SettingSpec(
         "XTAP_API_ROLE", "App role a caller needs for the support API.", default="Reinvite.Request"
     ),
     SettingSpec(
@@ -230,6 +257,24 @@ class StorageSettings:
     client_id: str | None
 
 
+# A queue message lives at most 7 days unless sent with another TTL (Put Message's
+# default messagettl); a redelivered or re-queued poison message must still find the ledger
+# rows that de-duplicate it, so no ledger retention may be shorter than that plus a day.
+MESSAGE_LIFETIME_DAYS = 7
+MIN_LEDGER_RETENTION_DAYS = MESSAGE_LIFETIME_DAYS + 1
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long each growing table keeps rows (see shared/services/retention.py)."""
+
+    purge_schedule: str = "0 17 * * * *"
+    job_retention_days: int = 90
+    delivery_retention_days: int = 90
+    seen_events_margin_minutes: int = 60
+    purge_max_rows: int = 5000
+
+
 @dataclass(frozen=True)
 class Settings:
     vendor_tenant_id: str
@@ -272,6 +317,7 @@ class Settings:
     docs_base_url: str
     public_api_url: str | None
     storage: StorageSettings
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 class _Reader:
@@ -372,6 +418,24 @@ def _storage(r: _Reader) -> StorageSettings:
     )
 
 
+def _retention(r: _Reader) -> RetentionSettings:
+    for name in ("XTAP_JOB_RETENTION_DAYS", "XTAP_DELIVERY_RETENTION_DAYS"):
+        if r.positive_int(name) < MIN_LEDGER_RETENTION_DAYS:
+            raise ConfigError(
+                name,
+                f"must be at least {MIN_LEDGER_RETENTION_DAYS} days: a queue message lives up "
+                f"to {MESSAGE_LIFETIME_DAYS} days and a redelivered one must still find the "
+                "rows that de-duplicate it",
+            )
+    return RetentionSettings(
+        purge_schedule=r.schedule("XTAP_PURGE_SCHEDULE"),
+        job_retention_days=r.positive_int("XTAP_JOB_RETENTION_DAYS"),
+        delivery_retention_days=r.positive_int("XTAP_DELIVERY_RETENTION_DAYS"),
+        seen_events_margin_minutes=r.positive_int("XTAP_SEEN_EVENTS_MARGIN_MINUTES"),
+        purge_max_rows=r.positive_int("XTAP_PURGE_MAX_ROWS"),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     r = _Reader(os.environ if env is None else env)
@@ -422,6 +486,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         docs_base_url=r.url("XTAP_DOCS_BASE_URL"),
         public_api_url=r.optional_url("XTAP_PUBLIC_API_URL"),
         storage=_storage(r),
+        retention=_retention(r),
     )
     _check_combinations(settings)
     return settings

@@ -114,6 +114,12 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_SIGNIN_THRESHOLD: string(signinThreshold)
     XTAP_DIGEST_THRESHOLD: string(digestThreshold)
     XTAP_PENDING_GUEST_DAYS: string(pendingGuestDays)
+    // Retention purge (shared/services/retention.py); change here or in the portal.
+    XTAP_PURGE_SCHEDULE: '0 17 * * * *'
+    XTAP_JOB_RETENTION_DAYS: '90'
+    XTAP_DELIVERY_RETENTION_DAYS: '90'
+    XTAP_SEEN_EVENTS_MARGIN_MINUTES: '60'
+    XTAP_PURGE_MAX_ROWS: '5000'
     XTAP_API_ROLE: supportAppRole
     XTAP_REINVITE_REDIRECT_URL: reinviteRedirectUrl
     XTAP_ACCESS_REVIEW_REVIEWERS: accessReviewReviewers

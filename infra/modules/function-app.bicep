@@ -27,7 +27,7 @@ param maximumInstanceCount int = 40
 
 // Off by default and deliberately not tied to the storage SKU: with zone redundancy on, Flex
 // Consumption keeps at least two always-ready instances per per-function scaling group (this
-// app has about nine: HTTP, each queue trigger, timers), billed continuously even when idle
+// app has about ten: HTTP, each queue trigger, each timer), billed continuously even when idle
 // (Microsoft Learn, "Reliability in Azure Functions").
 @description('Spread instances across availability zones. Costs always-ready instances around the clock; needs a region with zones.')
 param zoneRedundant bool = false

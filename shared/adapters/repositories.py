@@ -120,3 +120,36 @@ def alert_state_store(tables: StorageTables) -> JsonStateStore:
 
 def cursor_store(tables: StorageTables) -> JsonStateStore:
     return JsonStateStore(tables, TABLE_CURSORS, "cursor")
+
+
+PURGE_PARTITION = "purge"
+
+
+class PurgeCursors:
+    """Where the retention purge stopped in each table (``xtapCursors``, partition ``purge``).
+
+    A key, not the service's continuation token: the next run's query has a later cutoff,
+    and the Table service documents continuation tokens only for the request that produced
+    them. Resuming "after this key" is a fresh, well-defined query.
+    """
+
+    def __init__(self, tables: StorageTables) -> None:
+        self._tables = tables
+
+    async def get(self, table: str) -> tuple[str, str] | None:
+        entity = await self._tables.get(TABLE_CURSORS, PURGE_PARTITION, table)
+        if not entity or not entity.get("After"):
+            return None
+        partition, row = json.loads(entity["After"])
+        return str(partition), str(row)
+
+    async def save(self, table: str, after: tuple[str, str] | None, now: datetime) -> None:
+        await self._tables.upsert(
+            TABLE_CURSORS,
+            {
+                "PartitionKey": PURGE_PARTITION,
+                "RowKey": table,
+                "After": json.dumps(list(after)) if after else "",
+                "At": now,
+            },
+        )

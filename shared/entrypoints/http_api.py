@@ -195,9 +195,17 @@ def _now() -> datetime:
 
 
 async def _app() -> App:
+    from dataclasses import replace
+
+    from shared.adapters.storage import INTERACTIVE
     from shared.bootstrap import get_app
 
-    return await get_app()
+    app = await get_app()
+    # A caller is waiting: storage calls fail fast (503) instead of retrying like background
+    # work. Same clients and pools, other per-call bounds.
+    return replace(
+        app, tables=app.tables.with_policy(INTERACTIVE), queues=app.queues.with_policy(INTERACTIVE)
+    )
 
 
 def _openapi_document() -> dict[str, Any]:
@@ -317,11 +325,15 @@ async def _get_access_review(route_params: Mapping[str, str]) -> ApiResponse:
 
 
 async def _health() -> ApiResponse:
+    from shared.services.health import storage_healthy
+
     try:
-        await _app()
+        app = await _app()
     except Exception:
         log.exception("health check failed")
         return ApiResponse(503, {"status": "unavailable"})
+    if not await storage_healthy(app):
+        return ApiResponse(503, {"status": "unavailable"}, {"Retry-After": "5"})
     return ApiResponse(200, {"status": "ok"})
 
 
@@ -473,11 +485,16 @@ def _outage(exc: Exception) -> ApiResponse:
     from azure.core.exceptions import AzureError
 
     if isinstance(exc, AzureError):
+        from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
         log.warning("storage failure behind the API: %s", type(exc).__name__)
+        timed_out = isinstance(exc, ServiceRequestError | ServiceResponseError)
         return _error(
             503,
             "storage_unavailable",
-            "storage is unavailable; retry",
+            "Azure Storage could not be reached or did not answer in time; retry in a few seconds"
+            if timed_out
+            else "Azure Storage refused or failed the request; retry in a few seconds",
             headers={"Retry-After": "5"},
         )
     log.exception("unexpected error in the API", exc_info=exc)

@@ -171,3 +171,17 @@ async def audit_timer() -> dict[str, Any]:
         app = await get_app()
         outcome = await scan_audit(app, _now())
     return {"events": outcome.events, "alerts": len(outcome.alerts)}
+
+
+async def purge_timer() -> dict[str, Any]:
+    from shared.bootstrap import get_app
+    from shared.services.retention import purge_expired
+    from shared.telemetry import trigger_span
+
+    with trigger_span("timer.purge"):
+        app = await get_app()
+        outcome = await purge_expired(app, _now())
+    return {
+        "deleted": outcome.deleted,
+        "tables": {t.table: t.deleted for t in outcome.tables},
+    }

@@ -34,12 +34,18 @@ GOOD = {"email": "bob.ops@contoso-markets.com", "reason": "new laptop"}
 
 @pytest.fixture(autouse=True)
 def stub_app(monkeypatch):
-    app = SimpleNamespace(settings=SETTINGS)
+    import shared.services.health as health
+
+    app = SimpleNamespace(settings=SETTINGS, storage_ok=True)
 
     async def fake_app() -> Any:
         return app
 
+    async def fake_storage_healthy(stub: Any) -> bool:
+        return bool(stub.storage_ok)
+
     monkeypatch.setattr(http_api, "_app", fake_app)
+    monkeypatch.setattr(health, "storage_healthy", fake_storage_healthy)
     http_api.set_rate_limit(1000, 60.0)
     yield app
     http_api.set_rate_limit(*http_api.DEFAULT_RATE_LIMIT)
@@ -261,8 +267,13 @@ def test_accepted_request_answers_202_with_the_status_url(monkeypatch):
     assert seen["request"].email == "bob.ops@contoso-markets.com"
 
 
-def test_health_says_nothing_but_ok_or_unavailable(monkeypatch):
+def test_health_says_nothing_but_ok_or_unavailable(monkeypatch, stub_app):
     assert call("health", principal=None)[2] == {"status": "ok"}
+
+    stub_app.storage_ok = False  # the storage probe failed (tests/integration/test_storage_stall)
+    status, headers, body = call("health", principal=None)
+    assert status == 503 and body == {"status": "unavailable"} and headers["Retry-After"] == "5"
+    stub_app.storage_ok = True
 
     async def broken() -> Any:
         raise ConnectionError("azurite at 127.0.0.1:10001 refused; key=...")
