@@ -139,7 +139,7 @@ param digestThreshold int = 5
 param sweepSchedule string = '0 0 * * * *'
 
 @description('NCRONTAB of the audit scan (XTAP_AUDIT_SCHEDULE).')
-param auditSchedule string = '0 */5 * * * *'
+param auditSchedule string = '30 * * * * *'
 
 @description('NCRONTAB of the guest hygiene run (XTAP_HYGIENE_SCHEDULE).')
 param hygieneSchedule string = '0 30 6 * * *'

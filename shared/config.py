@@ -116,7 +116,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "XTAP_SWEEP_SCHEDULE", "NCRONTAB of the client posture sweep.", default="0 0 * * * *"
     ),
-    SettingSpec("XTAP_AUDIT_SCHEDULE", "NCRONTAB of the audit scan.", default="0 */5 * * * *"),
+    # Every minute at second 30: half a minute away from the sweep (second 0), which reads
+    # sign-ins from the same Graph reports budget (5 requests / 10 s per app per tenant).
+    SettingSpec("XTAP_AUDIT_SCHEDULE", "NCRONTAB of the audit scan.", default="30 * * * * *"),
     SettingSpec(
         "XTAP_HYGIENE_SCHEDULE", "NCRONTAB of the guest hygiene run.", default="0 30 6 * * *"
     ),

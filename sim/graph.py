@@ -30,7 +30,7 @@ from sim.odata import (
     parse_filter,
     uses_function_or_operator,
 )
-from sim.responses import GRAPH_JSON, SimResponse, fault_code, graph_error
+from sim.responses import GRAPH_JSON, RawBody, SimResponse, fault_code, graph_error
 from sim.state import (
     GRAPH_APP_ID,
     USER_DEFAULT_SELECT,
@@ -477,9 +477,20 @@ async def h_directory_audit(
     )
 
 
+NON_PREMIUM_CODE = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+NON_PREMIUM_MESSAGE = "Neither tenant is B2C or tenant doesn't have premium license"
+
+
+def _require_premium(who: Principal) -> None:
+    """Sign-in logs through Graph need Entra ID P1/P2 in the tenant (403 otherwise)."""
+    if not who.tenant.flags.get("premiumLicensed", True):
+        raise GraphHttpError(403, NON_PREMIUM_CODE, NON_PREMIUM_MESSAGE)
+
+
 async def h_sign_ins(
     api: GraphApi, req: GraphRequest, who: Principal, _m: dict[str, str]
 ) -> SimResponse:
+    _require_premium(who)
     _reject_unsupported_options(req, {"$filter", "$top", "$skiptoken", "$select"})
     node = _parse_filter(req, SIGNIN_FILTERABLE)
     items = _apply_filter(node, who.tenant.sign_ins)
@@ -493,6 +504,7 @@ async def h_sign_ins(
 async def h_sign_in(
     api: GraphApi, req: GraphRequest, who: Principal, match: dict[str, str]
 ) -> SimResponse:
+    _require_premium(who)
     for record in who.tenant.sign_ins:
         if record["id"] == match["id"].lower():
             body = {"@odata.context": CONTEXT_ROOT + "auditLogs/signIns/$entity"}
@@ -1088,6 +1100,14 @@ class GraphApi:
             route, match = self._route(req)
             principal = self.authenticate(req)
             if route.permissions is not None and not (principal.roles & route.permissions):
+                if req.path.startswith("/auditLogs/"):
+                    # The reports service words its refusal its own way.
+                    raise GraphHttpError(
+                        403,
+                        "Authentication_MSGraphPermissionMissing",
+                        "Calling principal does not have required MSGraph permissions"
+                        " AuditLog.Read.All",
+                    )
                 raise GraphHttpError(
                     403,
                     "Authorization_RequestDenied",
@@ -1193,7 +1213,9 @@ class GraphApi:
                 "status": outcome.status,
                 "headers": outcome.headers,
             }
-            if outcome.body is not None:
+            if isinstance(outcome.body, RawBody):
+                entry["body"] = outcome.body.text  # a batch item body is JSON: the text as is
+            elif outcome.body is not None:
                 entry["body"] = outcome.body
             responses.append(entry)
         return _json(200, {"responses": responses}, {"Content-Type": "application/json"})
@@ -1247,7 +1269,11 @@ class GraphApi:
             await asyncio.sleep(decision.latency_ms / 1000)
         if decision.rule is not None and decision.rule.status is not None:
             response = fault_response(
-                decision.rule.status, decision.rule.retry_after, decision.rule.body, sub
+                decision.rule.status,
+                decision.rule.retry_after,
+                decision.rule.body,
+                sub,
+                decision.rule.content_type,
             )
         else:
             retry_after = self.traffic.check_throttles(method, target, tenant_id, app_id)
@@ -1285,13 +1311,19 @@ class GraphApi:
 
 
 def fault_response(
-    status: int, retry_after: float | None, body: Any, req: GraphRequest | None = None
+    status: int,
+    retry_after: float | None,
+    body: Any,
+    req: GraphRequest | None = None,
+    content_type: str | None = None,
 ) -> SimResponse:
     headers: dict[str, str] = {}
     if retry_after is not None:
         headers["Retry-After"] = str(
             int(retry_after) if float(retry_after).is_integer() else retry_after
         )
+    if isinstance(body, str) and content_type:
+        return SimResponse(status, RawBody(body), {"Content-Type": content_type, **headers})
     if body is not None:
         return SimResponse(status, body, {"Content-Type": "application/json", **headers})
     code, message = fault_code(status)

@@ -16,8 +16,9 @@ silently ignored)::
 Conditions: ``Col op value`` with ``== != =~ !~ > >= < <= in !in in~ !in~ contains
 !contains startswith !startswith``, and ``isempty(Col)`` / ``isnotempty(Col)``. Values:
 "string" / 'string' literals, numbers, true/false, ``ago(24h)`` (d, h, m, s, ms),
-``datetime(2024-01-01T00:00:00Z)``, ``now()``. Types are checked against the table schema
-(comparing the string column ``ResultType`` with the number 500212 is an error, as in KQL).
+``datetime(2024-01-01T00:00:00Z)``, ``now()``, ``ingestion_time()``. Types are checked against
+the table schema (comparing the string column ``ResultType`` with the number 500212 is an
+error, as in KQL).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ __all__ = ["KqlError", "Query", "compile_query"]
 class KqlError(ValueError):
     """The query is outside the supported subset or wrong (→ HTTP 400)."""
 
-    def __init__(self, message: str, kind: str = "SyntaxError") -> None:
+    def __init__(self, message: str, kind: str = "SyntaxError", code: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.code = code  # Kusto's own code (SEM0100: a table or column that does not exist)
 
 
 _TOKEN_RE = re.compile(
@@ -179,8 +181,13 @@ class _Parser:
         if table_tok.text in {"let", "union", "search", "print", "datatable", "range"}:
             raise KqlError(f"Unsupported KQL statement '{table_tok.text}'")
         if table_tok.text not in self.schemas:
+            after = self.peek(1) if self.peek().kind == "pipe" else None
+            named = after is not None and after.kind == "ident"
+            where = f"'{after.text}' operator: " if after is not None and named else ""
             raise KqlError(
-                f"Failed to resolve table expression named '{table_tok.text}'", "SemanticError"
+                f"{where}Failed to resolve table or column expression named '{table_tok.text}'",
+                "SemanticError",
+                "SEM0100",
             )
         self.columns = list(self.schemas[table_tok.text])
         stages = []
@@ -566,6 +573,10 @@ class _Parser:
             self.expect("rparen", "')'")
             moment = self.now
             return Operand(lambda _r: moment, "datetime")
+        if name == "ingestion_time":
+            # When the row reached the workspace (rows carry it under a hidden key).
+            self.expect("rparen", "')'")
+            return Operand(lambda r: r.get("__ingestion_time"), "datetime")
         if name == "datetime":
             raw = []
             while self.peek().kind not in {"rparen", "eof"}:
@@ -578,7 +589,8 @@ class _Parser:
                 raise KqlError(f"Invalid datetime literal datetime({text})") from exc
             return Operand(lambda _r: moment, "datetime")
         raise KqlError(
-            f"Unsupported function '{name}()': the simulator implements ago(), now(), datetime()"
+            f"Unsupported function '{name}()': the simulator implements ago(), now(), datetime(),"
+            " ingestion_time()"
         )
 
 

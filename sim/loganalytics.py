@@ -23,6 +23,7 @@ from sim.state import Tenant
 SIGNIN_COLUMNS: list[tuple[str, str]] = [
     ("TenantId", "string"),
     ("TimeGenerated", "datetime"),
+    ("CreatedDateTime", "datetime"),
     ("Id", "string"),
     ("CorrelationId", "string"),
     ("OperationName", "string"),
@@ -73,6 +74,8 @@ AUDIT_COLUMNS: list[tuple[str, str]] = [
 ]
 
 SCHEMAS = {"SigninLogs": SIGNIN_COLUMNS, "AuditLogs": AUDIT_COLUMNS}
+# Hidden per-row value behind KQL's ingestion_time(); never returned as a column.
+INGESTION_KEY = "__ingestion_time"
 
 
 def _t(value: Any) -> datetime | None:
@@ -82,15 +85,25 @@ def _t(value: Any) -> datetime | None:
         return None
 
 
-def signin_rows(tenant: Tenant) -> list[dict[str, Any]]:
+def _ingested(tenant: Tenant, record: dict[str, Any], time_field: str) -> datetime | None:
+    """TimeGenerated: when Log Analytics received the row (Entra FAQ), not the event time."""
+    return tenant.log_ingested.get(str(record.get("id"))) or _t(record.get(time_field))
+
+
+def signin_rows(tenant: Tenant, now: datetime | None = None) -> list[dict[str, Any]]:
     rows = []
     for s in tenant.sign_ins:
+        ingested = _ingested(tenant, s, "createdDateTime")
+        if now is not None and ingested is not None and ingested > now:
+            continue  # not ingested yet
         status = s.get("status") or {}
         code = int(status.get("errorCode") or 0)
         rows.append(
             {
                 "TenantId": tenant.id,
-                "TimeGenerated": _t(s.get("createdDateTime")),
+                "TimeGenerated": ingested,
+                INGESTION_KEY: ingested,
+                "CreatedDateTime": _t(s.get("createdDateTime")),
                 "Id": s.get("id"),
                 "CorrelationId": s.get("correlationId"),
                 "OperationName": "Sign-in activity",
@@ -122,9 +135,12 @@ def signin_rows(tenant: Tenant) -> list[dict[str, Any]]:
     return rows
 
 
-def audit_rows(tenant: Tenant) -> list[dict[str, Any]]:
+def audit_rows(tenant: Tenant, now: datetime | None = None) -> list[dict[str, Any]]:
     rows = []
     for e in tenant.audits:
+        ingested = _ingested(tenant, e, "activityDateTime")
+        if now is not None and ingested is not None and ingested > now:
+            continue  # not ingested yet
         initiated = e.get("initiatedBy") or {}
         identity = None
         if initiated.get("user"):
@@ -137,7 +153,8 @@ def audit_rows(tenant: Tenant) -> list[dict[str, Any]]:
         rows.append(
             {
                 "TenantId": tenant.id,
-                "TimeGenerated": moment,
+                "TimeGenerated": ingested,
+                INGESTION_KEY: ingested,
                 "ActivityDateTime": moment,
                 "Id": e.get("id"),
                 "CorrelationId": e.get("correlationId"),
@@ -208,31 +225,69 @@ def _cell(value: Any, col_type: str) -> Any:
     return value
 
 
+PARTIAL_LIMIT_MESSAGE = (
+    "Query result set has exceeded the internal record count limit {limit} records"
+    " (E_QUERY_RESULT_SET_TOO_LARGE; see https://aka.ms/kustoquerylimits)"
+)
+
+
 def run_query(tenant: Tenant, body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Execute a query against one tenant's logs; raises KqlError for a 400."""
+    """Execute a query against one tenant's logs; raises KqlError for a 400.
+
+    Tables the workspace does not hold (tenant flag ``logAnalyticsTables``) fail as Log
+    Analytics does (SEM0100); more rows than ``logAnalyticsRowLimit`` give a partial answer:
+    the rows up to the limit and a ``PartialError`` beside them (HTTP 200).
+    """
     query_text = body.get("query")
     if not isinstance(query_text, str):
         raise KqlError("The request body needs a 'query' string")
     window = parse_timespan(body.get("timespan"), now)
-    query = compile_query(query_text, SCHEMAS, now)
-    rows = signin_rows(tenant) if query.table == "SigninLogs" else audit_rows(tenant)
+    present = set(tenant.flags.get("logAnalyticsTables") or SCHEMAS)
+    schemas = {name: cols for name, cols in SCHEMAS.items() if name in present}
+    query = compile_query(query_text, schemas, now)
+    rows = signin_rows(tenant, now) if query.table == "SigninLogs" else audit_rows(tenant, now)
     if window is not None:
         start, end = window
         rows = [
             r for r in rows if r["TimeGenerated"] is not None and start <= r["TimeGenerated"] <= end
         ]
     result_rows, columns = query.run(rows, list(SCHEMAS[query.table]))
-    return {
+    limit = int(tenant.flags.get("logAnalyticsRowLimit") or 500_000)
+    partial = len(result_rows) > limit
+    answer: dict[str, Any] = {
         "tables": [
             {
                 "name": "PrimaryResult",
                 "columns": [{"name": name, "type": col_type} for name, col_type in columns],
                 "rows": [
                     [_cell(row.get(name), col_type) for name, col_type in columns]
-                    for row in result_rows
+                    for row in result_rows[:limit]
                 ],
             }
         ]
+    }
+    if partial:
+        answer["error"] = partial_error(PARTIAL_LIMIT_MESSAGE.format(limit=limit))
+    return answer
+
+
+def partial_error(message: str) -> dict[str, Any]:
+    """The ``error`` beside the tables of a partially successful query (HTTP 200)."""
+    return {
+        "code": "PartialError",
+        "message": "There were some errors when processing your query.",
+        "details": [
+            {
+                "code": "EngineError",
+                "message": "Something went wrong processing your query on the server.",
+                "innererror": {
+                    "code": "-2133196797",
+                    "message": message,
+                    "severity": 2,
+                    "severityName": "Error",
+                },
+            }
+        ],
     }
 
 
@@ -241,3 +296,19 @@ def la_error(status: int, code: str, message: str, inner_code: str | None = None
     if inner_code:
         error["innererror"] = {"code": inner_code, "message": message}
     return {"error": error}
+
+
+def semantic_error(message: str, sem_code: str = "SEM0100") -> dict[str, Any]:
+    """Log Analytics' 400 for a query that parses but names what does not exist."""
+    return {
+        "error": {
+            "message": "The request had some invalid properties",
+            "code": "BadArgumentError",
+            "correlationId": str(uuid.uuid4()),
+            "innererror": {
+                "code": "SemanticError",
+                "message": "A semantic error occurred.",
+                "innererror": {"code": sem_code, "message": message},
+            },
+        }
+    }

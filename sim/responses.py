@@ -14,6 +14,13 @@ GRAPH_JSON = (
 )
 
 
+@dataclass(frozen=True)
+class RawBody:
+    """A body sent as it is (e.g. an HTML page a gateway answers with), not as JSON."""
+
+    text: str
+
+
 @dataclass
 class SimResponse:
     """What a simulated endpoint answers, independent of aiohttp (so $batch can reuse it)."""

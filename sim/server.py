@@ -22,8 +22,8 @@ from aiohttp import web
 from sim.clock import iso_seconds, utcnow
 from sim.graph import GraphApi, GraphHttpError, GraphRequest, fault_response, throttled_response
 from sim.kql import KqlError
-from sim.loganalytics import la_error, run_query
-from sim.responses import SimResponse
+from sim.loganalytics import la_error, run_query, semantic_error
+from sim.responses import RawBody, SimResponse
 from sim.state import ScenarioError, SimState
 from sim.tokens import (
     issue_client_credentials_token,
@@ -52,6 +52,10 @@ def _to_web(response: SimResponse) -> web.Response:
     if response.body is None:
         headers.pop("Content-Type", None)
         return web.Response(status=response.status, headers=headers)
+    if isinstance(response.body, RawBody):
+        return web.Response(
+            status=response.status, body=response.body.text.encode(), headers=headers
+        )
     payload = json.dumps(response.body).encode()
     headers.setdefault("Content-Type", "application/json")
     return web.Response(status=response.status, body=payload, headers=headers)
@@ -115,7 +119,7 @@ async def traffic_middleware(request: web.Request, handler: Any) -> web.StreamRe
         if rule is not None and rule.status is not None:
             note = "injected"
             response: web.StreamResponse = _to_web(
-                fault_response(rule.status, rule.retry_after, rule.body)
+                fault_response(rule.status, rule.retry_after, rule.body, None, rule.content_type)
             )
         else:
             retry_after = traffic.check_throttles(request.method, target, tenant_id, app_id)
@@ -267,6 +271,8 @@ async def log_analytics_query(request: web.Request) -> web.Response:
     try:
         result = run_query(tenant, body, utcnow())
     except KqlError as exc:
+        if exc.code:
+            return _json(400, semantic_error(str(exc), exc.code))
         return _json(400, la_error(400, "BadArgumentError", str(exc), exc.kind))
     return _json(200, result)
 

@@ -15,7 +15,7 @@ import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sim.clock import iso7, iso_seconds, resolve_relative_fields, resolve_time, utcnow
@@ -203,6 +203,8 @@ class Tenant:
     flags: dict[str, Any] = field(default_factory=dict)
     workspace_id: str | None = None
     admin_upn: str = ""
+    # When Log Analytics received each sign-in / audit row (by record id): its TimeGenerated.
+    log_ingested: dict[str, datetime] = field(default_factory=dict)
 
     def find_user(self, key: str) -> dict[str, Any] | None:
         """By object ID or userPrincipalName (case-insensitive), as Graph's /users/{id}."""
@@ -237,6 +239,17 @@ DEFAULT_FLAGS: dict[str, Any] = {
     "accessReviewsLicensed": True,
     # False → reviews of inactive users (accessReviewInactiveUsersQueryScope) fail.
     "idGovernanceLicensed": True,
+    # False → GET /auditLogs/signIns answers 403
+    # Authentication_RequestFromNonPremiumTenantOrB2CTenant (sign-in logs through Graph
+    # need Entra ID P1/P2; audit logs do not).
+    "premiumLicensed": True,
+    # Tables the tenant's Log Analytics workspace holds; a query of any other table fails
+    # with SEM0100 (a diagnostic setting can take days to create its table).
+    "logAnalyticsTables": ["SigninLogs", "AuditLogs"],
+    # More result rows than this → a partial answer (rows up to the limit + PartialError).
+    "logAnalyticsRowLimit": 500_000,
+    # Seconds between a row reaching Log Analytics and it being queryable/its TimeGenerated.
+    "logIngestionDelaySeconds": 0,
 }
 
 
@@ -353,8 +366,8 @@ class SimState:
         for app_id, consent in (raw.get("consents") or {}).items():
             self.set_consent(tenant_id, app_id, consent)
         self.add_users(tenant_id, raw.get("users", []), now=now)
-        self.add_sign_ins(tenant_id, raw.get("signIns", []), now=now)
-        self.add_audit_events(tenant_id, raw.get("directoryAudits", []), now=now)
+        self.add_sign_ins(tenant_id, raw.get("signIns", []), now=now, historical=True)
+        self.add_audit_events(tenant_id, raw.get("directoryAudits", []), now=now, historical=True)
         for definition in raw.get("accessReviewDefinitions", []):
             tenant.access_reviews.append(
                 normalise_access_review(copy.deepcopy(definition), tenant, created_by=None, now=now)
@@ -426,21 +439,35 @@ class SimState:
         return added
 
     def add_sign_ins(
-        self, tenant_id: str, sign_ins: Iterable[dict[str, Any]], now: datetime | None = None
+        self,
+        tenant_id: str,
+        sign_ins: Iterable[dict[str, Any]],
+        now: datetime | None = None,
+        *,
+        historical: bool = False,
     ) -> list[dict[str, Any]]:
         tenant = self.tenant(tenant_id)
         now = now or utcnow()
         added = [normalise_sign_in(copy.deepcopy(raw), tenant, now, self) for raw in sign_ins]
         tenant.sign_ins.extend(added)
+        for record in added:
+            record_ingestion(tenant, record, "createdDateTime", now, historical)
         return added
 
     def add_audit_events(
-        self, tenant_id: str, events: Iterable[dict[str, Any]], now: datetime | None = None
+        self,
+        tenant_id: str,
+        events: Iterable[dict[str, Any]],
+        now: datetime | None = None,
+        *,
+        historical: bool = False,
     ) -> list[dict[str, Any]]:
         tenant = self.tenant(tenant_id)
         now = now or utcnow()
         added = [normalise_audit(copy.deepcopy(raw), now) for raw in events]
         tenant.audits.extend(added)
+        for event in added:
+            record_ingestion(tenant, event, "activityDateTime", now, historical)
         return added
 
     # ------------------------------------------------------------------ policy changes
@@ -582,6 +609,7 @@ class SimState:
             "additionalDetails": [],
         }
         tenant.audits.append(event)
+        record_ingestion(tenant, event, "activityDateTime", now, historical=False)
         return event
 
     def initiated_by(self, tenant: Tenant, actor: Any) -> dict[str, Any]:
@@ -629,6 +657,23 @@ class SimState:
 # ---------------------------------------------------------------------------------------
 # Normalisation
 # ---------------------------------------------------------------------------------------
+
+
+def record_ingestion(
+    tenant: Tenant, record: dict[str, Any], time_field: str, now: datetime, historical: bool
+) -> None:
+    """When Log Analytics receives a row: on arrival (plus the tenant's ingestion delay).
+
+    A row that arrives late (an event back-dated by the control API, a delay flag) keeps its
+    own event time and gets the later ingestion time, as Log Analytics' TimeGenerated does.
+    Scenario rows are history: they were ingested when they happened.
+    """
+    if historical:
+        moment = resolve_time(record.get(time_field), now)
+    else:
+        delay = float(tenant.flags.get("logIngestionDelaySeconds") or 0)
+        moment = now + timedelta(seconds=delay)
+    tenant.log_ingested[str(record.get("id"))] = moment
 
 
 def normalise_partner_policy(raw: dict[str, Any]) -> dict[str, Any]:

@@ -179,8 +179,12 @@ class SimControl:
         method: str | None = None,
         tenant_id: str | None = None,
         body: Any = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
         """Inject a status (e.g. 429 + retry_after), latency or a dropped connection.
+
+        ``body`` with ``content_type`` (e.g. ``"text/html"``) is sent as raw text: a
+        gateway's HTML page instead of Graph JSON.
 
         ``path_regex`` is searched in ``path?query`` (e.g. ``"/auditLogs/directoryAudits"``).
         ``count``: only the first N matching requests; ``probability``: seeded random share.
@@ -195,6 +199,7 @@ class SimControl:
             ("method", method),
             ("tenant_id", tenant_id),
             ("body", body),
+            ("content_type", content_type),
         ):
             if value is not None:
                 spec[key] = value

@@ -46,6 +46,7 @@ class FaultRule:
     probability: float | None = None
     remaining: int | None = None  # count: fire for the first N matching requests
     body: Any = None
+    content_type: str | None = None  # with a text body: sent raw (an HTML gateway page)
     fired: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -93,6 +94,16 @@ class FaultDecision:
     rule: FaultRule | None = None  # the rule that answers instead of the handler, if any
 
 
+# Graph's identity-and-access-reports limit (auditLogRoot: directoryAudits and signIns
+# together): 5 requests per 10 s per app per tenant. On by default, as in Graph.
+REPORTS_THROTTLE = {
+    "id": "graph-reports-limit",
+    "path_regex": r"^/v1\.0/auditLogs/",
+    "limit": 5,
+    "per_seconds": 10,
+}
+
+
 class Traffic:
     """Faults, throttles, latency and observations; one per simulator process."""
 
@@ -110,6 +121,7 @@ class Traffic:
         self.throttled = 0
         self.dropped = 0
         self.sequence = 0
+        self.add_throttle(REPORTS_THROTTLE)
 
     # ------------------------------------------------------------------ configuration
     def set_seed(self, seed: int) -> None:
@@ -137,6 +149,7 @@ class Traffic:
             probability=float(probability) if probability is not None else None,
             remaining=int(count) if count is not None else None,
             body=spec.get("body"),
+            content_type=(str(spec["content_type"]) if spec.get("content_type") else None),
         )
         self.faults.append(rule)
         return rule

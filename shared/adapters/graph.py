@@ -4,25 +4,39 @@ Why not the typed client: its first typed call loads ~1,200 model modules (≈2 
 DESIGN §7) — paid on every cold start. We keep the SDK's authentication provider, its
 middleware pipeline (retry with Retry-After, redirects, telemetry headers) and its request
 adapter, and hand our pure domain the JSON it was written against.
+
+Every successful answer is shape-checked here (:func:`check_shape`): a 200 whose body is
+an HTML page, a list, text, or an object without the keys its resource always has (a user
+without ``id``) is a :class:`GraphError` (``UnexpectedResponseShape``, transient), never a
+Python error further down and never a diagnosis built on garbage.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode, urlsplit
 
+import httpx
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import ResponseHandlerOption
+from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
+from msgraph_core.authentication import AzureIdentityAuthenticationProvider
+
 if TYPE_CHECKING:
-    import httpx
     from azure.core.credentials_async import AsyncTokenCredential
 
 log = logging.getLogger(__name__)
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 MAX_BATCH = 20  # Graph JSON batching limit
+BAD_SHAPE: Final = "UnexpectedResponseShape"
 
 
 class GraphError(Exception):
@@ -130,10 +144,6 @@ class GraphClient:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:
-        from kiota_abstractions.method import Method
-        from kiota_abstractions.request_information import RequestInformation
-        from kiota_http.middleware.options import ResponseHandlerOption
-
         info = RequestInformation()
         info.http_method = Method[method.upper()]
         info.url = self.url(path, params)
@@ -150,7 +160,20 @@ class GraphClient:
             raise
         except Exception as exc:  # connection reset, timeout, token acquisition failure
             raise _as_graph_error(exc, path) from exc
+        problem = check_shape(method, self.route(path), response.status, response.body)
+        if problem:
+            raise shape_error(response.status, problem, path)
         return response
+
+    def route(self, path: str) -> str:
+        """The resource path of ``path`` (a relative path or a nextLink), without query."""
+        if path.startswith("https://") or path.startswith("http://"):
+            path = urlsplit(path).path
+            base_path = urlsplit(self.base_url).path
+            if base_path and path.startswith(base_path):
+                path = path[len(base_path) :]
+        path = path.split("?", 1)[0]
+        return "/" + path.lstrip("/")
 
     async def get_json(
         self,
@@ -202,14 +225,113 @@ class GraphClient:
                 entry["dependsOn"] = list(item.depends_on)
             requests.append(entry)
         body = await self.post_json("$batch", {"requests": requests})
+        methods = {item.id: (item.method, self.route(item.url)) for item in items}
         results: dict[str, GraphResponse] = {}
-        for item in body.get("responses", []):
-            results[str(item.get("id"))] = GraphResponse(
-                status=int(item.get("status", 0)),
+        for item in body["responses"]:
+            item_id = str(item.get("id"))
+            status = item.get("status")
+            response = GraphResponse(
+                status=status if isinstance(status, int) else 0,
                 headers={k.lower(): str(v) for k, v in (item.get("headers") or {}).items()},
                 body=item.get("body"),
             )
+            method, route = methods.get(item_id, ("GET", ""))
+            problem = (
+                "the item has no HTTP status"
+                if not isinstance(status, int)
+                else check_shape(method, route, response.status, response.body)
+            )
+            if problem:
+                # Kept as a failed item (transient), so callers re-read it on its own.
+                response = GraphResponse(
+                    status=502,
+                    headers=response.headers,
+                    body={"error": {"code": BAD_SHAPE, "message": problem}},
+                )
+            results[item_id] = response
         return results
+
+
+# Keys a resource always carries (Graph v1.0 reference): an answer without them is not that
+# resource. ``entity``: the body itself; ``items``: each element of ``value``.
+_REQUIRED: Final[tuple[tuple[frozenset[str], re.Pattern[str], str, tuple[str, ...]], ...]] = (
+    (frozenset({"GET", "PATCH"}), re.compile(r"^/users/[^/]+$"), "entity", ("id",)),
+    (frozenset({"GET"}), re.compile(r"^/(users|groups)$"), "items", ("id",)),
+    (frozenset({"GET"}), re.compile(r"^/groups/[^/]+$"), "entity", ("id",)),
+    (frozenset({"POST"}), re.compile(r"^/invitations$"), "entity", ("id",)),
+    (
+        frozenset({"GET"}),
+        re.compile(r"^/auditLogs/(directoryAudits|signIns)$"),
+        "items",
+        ("id",),
+    ),
+    (
+        frozenset({"GET"}),
+        re.compile(r"^/policies/crossTenantAccessPolicy/partners$"),
+        "items",
+        ("tenantId",),
+    ),
+    (
+        frozenset({"GET"}),
+        re.compile(r"^/identityGovernance/accessReviews/definitions$"),
+        "items",
+        ("id",),
+    ),
+    (
+        frozenset({"POST"}),
+        re.compile(r"^/identityGovernance/accessReviews/definitions$"),
+        "entity",
+        ("id",),
+    ),
+    (frozenset({"POST"}), re.compile(r"^/\$batch$"), "entity", ("responses",)),
+)
+
+
+def _describe(body: Any) -> str:
+    if isinstance(body, str):
+        head = body.lstrip()[:15].lower()
+        return "an HTML page" if head.startswith(("<!doctype", "<html")) else "text"
+    return "nothing" if body is None else f"a JSON {type(body).__name__}"
+
+
+def check_shape(method: str, route: str, status: int, body: Any) -> str | None:
+    """What is wrong with a successful Graph answer, or ``None`` when it has its shape."""
+    if not 200 <= status < 300:
+        return None  # errors are read by raise_for_status, whatever their body
+    if status in (202, 204) and body in (None, ""):
+        return None  # accepted / no content (sendMail, DELETE)
+    if not isinstance(body, dict):
+        return f"Graph answered {status} with {_describe(body)} where a JSON object was expected"
+    value = body.get("value")
+    if "value" in body and not (
+        isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    ):
+        return f"Graph answered {status} with a 'value' that is not a list of objects"
+    upper = method.upper()
+    for methods, pattern, where, keys in _REQUIRED:
+        if upper not in methods or not pattern.match(route):
+            continue
+        if where == "entity":
+            missing = [k for k in keys if body.get(k) in (None, "")]
+            if missing:
+                return f"Graph answered {status} for {route} without {', '.join(missing)}"
+            if route == "/$batch" and not (
+                isinstance(body["responses"], list)
+                and all(isinstance(r, dict) for r in body["responses"])
+            ):
+                return "Graph answered a $batch without a list of responses"
+        else:
+            for item in value if isinstance(value, list) else ():
+                missing = [k for k in keys if item.get(k) in (None, "")]
+                if missing:
+                    return f"Graph listed {route} items without {', '.join(missing)}"
+    return None
+
+
+def shape_error(status: int, problem: str, path: str) -> GraphError:
+    """A bad shape is a bad gateway answer: transient (retried, then "unreachable")."""
+    log.warning("unexpected Graph answer for %s: %s", path, problem)
+    return GraphError(502, BAD_SHAPE, f"{problem} (HTTP {status})", path=path)
 
 
 def _as_graph_error(exc: Exception, path: str) -> GraphError:
@@ -223,11 +345,6 @@ def _as_graph_error(exc: Exception, path: str) -> GraphError:
 
 def build_http_client(ca_file: str | None, max_connections: int = 200) -> httpx.AsyncClient:
     """One pooled httpx client with the SDK's default middleware, shared by every tenant."""
-    import ssl
-
-    import httpx
-    from msgraph_core import GraphClientFactory
-
     verify: ssl.SSLContext | bool = True
     if ca_file:
         verify = ssl.create_default_context(cafile=ca_file)
@@ -245,9 +362,6 @@ def build_request_adapter(
     http_client: httpx.AsyncClient,
 ) -> Any:
     """The SDK's request adapter (auth provider + middleware client) pointed at ``base_url``."""
-    from msgraph_core import BaseGraphRequestAdapter
-    from msgraph_core.authentication import AzureIdentityAuthenticationProvider
-
     host = urlsplit(base_url).hostname or ""
     auth = AzureIdentityAuthenticationProvider(
         credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host]

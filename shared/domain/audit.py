@@ -56,7 +56,20 @@ class ChangeKind(StrEnum):
     DEFAULT_RESET = "default_reset"
     DEFAULT_UPDATED = "default_updated"
     MIGRATED = "migrated_to_scalable_model"
+    # Partner-level cross-tenant synchronization (partners/{id}/identitySynchronization)
+    PARTNER_SYNC_CREATED = "partner_sync_created"
+    PARTNER_SYNC_UPDATED = "partner_sync_updated"
+    PARTNER_SYNC_DELETED = "partner_sync_deleted"
     UNKNOWN = "unknown"
+
+
+SYNC_KINDS: Final = frozenset(
+    {
+        ChangeKind.PARTNER_SYNC_CREATED,
+        ChangeKind.PARTNER_SYNC_UPDATED,
+        ChangeKind.PARTNER_SYNC_DELETED,
+    }
+)
 
 
 class Scope(StrEnum):
@@ -109,6 +122,22 @@ _ACTIVITIES: Final[tuple[tuple[str, ChangeKind, Scope], ...]] = (
         "Migrated partner cross-tenant access settings to the scalable model",
         ChangeKind.MIGRATED,
         Scope.ALL_PARTNERS,
+    ),
+    # Category CrossTenantIdentitySyncSettings (Entra docs, "Audit activities").
+    (
+        "Create a partner cross-tenant identity sync setting",
+        ChangeKind.PARTNER_SYNC_CREATED,
+        Scope.PARTNER,
+    ),
+    (
+        "Update a partner cross-tenant identity sync setting",
+        ChangeKind.PARTNER_SYNC_UPDATED,
+        Scope.PARTNER,
+    ),
+    (
+        "Delete a partner cross-tenant identity sync setting",
+        ChangeKind.PARTNER_SYNC_DELETED,
+        Scope.PARTNER,
     ),
 )
 ACTIVITY_KINDS: Final[dict[str, tuple[ChangeKind, Scope]]] = {
@@ -580,6 +609,10 @@ def describe_value(setting: str, value: JsonValue, typed: B2BSetting | None = No
 def _absent_text(scope: Scope, kind: ChangeKind, side: str) -> str:
     if kind is ChangeKind.PARTNER_DELETED and side == "after":
         return "removed with the partner entry"
+    if kind is ChangeKind.PARTNER_SYNC_DELETED and side == "after":
+        return "removed (no synchronization setting)"
+    if kind is ChangeKind.PARTNER_SYNC_CREATED and side == "before":
+        return "not configured"
     if scope is Scope.PARTNER:
         return "inherited from default"
     return "not set"
@@ -594,6 +627,11 @@ def _summarise(
     new: B2BSetting | None = None,
 ) -> str:
     label = setting_label(setting)
+    if setting == "identitySynchronization" and event.kind is ChangeKind.PARTNER_SYNC_DELETED:
+        return (
+            f"{label} setting for tenant {event.partner_tenant_id} deleted: that tenant can no "
+            "longer synchronize users into this one"
+        )
     if setting == "tenantId":
         tenant = event.partner_tenant_id or _compact(after if after is not None else before)
         if event.kind is ChangeKind.PARTNER_DELETED:
@@ -828,7 +866,8 @@ def _decode(ev: _RawEvent) -> DecodedEvent:
     partner: str | None = None
     for name, old, new in properties:
         if name == "tenantId":
-            first, second = (old, new) if kind is ChangeKind.PARTNER_DELETED else (new, old)
+            deleting = kind in (ChangeKind.PARTNER_DELETED, ChangeKind.PARTNER_SYNC_DELETED)
+            first, second = (old, new) if deleting else (new, old)
             chosen = first if first is not None else second
             partner = _guid_in(chosen)
             if chosen is not None and partner is None:
@@ -911,6 +950,9 @@ def _decode(ev: _RawEvent) -> DecodedEvent:
                 None if kind is ChangeKind.PARTNER_ADDED else partner,
                 partner if kind is ChangeKind.PARTNER_ADDED else None,
             )
+        elif kind is ChangeKind.PARTNER_SYNC_DELETED and partner:
+            # Logged with only the partner's tenantId: the whole sync setting went away.
+            add("identitySynchronization", {"tenantId": partner}, None)
         else:
             problems.append("no modified settings in the event")
 

@@ -13,6 +13,14 @@ DESIGN §3.4 / §3.7, issue 4 item 2. Severity rules, most specific first:
   outbound, on a partner or the default (the vendor does not use it);
 * **medium** — every other change to a partner entry or the default.
 
+Partner-level cross-tenant synchronization (category ``CrossTenantIdentitySyncSettings``):
+allowing a partner to sync users *into* the vendor tenant is **high** (that tenant's
+admins can then create and update users here, outside the vendor's invitation process);
+turning it off, creating it without allowing sync, or deleting it is **medium**.
+
+Whether clients rely on the vendor's *default* inbound is judged with the same reach
+rules the posture evaluation uses (:func:`default_inbound_admits_clients`).
+
 Reasons are plain sentences that name the client. Pure: no I/O, no clock (``now`` is
 passed to :func:`to_alert_record`).
 """
@@ -27,6 +35,7 @@ from typing import Final, Protocol
 
 from shared.domain.audit import (
     APPLICATIONS_ALL,
+    SYNC_KINDS,
     USERS_ALL,
     B2BSetting,
     ChangeKind,
@@ -44,6 +53,13 @@ from shared.domain.messages import (
     SettingChange,
     Severity,
 )
+from shared.domain.policy import (
+    PolicyParseError,
+    ReachKind,
+    parse_default_policy,
+    reach_for_app,
+    resolve_effective,
+)
 
 
 class ClientInfo(Protocol):
@@ -60,9 +76,15 @@ ENTRA_XTAP_PATH: Final = (
     "Microsoft Entra admin center (entra.microsoft.com) > Entra ID > External Identities > "
     "Cross-tenant access settings"
 )
-AUDIT_LOG_PATH: Final = (
-    "Entra ID > Monitoring & health > Audit logs (Category: CrossTenantAccessSettings)"
-)
+AUDIT_LOG_PATH: Final = "Entra ID > Monitoring & health > Audit logs"
+DEFAULT_AUDIT_CATEGORY: Final = "CrossTenantAccessSettings"
+
+
+def audit_log_path(category: str | None) -> str:
+    """Where to find the event: the audit log filtered by the event's own category."""
+    return f"{AUDIT_LOG_PATH} (Category: {category or DEFAULT_AUDIT_CATEGORY})"
+
+
 XTAP_DOCS: Final = Link(
     title="Manage cross-tenant access settings for B2B collaboration",
     url="https://learn.microsoft.com/entra/external-id/cross-tenant-access-settings-b2b-collaboration",
@@ -91,6 +113,38 @@ def _clients_list(registered_clients: Mapping[str, ClientInfo]) -> str:
     if len(names) > _MAX_NAMED_CLIENTS:
         shown += f" and {len(names) - _MAX_NAMED_CLIENTS} more"
     return shown
+
+
+# ------------------------------------------------------------ the default inbound
+
+# Any partner tenant: resolving the default alone needs a tenant ID, not a real one.
+_ANY_PARTNER: Final = "00000000-0000-0000-0000-000000000000"
+
+
+def default_inbound_admits_clients(
+    default_policy: object, vendor_app_ids: Sequence[str]
+) -> bool | None:
+    """Do clients without a partner entry reach the vendor's apps through the default?
+
+    ``True``: every user reaches every vendor app; ``False``: nobody reaches at least one
+    of them; ``None``: only some users do, or it cannot be told (no policy, unknown
+    values) — which the classifier treats as "clients may rely on it and be cut off".
+    The reach rules are the posture evaluation's own (users x applications table).
+    """
+    if not default_policy:
+        return None
+    try:
+        parsed = parse_default_policy(default_policy)
+    except PolicyParseError:
+        return None
+    inbound = resolve_effective(parsed, None, _ANY_PARTNER).b2b_collaboration_inbound
+    apps: tuple[str | None, ...] = tuple(a.strip().lower() for a in vendor_app_ids) or (None,)
+    kinds = {reach_for_app(inbound, app).kind for app in apps}
+    if ReachKind.NOBODY in kinds:
+        return False
+    if kinds == {ReachKind.ALL}:
+        return True
+    return None
 
 
 # ------------------------------------------------------------ B2B state comparisons
@@ -191,6 +245,8 @@ def classify(
         return Severity.MEDIUM, reasons
 
     setting = change.setting
+    if event.kind in SYNC_KINDS:
+        return _classify_identity_sync(change, whom)
     if setting == "tenantId":
         return _classify_entry(change, client, whom, vendor_default_inbound_admits_clients)
     if event.kind is ChangeKind.PARTNER_DELETED:
@@ -398,6 +454,43 @@ def _classify_trust(change: CrossTenantChange, whom: str | None) -> tuple[Severi
     return Severity.MEDIUM, reasons
 
 
+def _sync_allowed(value: object) -> bool | None:
+    """``isSyncAllowed`` from a ``userSyncInbound`` value or a whole sync setting."""
+    if not isinstance(value, dict):
+        return None
+    inbound = value.get("userSyncInbound", value)
+    flag = inbound.get("isSyncAllowed") if isinstance(inbound, dict) else None
+    return flag if isinstance(flag, bool) else None
+
+
+def _classify_identity_sync(
+    change: CrossTenantChange, whom: str | None
+) -> tuple[Severity, list[str]]:
+    target = whom or f"tenant {change.partner_tenant_id}"
+    was, now = _sync_allowed(change.before), _sync_allowed(change.after)
+    if change.kind is ChangeKind.PARTNER_SYNC_DELETED:
+        return Severity.MEDIUM, [
+            f"The cross-tenant synchronization setting for {target} was deleted: that tenant "
+            "can no longer synchronize users into the vendor tenant; users it synchronized "
+            "before stay until someone removes them."
+        ]
+    if now is True and was is not True:
+        return Severity.HIGH, [
+            f"Cross-tenant synchronization inbound was allowed for {target}: its admins can "
+            "now create and update users in the vendor tenant through cross-tenant "
+            "synchronization, outside the vendor's invitation process.",
+            "Confirm the vendor agreed to this with the client; otherwise turn it off again.",
+        ]
+    if was is True and now is not True:
+        return Severity.MEDIUM, [
+            f"Cross-tenant synchronization inbound is no longer allowed for {target}: users "
+            "it synchronized stop being updated (they are not deleted)."
+        ]
+    return Severity.MEDIUM, [
+        f"The cross-tenant synchronization setting for {target} changed ({change.summary})."
+    ]
+
+
 def _classify_auto_redemption(
     change: CrossTenantChange, whom: str | None
 ) -> tuple[Severity, list[str]]:
@@ -435,6 +528,9 @@ _SETTING_PAGES: Final[dict[str, str]] = {
     "automaticUserConsentSettings": "Inbound access > Trust settings (and Outbound access > "
     "Trust settings), 'Automatically redeem invitations'",
     "tenantRestrictions": "Outbound access > Tenant restrictions",
+    "userSyncInbound": "Inbound access > Cross-tenant sync ('Allow users sync into this "
+    "tenant')",
+    "identitySynchronization": "Inbound access > Cross-tenant sync",
 }
 
 
@@ -446,8 +542,8 @@ def remediation_steps(
     """What an admin should check, and how to revert, in the Entra admin center."""
     if isinstance(change, UnknownAuditShape):
         return (
-            f"Open audit event {change.event_id or '(no id)'} in {AUDIT_LOG_PATH} and read "
-            "its modified properties.",
+            f"Open audit event {change.event_id or '(no id)'} in "
+            f"{audit_log_path(change.category)} and read its modified properties.",
             "Decide whether it changes what a registered client's users can reach; if so, "
             f"check {ENTRA_XTAP_PATH} for that tenant.",
             "Report the event shape to the xtap-watch maintainers so the decoder learns it.",
@@ -456,7 +552,7 @@ def remediation_steps(
     confirm = (
         f"Confirm with {event.who.display()} that the change in audit event {event.event_id}"
         + (f" at {event.time.isoformat()}" if event.time else "")
-        + f" was intended ({AUDIT_LOG_PATH})."
+        + f" was intended ({audit_log_path(event.category)})."
     )
     if event.kind is ChangeKind.MIGRATED:
         return (

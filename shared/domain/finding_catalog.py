@@ -145,7 +145,8 @@ CATALOG: Mapping[FindingCode, FindingSpec] = {
         ),
         FindingSpec(
             FindingCode.SIGNIN_TENANT_RESTRICTIONS_BLOCKED,
-            "Sign-ins fail with AADSTS5000211 (the client's tenant restrictions v2)",
+            "Sign-ins fail with AADSTS5000211 (tenant restrictions v2 on the users' device or "
+            "network)",
             Severity.MEDIUM,
         ),
         FindingSpec(

@@ -53,6 +53,8 @@ class AlertKind(StrEnum):
     DELIVERY_FAILING = "delivery_failing"
     POISON_MESSAGE = "poison_message"
     DIGEST = "digest"
+    # A log source xtap-watch reads (sign-in evidence, the audit log) is failing.
+    SOURCE_UNAVAILABLE = "source_unavailable"
 
 
 class CheckClient(Message):
@@ -66,6 +68,8 @@ class CheckClient(Message):
     # (one log query for all clients instead of one per client), keyed by AADSTS code.
     signin_counts: dict[str, int] = Field(default_factory=dict)
     signin_window_hours: int = 24
+    # Set when the sign-in evidence source failed for this sweep (the reason, in words).
+    signin_unavailable: str | None = Field(default=None, max_length=500)
 
 
 class ReinviteJobMessage(Message):

@@ -6,7 +6,11 @@ Three failure codes matter:
   outbound policy blocks the vendor: the client drifted;
 * ``500213`` *NotAllowedByInboundPolicyTenant* - the vendor's own inbound policy blocks the
   user: the vendor drifted;
-* ``5000211`` - tenant restrictions v2 on the user's device or network blocked it.
+* ``5000211`` - a tenant restrictions v2 policy, attached to the request by the device or
+  network the user signed in from, does not allow the vendor tenant. TRv2 governs
+  identities from *other* tenants on the policy owner's devices and networks, so for a
+  client's own users it usually means they were on a third party's network or device; it
+  is not evidence that the client's cross-tenant access settings changed.
 
 Records come in two shapes, both understood here: Graph ``signIn`` (``homeTenantId``,
 ``resourceTenantId``, ``status.errorCode`` as a number, ``createdDateTime``) and Log
@@ -266,6 +270,7 @@ class SigninEvidence:
     distinct_users: Mapping[int, int]
     significant: frozenset[int]  # codes whose counts met the threshold
     findings: tuple[Finding, ...]
+    unavailable: str | None = None  # the source failed this time: why (no counts at all)
 
     @property
     def suggests_client_drift(self) -> bool:
@@ -284,7 +289,7 @@ class SigninEvidence:
             "distinctUsers": {f"AADSTS{c}": n for c, n in sorted(self.distinct_users.items())},
             "significant": [f"AADSTS{c}" for c in sorted(self.significant)],
             "findings": [f.to_dict() for f in self.findings],
-        }
+        } | ({"unavailable": self.unavailable} if self.unavailable else {})
 
 
 def _window_text(start: datetime, end: datetime) -> str:
@@ -297,8 +302,9 @@ def _evidence_finding(code: int, failures: int, users: int, tenant: str, window:
     if code == OUTBOUND_BLOCKED:
         return make_finding(
             FindingCode.SIGNIN_CLIENT_OUTBOUND_BLOCKED,
-            f"{who} from tenant {tenant} failed with AADSTS500212 {window}: the client's "
-            "outbound cross-tenant access policy blocks the vendor.",
+            f"{who} from tenant {tenant} failed with AADSTS500212 {window}: suspected block "
+            "by the client's outbound cross-tenant access policy (AADSTS500212 names the "
+            "user's home tenant's outbound policy; read the client's policy to confirm).",
             "Ask the client's admin to follow the vendor's onboarding guide: in the Entra admin "
             "center > External Identities > Cross-tenant access settings > Organizational "
             "settings, add the vendor and allow outbound B2B collaboration for users and "
@@ -318,12 +324,16 @@ def _evidence_finding(code: int, failures: int, users: int, tenant: str, window:
     return make_finding(
         FindingCode.SIGNIN_TENANT_RESTRICTIONS_BLOCKED,
         f"{who} from tenant {tenant} failed with AADSTS5000211 {window}: a tenant "
-        "restrictions v2 policy on the user's device or network does not allow the vendor "
-        "tenant.",
-        "Ask the client's admin to allow the vendor tenant in tenant restrictions: "
-        "Cross-tenant access settings > Organizational settings > the vendor > Tenant "
-        "restrictions: allow the vendor's users, groups and applications (or the vendor tenant "
-        "as a whole); if the users sit on a third party's network, that network's admin must.",
+        "restrictions v2 policy, added to the request by the device or network the users "
+        "signed in from, does not allow the vendor tenant. TRv2 governs identities from "
+        "other tenants on its owner's devices and networks, so these users were most likely "
+        "on a third party's network or managed device (a contractor or outsourcer); this is "
+        "not evidence that the client's cross-tenant access settings changed.",
+        "Find where the users signed in from (the failed sign-ins' location and device "
+        "details) and ask that network's or device's owner to allow the vendor tenant in "
+        "its tenant restrictions: Cross-tenant access settings > Organizational settings > "
+        "the vendor > Tenant restrictions (or the default's). Nothing changes in the "
+        "client's outbound or the vendor's inbound settings.",
         facts=facts,
     )
 
@@ -369,12 +379,35 @@ def significant_evidence(
     return result
 
 
-def combine(result: PostureResult, evidence: SigninEvidence | None) -> PostureResult:
+def combine(
+    result: PostureResult, evidence: SigninEvidence | None, *, unavailable: str | None = None
+) -> PostureResult:
     """Put sign-in evidence beside the policy verdict; the verdict itself never changes.
 
     When the verdict is UNKNOWN (typically: no consent) a burst of 500212 adds the
     CLIENT_SUSPECTED_DRIFT finding, which the alert state machine treats as drift.
+    ``unavailable``: the evidence source failed this sweep (why); the record says so
+    instead of pretending there were no failures.
     """
+    if unavailable:
+        window_start = evidence.window_start if evidence else None
+        window_end = evidence.window_end if evidence else None
+        empty = SigninEvidence(
+            home_tenant_id=evidence.home_tenant_id if evidence else "",
+            window_start=window_start or datetime.min,
+            window_end=window_end or datetime.min,
+            counts={},
+            distinct_users={},
+            significant=frozenset(),
+            findings=(),
+            unavailable=unavailable,
+        )
+        return with_findings(
+            result,
+            (),
+            evidence=empty,
+            explanation=(*result.explanation, f"Sign-in evidence unavailable: {unavailable}"),
+        )
     if evidence is None:
         return result
     extra: list[Finding] = list(evidence.findings)
@@ -387,8 +420,8 @@ def combine(result: PostureResult, evidence: SigninEvidence | None) -> PostureRe
                 make_finding(
                     FindingCode.CLIENT_SUSPECTED_DRIFT,
                     f"The client's policy could not be read, and {n} sign-ins from tenant "
-                    f"{evidence.home_tenant_id} failed with AADSTS500212 {window}: the client "
-                    "has most likely blocked the vendor in its outbound settings.",
+                    f"{evidence.home_tenant_id} failed with AADSTS500212 {window}: suspected "
+                    "block of the vendor in the client's outbound settings.",
                     "Contact the client's admin with the vendor's onboarding guide (allow "
                     "outbound B2B collaboration to the vendor for users and external "
                     "applications) and ask for admin consent to the read-only app so the "

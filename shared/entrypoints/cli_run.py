@@ -36,13 +36,15 @@ def _check(args: argparse.Namespace) -> int:
 
     async def use(app: Any) -> dict[str, Any] | None:
         now = datetime.now(UTC)
-        counts = await app.signin_source().failure_counts(now, app.settings.signin_window_hours)
+        # Evidence is a signal: a failing source is said on the record, never an error here.
+        evidence = await app.signin_source().read(now, app.settings.signin_window_hours)
         message = CheckClient(
             tenant_id=tenant,
             sweep_id="cli",
             requested_at=now,
-            signin_counts=counts.get(tenant, {}),
+            signin_counts=evidence.counts.get(tenant, {}),
             signin_window_hours=app.settings.signin_window_hours,
+            signin_unavailable=evidence.unavailable,
         )
         outcome = await check_client(app, message, now, final_attempt=True)
         if outcome.skipped:

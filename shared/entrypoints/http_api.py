@@ -466,13 +466,17 @@ async def _dispatch(
 
 def _outage(exc: Exception) -> ApiResponse:
     """Graph and storage failures, and refusals raised by the services."""
-    from shared.adapters.graph import GraphError
+    from shared.adapters.graph import BAD_SHAPE, GraphError
     from shared.services.reinvites import ReinviteRefused
 
     if isinstance(exc, ReinviteRefused):
         return _error(exc.status, exc.code, exc.message, field=exc.field)
     if isinstance(exc, GraphError):
         log.warning("Graph failure behind the API: %s", exc)
+        if exc.code == BAD_SHAPE:  # an answer that is not Graph's: a bad gateway, not "busy"
+            return _error(
+                502, "graph_bad_answer", "Microsoft Graph answered in an unexpected shape"
+            )
         if exc.transient:
             retry = str(int(exc.retry_after or 5))
             return _error(

@@ -205,6 +205,13 @@ KIND_PRESENTATION: dict[AlertKind, KindPresentation] = {
         None,
         "",
     ),
+    AlertKind.SOURCE_UNAVAILABLE: KindPresentation(
+        "Log source failing",
+        "A log that xtap-watch reads is failing, so part of its watch is blind until it "
+        "is fixed. The steps below name the cause and the fix.",
+        None,
+        "",
+    ),
     AlertKind.POISON_MESSAGE: KindPresentation(
         "Poison message",
         "A queue message failed every attempt and was moved to the poison queue. "

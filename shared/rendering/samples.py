@@ -363,6 +363,20 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
             created_at=_at(1),
             source="poison",
         ),
+        AlertKind.SOURCE_UNAVAILABLE: AlertRecord(
+            dedup_key="source:signin_evidence:non_premium_tenant:20261123T090000",
+            kind=AlertKind.SOURCE_UNAVAILABLE,
+            severity=Severity.MEDIUM,
+            title="Sign-in evidence unavailable: Entra ID P1/P2 licence missing",
+            summary="Graph refused the vendor tenant's sign-in logs: the tenant has no "
+            "Microsoft Entra ID P1 or P2 licence.",
+            facts={"Source": "Sign-in evidence", "Cause": "non_premium_tenant",
+                   "Error": "403 Authentication_RequestFromNonPremiumTenantOrB2CTenant"},
+            remediation_steps=("License the vendor tenant with Entra ID P1, or set "
+                               "XTAP_SIGNIN_SOURCE to log_analytics or none.",),
+            created_at=_at(1),
+            source="posture",
+        ),
     }
     many = [
         AlertRecord(

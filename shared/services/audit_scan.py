@@ -5,7 +5,12 @@ repeated in full by the next run; its alerts carry the same de-duplication keys
 (``audit:{event id}:{index}``), so delivery posts each change once.
 
 Late events: each scan reads from the previous scan's end minus an overlap window and
-skips event IDs it already alerted (kept in the cursor document for twice the overlap).
+skips event IDs it already alerted (kept in the seen-events table for twice the overlap).
+The Log Analytics source bounds the window by *ingestion* time, so a row that reached the
+workspace late is read by the first scan after it arrived (see ``audit_source``).
+
+A scan that cannot read its source (403, garbage, no table) does not move the cursor and
+tells the admins once per episode (``source_health``); the first good scan reads the gap.
 """
 
 from __future__ import annotations
@@ -15,10 +20,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.config import QUEUE_ALERTS
+from shared.adapters.audit_source import (
+    AuditSource,
+    GraphAuditSource,
+    LogAnalyticsAuditSource,
+)
+from shared.adapters.graph import GraphError
+from shared.adapters.policy_reader import DEFAULT_PATH
+from shared.adapters.repositories import ClientRegistry, cursor_store
+from shared.config import QUEUE_ALERTS, TABLE_SEEN_EVENTS
+from shared.domain.audit import UnknownAuditShape, decode_audit_records
+from shared.domain.audit_severity import (
+    classify,
+    default_inbound_admits_clients,
+    to_alert_record,
+)
+from shared.domain.source_health import SourceKind
+from shared.rendering.digest import collapse
+from shared.services.source_health import report_source
 
 if TYPE_CHECKING:
-    from shared.adapters.audit_source import AuditSource
     from shared.bootstrap import App
 
 log = logging.getLogger(__name__)
@@ -36,6 +57,8 @@ class ScanOutcome:
     changes: int = 0
     unknown: int = 0
     alerts: list[str] = field(default_factory=list)
+    failed: str | None = None  # the source could not be read: why (the cursor stayed)
+    partial: str | None = None  # the source answered in part: the cursor moved that far
 
 
 def _event_id(record: dict[str, Any]) -> str | None:
@@ -49,8 +72,6 @@ def _row_key(event_id: str) -> str:
 
 
 async def _seen_ids(app: App) -> set[str]:
-    from shared.config import TABLE_SEEN_EVENTS
-
     rows = await app.tables.query(
         TABLE_SEEN_EVENTS, "PartitionKey eq @p", {"p": "audit"}, select=["RowKey"]
     )
@@ -61,8 +82,6 @@ async def _remember(
     app: App, records: list[dict[str, Any]], now: datetime, horizon: datetime
 ) -> None:
     """Record alerted event IDs; forget those older than the overlap can re-read."""
-    from shared.config import TABLE_SEEN_EVENTS
-
     for record in records:
         event_id = _event_id(record)
         if event_id:
@@ -81,35 +100,27 @@ async def _remember(
 
 
 def audit_source(app: App) -> AuditSource:
-    from shared.adapters.audit_source import GraphAuditSource, LogAnalyticsAuditSource
-
     if app.settings.audit_source == "log_analytics":
         return LogAnalyticsAuditSource(
             app.logs_client(), app.settings.log_analytics_workspace_id or ""
         )
-    source = app.extras.get("graph_audit_source")
-    if source is None:  # one limiter per process: the throttle is per app per tenant
+    source: AuditSource | None = app.extras.get("graph_audit_source")
+    if source is None:  # the reports budget is per app per tenant (shared with sign-ins)
         source = app.extras["graph_audit_source"] = GraphAuditSource(app.graph.vendor())
-    return source  # type: ignore[no-any-return]
+    return source
 
 
-def default_inbound_admits_everyone(default_policy: dict[str, Any] | None) -> bool | None:
-    """Whether clients without a partner entry get in through the vendor's default."""
-    if not default_policy:
+async def _vendor_default_admits(app: App) -> bool | None:
+    """Whether clients reach the vendor's apps through its default inbound (None: unsure)."""
+    try:
+        default = await app.graph.vendor().get_json(DEFAULT_PATH)
+    except GraphError as exc:  # the alert matters more than this refinement
+        log.warning("vendor default policy not read for classification: %s", exc)
         return None
-    inbound = default_policy.get("b2bCollaborationInbound") or {}
-    users = inbound.get("usersAndGroups") or {}
-    targets = {str(t.get("target")) for t in users.get("targets") or []}
-    return users.get("accessType") == "allowed" and "AllUsers" in targets
+    return default_inbound_admits_clients(default, app.settings.vendor_app_ids)
 
 
-async def scan_audit(app: App, now: datetime, *, crash_before_cursor: bool = False) -> ScanOutcome:
-    from shared.adapters.policy_reader import DEFAULT_PATH
-    from shared.adapters.repositories import ClientRegistry, cursor_store
-    from shared.domain.audit import UnknownAuditShape, decode_audit_records
-    from shared.domain.audit_severity import classify, to_alert_record
-    from shared.rendering.digest import collapse
-
+async def scan_audit(app: App, now: datetime) -> ScanOutcome:
     settings = app.settings
     overlap = timedelta(minutes=settings.audit_overlap_minutes)
     store = cursor_store(app.tables)
@@ -119,19 +130,24 @@ async def scan_audit(app: App, now: datetime, *, crash_before_cursor: bool = Fal
     since = (scanned_to - overlap) if scanned_to else (now - FIRST_SCAN_LOOKBACK)
     seen = await _seen_ids(app)
 
-    records = await audit_source(app).fetch(since, now)
+    read = await audit_source(app).read(since, now)
+    if read.failed or read.complete_until is None:
+        reason = read.problem.reason if read.problem else "the audit source failed"
+        await report_source(app, SourceKind.AUDIT_LOG, read.problem, now)
+        log.error("audit scan %s..%s failed: %s", since.isoformat(), now.isoformat(), reason)
+        return ScanOutcome(since=since, until=now, failed=reason)
+    records = read.records
     fresh = [r for r in records if _row_key(_event_id(r) or "") not in seen or not _event_id(r)]
-    outcome = ScanOutcome(since=since, until=now, events=len(records), new_events=len(fresh))
+    outcome = ScanOutcome(
+        since=since,
+        until=read.complete_until,
+        events=len(records),
+        new_events=len(fresh),
+        partial=read.problem.reason if read.problem else None,
+    )
 
     clients = {c.tenant_id: c for c in await ClientRegistry(app.tables).list()}
-    admits: bool | None = None
-    if fresh:
-        try:
-            admits = default_inbound_admits_everyone(
-                await app.graph.vendor().get_json(DEFAULT_PATH)
-            )
-        except Exception as exc:  # the alert matters more than this refinement
-            log.warning("vendor default policy not read for classification: %s", exc)
+    admits = await _vendor_default_admits(app) if fresh else None
 
     batch = decode_audit_records(fresh)
     alerts = []
@@ -154,15 +170,13 @@ async def scan_audit(app: App, now: datetime, *, crash_before_cursor: bool = Fal
         await app.queues.send(QUEUE_ALERTS, alert.fitted())
         outcome.alerts.append(alert.dedup_key)
 
-    if crash_before_cursor:  # used by crash tests to simulate dying right here
-        raise SystemExit("simulated crash between enqueue and cursor move")
-
     await _remember(app, fresh, now, horizon=now - 2 * overlap)
-    await store.put(CURSOR_KEY, {"scanned_to": now.isoformat()}, etag)
+    await store.put(CURSOR_KEY, {"scanned_to": read.complete_until.isoformat()}, etag)
+    await report_source(app, SourceKind.AUDIT_LOG, read.problem, now)
     log.info(
         "audit scan %s..%s: %d events, %d new, %d changes, %d unknown, %d alerts",
         since.isoformat(),
-        now.isoformat(),
+        read.complete_until.isoformat(),
         outcome.events,
         outcome.new_events,
         outcome.changes,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
 from shared.domain.clients import ClientRecord, ConsentStatus
 from shared.domain.messages import CheckClient
+from shared.services.source_health import read_signin_evidence
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -50,7 +51,8 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
 
     settings = app.settings
     clients = await ClientRegistry(app.tables).list()
-    counts = await app.signin_source().failure_counts(now, settings.signin_window_hours)
+    evidence = await read_signin_evidence(app, now)  # never raises: evidence is a signal
+    counts = evidence.counts
     sweep_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     limiter = asyncio.Semaphore(32)
 
@@ -61,6 +63,7 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
             requested_at=now,
             signin_counts=counts.get(client.tenant_id, {}),
             signin_window_hours=settings.signin_window_hours,
+            signin_unavailable=evidence.unavailable,
         )
         async with limiter:
             await app.queues.send(QUEUE_CHECK_CLIENT, message)
@@ -207,7 +210,7 @@ async def check_client(
     evidence = build_evidence(
         counts, client.tenant_id, EvidenceThreshold(min_failures=settings.signin_threshold)
     )
-    result = combine(result, evidence)
+    result = combine(result, evidence, unavailable=message.signin_unavailable)
 
     ctx = AlertContext(settings.vendor_name, settings.entra_portal_url, settings.docs_base_url)
     store = alert_state_store(app.tables)

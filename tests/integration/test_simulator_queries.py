@@ -238,7 +238,7 @@ def test_kql_operators():
             "SigninLogs | where NoSuchColumn == 'x'",
             "Failed to resolve scalar expression named 'NoSuchColumn'",
         ),
-        ("NoSuchTable | take 1", "Failed to resolve table expression"),
+        ("NoSuchTable | take 1", "Failed to resolve table or column expression"),
         ("SigninLogs | summarize count() by bin(TimeGenerated, 1h)", "not supported"),
         ("SigninLogs | where ResultType matches regex '5.*'", "Unsupported operator"),
         ("let x = 1; SigninLogs", "not supported"),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from devtools.local_env import VENDOR_TENANT_ID, load_demo_scenario, seed_registry
+from tests.integration.app_helpers import with_app
 
 pytestmark = pytest.mark.integration
 
@@ -18,17 +19,6 @@ MI_CLIENT_ID = "e2d7b4a9-3c16-4a8f-b5e0-7f9c2d1a6b38"
 MI_HEADER = "sim-identity-header"
 
 
-async def _with_app(use: Any) -> Any:
-    from shared.bootstrap import build_app
-    from shared.config import load_settings
-
-    app = build_app(load_settings())
-    await app.ensure_storage()
-    try:
-        return await use(app)
-    finally:
-        await app.close()
-
 
 def test_log_analytics_signin_source_counts_500212_per_home_tenant(app_env, monkeypatch):
     monkeypatch.setenv("XTAP_SIGNIN_SOURCE", "log_analytics")
@@ -36,7 +26,7 @@ def test_log_analytics_signin_source_counts_500212_per_home_tenant(app_env, monk
     async def use(app: Any) -> Any:
         return await app.signin_source().failure_counts(datetime.now(UTC), 24)
 
-    counts = asyncio.run(_with_app(use))
+    counts = asyncio.run(with_app(use))
     assert counts[TAILSPIN]["500212"] >= 3
 
 
@@ -44,9 +34,9 @@ def test_graph_and_log_analytics_signin_sources_agree(app_env, monkeypatch):
     async def use(app: Any) -> Any:
         return await app.signin_source().failure_counts(datetime.now(UTC), 24)
 
-    from_graph = asyncio.run(_with_app(use))
+    from_graph = asyncio.run(with_app(use))
     monkeypatch.setenv("XTAP_SIGNIN_SOURCE", "log_analytics")
-    from_logs = asyncio.run(_with_app(use))
+    from_logs = asyncio.run(with_app(use))
     assert from_graph == from_logs
 
 
@@ -70,7 +60,7 @@ def test_log_analytics_audit_source_feeds_the_same_scanner(app_env, demo_sim, mo
         outcome = await scan_audit(app, datetime.now(UTC))
         return outcome, await app.queues.peek_all(QUEUE_ALERTS)
 
-    outcome, queued = asyncio.run(_with_app(use))
+    outcome, queued = asyncio.run(with_app(use))
     assert outcome.changes >= 1
     assert any("automaticUserConsentSettings" in m or "redeem" in m.lower() for m in queued)
 
@@ -96,7 +86,7 @@ def test_managed_identity_and_federated_reader_credentials_read_policies(
         pair = await read_policy_pair(app.graph.client_tenant(CONTOSO), VENDOR_TENANT_ID)
         return vendor_default, pair
 
-    vendor_default, pair = asyncio.run(_with_app(use))
+    vendor_default, pair = asyncio.run(with_app(use))
     assert "b2bCollaborationInbound" in vendor_default
     assert "b2bCollaborationOutbound" in pair.default
     tokens = demo_sim.control.requests(path_contains="/oauth2/v2.0/token")
@@ -127,7 +117,7 @@ def test_audit_scan_keeps_to_the_5_per_10_seconds_throttle(app_env, demo_sim):
             records = await source.fetch(now - timedelta(hours=1), now)
             return records, source.requests
 
-        records, requests = asyncio.run(_with_app(use))
+        records, requests = asyncio.run(with_app(use))
     finally:
         control.clear_throttles()
     assert len(records) >= 30

@@ -549,8 +549,9 @@ def test_sample_file_every_activity_in_order() -> None:
         ChangeKind.DEFAULT_RESET,
         ChangeKind.MIGRATED,
         ChangeKind.PARTNER_UPDATED,
+        ChangeKind.PARTNER_SYNC_UPDATED,
     ]
-    assert len(batch.unknown) == 2
+    assert len(batch.unknown) == 1
 
 
 # -------------------------------------------------------------- unknown shapes
@@ -588,7 +589,7 @@ def test_unparseable_value_is_kept_raw_for_review() -> None:
     [
         (
             lambda r: r.update(
-                activityDisplayName="Update a partner cross-tenant identity sync setting"
+                activityDisplayName="Update a partner cross-tenant hologram setting"
             ),
             "unknown activity",
         ),
@@ -749,7 +750,7 @@ PROPERTIES = st.fixed_dictionaries(
 )
 ACTIVITIES = st.sampled_from(
     [name for name, *_ in __import__("shared.domain.audit", fromlist=["_ACTIVITIES"])._ACTIVITIES]
-    + ["Update a partner cross-tenant identity sync setting", "Add member to group"]
+    + ["Update a partner cross-tenant hologram setting", "Add member to group"]
 )
 CATEGORIES = st.sampled_from(
     ["CrossTenantAccessSettings", "CrossTenantIdentitySyncSettings", "UserManagement"]

@@ -521,7 +521,7 @@ def test_sample_file_severities() -> None:
         ("08", "storageModel", Severity.INFO),  # migration
         ("09", "b2bCollaborationInbound", Severity.HIGH),  # PascalCase, numeric, trailing period
         ("11", None, Severity.REVIEW),  # unparseable value
-        ("12", None, Severity.REVIEW),  # unknown activity
+        ("12", "userSyncInbound", Severity.HIGH),  # Fabrikam may now sync users in
     ]
 
 

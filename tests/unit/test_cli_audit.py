@@ -94,7 +94,11 @@ def test_explains_every_relevant_change_in_the_graph_sample() -> None:
     assert by_setting[("06", "inboundTrust")]["severity"] == "high"
     assert by_setting[("08", "storageModel")]["severity"] == "info"
     review = [line for line in out if line["severity"] == "review"]
-    assert len(review) == 2 and all(line["raw"]["id"] == line["id"] for line in review)
+    assert len(review) == 1 and all(line["raw"]["id"] == line["id"] for line in review)
+    sync = by_setting[("12", "userSyncInbound")]
+    assert sync["activity"] == "Update a partner cross-tenant identity sync setting"
+    assert (sync["partnerTenantId"], sync["severity"]) == (FABRIKAM, "high")
+    assert (sync["before"], sync["after"]) == ("sync allowed off", "sync allowed on")
     assert all(line["setting"] is None and line["problems"] for line in review)
 
 
@@ -145,7 +149,7 @@ def test_log_analytics_export_rows_and_query_tables(tmp_path: Path) -> None:
 def test_stats_go_to_stderr_only() -> None:
     result = run(str(GRAPH_SAMPLE), "--stats")
     assert len(lines(result)) == 12
-    assert result.stderr.strip() == "12 events: 12 changes explained (2 to review), 1 not relevant"
+    assert result.stderr.strip() == "12 events: 12 changes explained (1 to review), 1 not relevant"
 
 
 def test_a_file_with_no_relevant_events_prints_nothing() -> None:
