@@ -253,36 +253,28 @@ def test_fault_audit_log_unreadable(front, doctor_env):
 
 
 def test_fault_audit_table_missing_in_log_analytics(front, doctor_env, monkeypatch):
-    from sim.loganalytics import la_error
-
+    # The simulator's workspace without the table answers as Log Analytics does (SEM0100).
     monkeypatch.setenv("XTAP_AUDIT_SOURCE", "log_analytics")
-    body = la_error(
-        400,
-        "BadArgumentError",
-        "'take' operator: Failed to resolve table or column expression named 'AuditLogs'",
-        "SemanticError",
-    )
-    doctor_env.control.add_fault("/loganalytics/v1/workspaces/", status=400, body=body)
-    report = doctor(send=False)
+    doctor_env.control.set_tenant_flags(VENDOR_TENANT_ID, logAnalyticsTables=["SigninLogs"])
+    try:
+        report = doctor(send=False)
+    finally:
+        doctor_env.control.set_tenant_flags(
+            VENDOR_TENANT_ID, logAnalyticsTables=["SigninLogs", "AuditLogs"]
+        )
     assert failing(report) == ["audit-log"]
     assert "no AuditLogs table" in report.line("audit-log").detail
     assert "--entra-diagnostics" in report.line("audit-log").fix
 
 
 def test_fault_signin_source_without_p1(front, doctor_env):
-    body = {
-        "error": {
-            "code": "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
-            "message": "Neither tenant is B2C or tenant doesn't have premium license",
-            "innerError": {
-                "date": "2026-11-30T10:00:00",
-                "request-id": "r",
-                "client-request-id": "c",
-            },
-        }
-    }
-    doctor_env.control.add_fault("/auditLogs/signIns", status=403, body=body)
-    report = doctor(send=False)
+    # The simulator's non-premium vendor tenant: Graph sign-ins answer 403
+    # Authentication_RequestFromNonPremiumTenantOrB2CTenant.
+    doctor_env.control.set_tenant_flags(VENDOR_TENANT_ID, premiumLicensed=False)
+    try:
+        report = doctor(send=False)
+    finally:
+        doctor_env.control.set_tenant_flags(VENDOR_TENANT_ID, premiumLicensed=True)
     assert failing(report) == ["signin-source"]
     assert "P1 or P2" in report.line("signin-source").detail
 
