@@ -250,14 +250,20 @@ def teams_line(status: int | None, error: str | None) -> CheckLine:
         return warn(
             name,
             "the flow accepted the test card (202) but cannot confirm it was posted",
-            'make the flow answer 200 only after "Post card in a chat or channel" succeeded'
-            ' (a "Respond to a webhook request" action) so failed posts become visible; until'
+            "build the confirming flow of docs/teams-workflow.md (it answers 200 only after"
+            ' "Post card in a chat or channel" succeeded) so failed posts become visible; until'
             " then check the flow's run history",
         )
     if status is not None and status < 300:
         return warn(name, f"the flow answered {status}; 200 confirms, 202 accepts", "")
     if status == 429:
         return warn(name, "the flow throttled the test card (429)", "run the doctor again later")
+    if status == 502:
+        return fail(
+            name,
+            "the confirming flow ran but could not post the test card (502)",
+            "open the flow's run history in Teams Workflows: the post action names the error",
+        )
     detail = f"the flow answered {status}" if status else "the flow could not be reached"
     if error:
         detail += f": {error[:160]}"

@@ -135,8 +135,8 @@ def test_doctor_passes_against_the_demo_stack(front, doctor_env, capsys):
         "audit-log": Status.OK,
         "signin-source": Status.OK,
         "mail": Status.OK,
-        # A plain Workflows trigger: 202, accepted but unconfirmed.
-        "teams": Status.WARN,
+        # The confirming flow of docs/teams-workflow.md: 200 after the card was posted.
+        "teams": Status.OK,
         "easy-auth": Status.OK,
         "client-reader": Status.OK,
     }
@@ -290,6 +290,18 @@ def test_fault_mailbox_not_in_exchange_scope(front, doctor_env):
     report = doctor()
     assert failing(report) == ["mail"]
     assert "--exchange-mail-send" in report.line("mail").fix
+
+
+def test_plain_workflows_trigger_is_accepted_but_unconfirmed(front, doctor_env):
+    doctor_env.control.set_webhook_flow("admins", "accepting")
+    try:
+        report = doctor()
+    finally:
+        doctor_env.control.set_webhook_flow("admins", "confirming")
+    assert report.healthy
+    line = report.line("teams")
+    assert line.status is Status.WARN and "(202)" in line.detail
+    assert "docs/teams-workflow.md" in line.fix
 
 
 def test_fault_teams_flow_gone(front, doctor_env):
