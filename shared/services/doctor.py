@@ -491,12 +491,12 @@ async def _teams(app: App, env: Mapping[str, str], send: bool) -> CheckLine:
         return skip(name, "no test card posted from here; `xtap-watch doctor` posts one")
     client = TeamsWebhookClient(app.settings.tls_ca_file, attempts=1)
     try:
-        status = await client.post(url, json.dumps(TEST_CARD).encode())
+        receipt = await client.post(url, json.dumps(TEST_CARD).encode())
     except DeliveryError as exc:
         return teams_line(exc.status, str(exc))
     finally:
         await client.close()
-    return teams_line(status, None)
+    return teams_line(receipt.status, None)
 
 
 # ------------------------------------------------------------------------------ front door
