@@ -18,6 +18,10 @@ Azure CLI (``az``), signed in to the vendor tenant with ``az login``.
   --exchange-mail-send      scope Mail.Send to the sender mailbox with Exchange Online RBAC for
                             Applications (writes a PowerShell script; runs it when pwsh is found)
   --assign-support-role ID  give a user or group (object ID) the Reinvite.Request app role
+  --assign-guest-inviter    give the managed identity the Guest Inviter directory role, so
+                            re-invites work while guest invitations are restricted to admins
+                            (allowInvitesFrom = adminsAndGuestInviters; needs Privileged Role
+                            Administrator)
   --dry-run                 print the write calls instead of making them
 
 Values come from the azd environment (``azd env get-values``, the outputs of infra/main.bicep)
@@ -56,6 +60,8 @@ DEFAULT_GRAPH_APP_ROLES = (
     "User.ReadWrite.All",
 )
 SUPPORT_APP_ROLE = "Reinvite.Request"
+# Guest Inviter: the built-in Entra role's template ID, the same in every tenant.
+GUEST_INVITER_ROLE_ID = "95e79109-95c0-4d8e-aee3-d01accf2d47b"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 # Graph's answers while a just-created service principal has not reached every replica
@@ -455,6 +461,26 @@ def assign_support_role(ctx: Context, principal: str) -> None:
         raise ScriptError(f"assigning the role failed: {done.error}")
 
 
+# ------------------------------------------------------------------------------ guest inviter
+def assign_guest_inviter(ctx: Context) -> None:
+    """Graph invitation-post: app-only invitations do not work while invitations are restricted
+    to administrators; the Guest Inviter role makes the identity one of them (least privilege).
+    """
+    principal_id = ctx.need("MANAGED_IDENTITY_PRINCIPAL_ID")
+    print(f"Assigning the Guest Inviter directory role to {principal_id}")
+    done = ctx.az.write(
+        "POST",
+        f"{GRAPH}/roleManagement/directory/roleAssignments",
+        {
+            "principalId": principal_id,
+            "roleDefinitionId": GUEST_INVITER_ROLE_ID,
+            "directoryScopeId": "/",
+        },
+    )
+    if not done.ok and "already exists" not in done.error.lower():
+        raise ScriptError(f"assigning Guest Inviter failed: {done.error}")
+
+
 # ------------------------------------------------------------------------------ main
 def postprovision(ctx: Context) -> int:
     """After every `azd provision`: grant what the template deferred, then report."""
@@ -502,6 +528,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--entra-diagnostics", action="store_true")
     parser.add_argument("--exchange-mail-send", action="store_true")
     parser.add_argument("--assign-support-role", metavar="OBJECT_ID")
+    parser.add_argument("--assign-guest-inviter", action="store_true")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     actions = (
@@ -511,6 +538,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         args.entra_diagnostics,
         args.exchange_mail_send,
         bool(args.assign_support_role),
+        args.assign_guest_inviter,
     )
     if not any(actions):
         parser.print_usage(sys.stderr)
@@ -530,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not signed_in(ctx):
                 return 2
             check_or_grant_graph_roles(ctx, grant=args.grant_missing)
+        if args.assign_guest_inviter:
+            assign_guest_inviter(ctx)
         if args.check:
             check_entra_diagnostics(ctx)
         if args.entra_diagnostics:

@@ -77,6 +77,8 @@ if method == "GET" and "/servicePrincipals/" in uri:
     answer({"id": "api-sp", "appRoles": [role]})
 if method == "POST" and uri.endswith("/appRoleAssignedTo"):
     answer({})
+if method == "POST" and uri.endswith("/roleManagement/directory/roleAssignments"):
+    answer({"id": "role-assignment"})
 answer(code=2, error="fake az: unexpected request " + method + " " + uri)
 '''
 
@@ -394,6 +396,20 @@ def test_assign_support_role_to_a_group_warns_about_p1(run_script):
     assert "servicePrincipals/api-sp/appRoleAssignedTo" in done.stdout
     assert "abababab-0000-0000-0000-000000000001" in done.stdout
     assert "needs Microsoft Entra ID P1 or P2" in done.stdout
+
+
+def test_assign_guest_inviter_gives_the_identity_the_directory_role(run_script):
+    done, calls, _ = run_script("--assign-guest-inviter", state=_state([]))
+    assert done.returncode == 0, done.stderr
+    (post,) = _writes(calls, "POST")
+    assert post[post.index("--uri") + 1] == (
+        "https://graph.microsoft.com/v1.0/roleManagement/directory/roleAssignments"
+    )
+    assert json.loads(post[post.index("--body") + 1]) == {
+        "principalId": MI_PRINCIPAL,
+        "roleDefinitionId": "95e79109-95c0-4d8e-aee3-d01accf2d47b",
+        "directoryScopeId": "/",
+    }
 
 
 def test_script_refuses_without_an_action(run_script):
