@@ -363,8 +363,8 @@ def test_outputs_named_like_settings_are_settings() -> None:
 def test_support_role_matches_the_api_role_setting() -> None:
     api_role_default = next(s.default for s in config.SETTINGS if s.name == "XTAP_API_ROLE")
     assert variable(MAIN, "supportAppRole") == api_role_default
-    (role,) = resource(ENTRA_APPS, "apiApp")["appRoles"]
-    assert role["value"] == "supportAppRole"
+    roles = resource(ENTRA_APPS, "apiApp")["appRoles"]
+    (role,) = [r for r in roles if r["value"] == "supportAppRole"]
     assert role["allowedMemberTypes"] == ["User"]
     assert f'SUPPORT_APP_ROLE = "{api_role_default}"' in GRANT_SCRIPT.read_text()
 
