@@ -53,6 +53,9 @@ async def check_client(msg: func.QueueMessage) -> None:
 async def deliver_alert(msg: func.QueueMessage) -> None:
     await triggers.deliver_alert(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)
 
+
+from shared.entrypoints.bp_doctor import bp as doctor_bp  # noqa: E402
 from shared.entrypoints.bp_guests import bp as guests_bp  # noqa: E402
 
 app.register_functions(guests_bp)
+app.register_functions(doctor_bp)

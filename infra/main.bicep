@@ -7,10 +7,12 @@
 //   ├─ Key Vault (RBAC, purge protection)  the Teams webhook URL
 //   ├─ Flex Consumption plan + Function App (Python), Easy Auth in front of the HTTP API
 //   └─ role assignments (roles.bicep)
-//   Microsoft Entra (graph/graph-permissions.bicep, Microsoft Graph Bicep extension)
-//   ├─ Graph application permissions for the managed identity
+//   Microsoft Entra (graph/, Microsoft Graph Bicep extension; public cloud only)
 //   ├─ multi-tenant read-only client reader app, the managed identity as its credential
-//   └─ support API app registration with the Reinvite.Request app role
+//   ├─ support API app registration: Reinvite.Request role, user_impersonation scope for the
+//   │  Azure CLI, the managed identity as App Service Authentication's credential
+//   └─ Graph application permissions for the managed identity (graph-grants.bicep, last,
+//      behind GRANT_GRAPH_APP_ROLES)
 //
 // Every parameter is documented in docs/deploy.md. Resources are declared directly (no
 // registry modules) so `checkov -d infra --skip-download` sees all of them offline.
@@ -23,8 +25,44 @@ targetScope = 'subscription'
 @description('Name of the azd environment; also derives the unique suffix of every resource name.')
 param environmentName string
 
-@minLength(1)
-@description('Azure region for all resources. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+// Regions offering the Flex Consumption plan, as listed by Microsoft's own Flex Consumption azd
+// templates (Azure-Samples/functions-quickstart-python-http-azd, remote-mcp-functions-python),
+// without the eastus2euap canary region. `az functionapp list-flexconsumption-locations` is the
+// live list; azd offers only these in its region prompt.
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@description('Azure region for all resources; one that offers the Flex Consumption plan.')
 @metadata({
   azd: {
     type: 'location'
@@ -61,12 +99,6 @@ param auditSource string = 'graph'
 ])
 @description('Where sign-in failure evidence comes from (XTAP_SIGNIN_SOURCE).')
 param signinSource string = 'graph'
-
-@description('Microsoft Graph base URL (XTAP_GRAPH_BASE_URL); change only for a national cloud.')
-param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
-
-@description('Log Analytics query endpoint (XTAP_LOG_ANALYTICS_ENDPOINT); change only for a national cloud.')
-param logAnalyticsEndpoint string = 'https://api.loganalytics.io'
 
 @minValue(30)
 @maxValue(730)
@@ -141,6 +173,13 @@ param accessReviewReviewers string = ''
 @description('Grant User.ReadWrite.All to the identity: Microsoft Graph\'s documented minimum for resetting a guest\'s redemption (re-invites).')
 param grantResetRedemption bool = true
 
+// ----------------------------------------------------------------------------- Graph grants
+@description('Grant the identity its Microsoft Graph application permissions (needs Privileged Role Administrator). False: everything else deploys; a Privileged Role Administrator runs the grant script later.')
+param grantGraphAppRoles bool = true
+
+@description('The managed identity principal ID azd recorded at the previous provision (MANAGED_IDENTITY_PRINCIPAL_ID, empty the first time); decides whether this run may grant in the template or leaves it to the post-provision hook.')
+param previousManagedIdentityPrincipalId string = ''
+
 // ----------------------------------------------------------------------------- identity
 @description('Where the client admin-consent link returns (XTAP_ADMIN_CONSENT_REDIRECT_URI); registered on the reader app.')
 param adminConsentRedirectUri string = 'https://entra.microsoft.com'
@@ -152,16 +191,19 @@ param clientReaderDisplayName string = 'xtap-watch cross-tenant policy reader'
 param supportPrincipalId string = ''
 
 // ----------------------------------------------------------------------------- scale
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Maximum Flex Consumption instances.')
+@description('Maximum Flex Consumption instances (40 is the lowest value Microsoft has documented for the plan).')
 param maximumInstanceCount int = 40
+
+@description('Zone-redundant Flex Consumption plan. Off by default: it keeps at least two always-ready instances per scaling group, billed around the clock.')
+param zoneRedundant bool = false
 
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
 ])
-@description('Storage replication. Standard_ZRS also makes the Flex Consumption plan zone redundant (needs a region with availability zones).')
+@description('Storage replication; independent of zoneRedundant.')
 param storageSkuName string = 'Standard_LRS'
 
 // ----------------------------------------------------------------------------- names
@@ -256,7 +298,7 @@ module functionApp 'modules/function-app.bicep' = {
     blobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
     maximumInstanceCount: maximumInstanceCount
-    zoneRedundant: storageSkuName == 'Standard_ZRS'
+    zoneRedundant: zoneRedundant
   }
   // The platform reads the deployment container with the identity as soon as the app exists.
   dependsOn: [
@@ -264,7 +306,7 @@ module functionApp 'modules/function-app.bicep' = {
   ]
 }
 
-module entra 'graph/graph-permissions.bicep' = {
+module entra 'graph/entra-apps.bicep' = {
   name: 'entra'
   scope: rg
   params: {
@@ -274,7 +316,6 @@ module entra 'graph/graph-permissions.bicep' = {
     adminConsentRedirectUri: adminConsentRedirectUri
     supportAppRole: supportAppRole
     supportPrincipalId: supportPrincipalId
-    grantResetRedemption: grantResetRedemption
     clientReaderDisplayName: clientReaderDisplayName
   }
 }
@@ -295,14 +336,16 @@ module appConfig 'modules/app-config.bicep' = {
     teamsWebhookInKeyVault: teamsWebhookInKeyVault
     clientReaderAppId: entra.outputs.clientReaderAppId
     apiAppId: entra.outputs.apiAppId
+    apiIdentifierUri: entra.outputs.apiIdentifierUri
+    preAuthorizedClientAppIds: [
+      entra.outputs.azureCliAppId
+    ]
     vendorAppIds: vendorAppIds
     vendorName: vendorName
     vendorDomain: vendorDomain
-    graphBaseUrl: graphBaseUrl
     adminConsentRedirectUri: adminConsentRedirectUri
     auditSource: auditSource
     signinSource: signinSource
-    logAnalyticsEndpoint: logAnalyticsEndpoint
     mailSender: mailSender
     alertEmails: alertEmails
     sweepSchedule: sweepSchedule
@@ -321,6 +364,22 @@ module appConfig 'modules/app-config.bicep' = {
     entraPortalUrl: entraPortalUrl
     docsBaseUrl: docsBaseUrl
   }
+}
+
+// Last, so that a refused grant (no Privileged Role Administrator, or a replication delay)
+// can no longer cost the app its settings or its authentication.
+module graphGrants 'graph/graph-grants.bicep' = {
+  name: 'graph-grants'
+  scope: rg
+  params: {
+    managedIdentityPrincipalId: identity.outputs.principalId
+    previousManagedIdentityPrincipalId: previousManagedIdentityPrincipalId
+    grantGraphAppRoles: grantGraphAppRoles
+    grantResetRedemption: grantResetRedemption
+  }
+  dependsOn: [
+    appConfig
+  ]
 }
 
 // azd stores these in .azure/<env>/.env; infra/scripts/grant-graph-permissions.sh reads them,
@@ -342,7 +401,12 @@ output AzureWebJobsStorage__tableServiceUri string = storage.outputs.tableEndpoi
 output XTAP_LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.logAnalyticsCustomerId
 output XTAP_CLIENT_READER_APP_ID string = entra.outputs.clientReaderAppId
 output API_APP_ID string = entra.outputs.apiAppId
+@description('Audience for `az account get-access-token --resource` (docs/api.md).')
+output API_IDENTIFIER_URI string = entra.outputs.apiIdentifierUri
 output API_SERVICE_PRINCIPAL_ID string = entra.outputs.apiServicePrincipalId
 output XTAP_ADMIN_CONSENT_REDIRECT_URI string = adminConsentRedirectUri
 output XTAP_MAIL_SENDER string = mailSender
-output GRANTED_GRAPH_APP_ROLES string = join(entra.outputs.grantedGraphAppRoles, ',')
+output XTAP_PUBLIC_API_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output GRANTED_GRAPH_APP_ROLES string = join(graphGrants.outputs.grantedGraphAppRoles, ',')
+@description('True on the first provision of the identity: the post-provision hook grants the Graph roles, with retries.')
+output GRAPH_GRANTS_DEFERRED_TO_HOOK bool = graphGrants.outputs.grantsDeferredToHook

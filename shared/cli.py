@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.entrypoints.cli_clients",
     "shared.entrypoints.cli_run",
     "shared.entrypoints.cli_reinvite",
+    "shared.entrypoints.cli_doctor",
     "shared.entrypoints.cli_report",
 )
 

@@ -17,17 +17,21 @@ param teamsWebhookSecretUri string
 param clientReaderAppId string
 param apiAppId string
 
+@description('Identifier URI of the support API app registration (a token audience App Service Authentication accepts).')
+param apiIdentifierUri string
+
+@description('Client applications whose tokens App Service Authentication accepts besides the API app itself (the Azure CLI).')
+param preAuthorizedClientAppIds array = []
+
 @description('True once the Teams webhook URL is stored in Key Vault; until then the setting is empty and alerts go by mail only.')
 param teamsWebhookInKeyVault bool
 
 param vendorAppIds string
 param vendorName string
 param vendorDomain string
-param graphBaseUrl string
 param adminConsentRedirectUri string
 param auditSource string
 param signinSource string
-param logAnalyticsEndpoint string
 param mailSender string
 param alertEmails string
 param sweepSchedule string
@@ -85,7 +89,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_VENDOR_APP_IDS: vendorAppIds
     XTAP_VENDOR_NAME: vendorName
     XTAP_VENDOR_DOMAIN: vendorDomain
-    XTAP_GRAPH_BASE_URL: graphBaseUrl
+    // Public cloud only: the Graph Bicep extension this template needs deploys nowhere else.
+    XTAP_GRAPH_BASE_URL: 'https://graph.microsoft.com/v1.0'
     XTAP_AUTHORITY_HOST: environment().authentication.loginEndpoint
     XTAP_VENDOR_CREDENTIAL: 'managed_identity'
     XTAP_CLIENT_READER_APP_ID: clientReaderAppId
@@ -94,7 +99,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_AUDIT_SOURCE: auditSource
     XTAP_SIGNIN_SOURCE: signinSource
     XTAP_LOG_ANALYTICS_WORKSPACE_ID: logAnalyticsCustomerId
-    XTAP_LOG_ANALYTICS_ENDPOINT: logAnalyticsEndpoint
+    XTAP_LOG_ANALYTICS_ENDPOINT: 'https://api.loganalytics.io'
     // A Key Vault reference, never the URL itself: the `sig=` in it is the credential.
     XTAP_TEAMS_WEBHOOK_URL: teamsWebhookInKeyVault ? '@Microsoft.KeyVault(SecretUri=${teamsWebhookSecretUri})' : ''
     XTAP_MAIL_SENDER: mailSender
@@ -122,14 +127,21 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_ENTRA_PORTAL_URL: entraPortalUrl
     XTAP_PUBLIC_API_URL: 'https://${functionAppHostName}'
     XTAP_DOCS_BASE_URL: docsBaseUrl
+    // App Service Authentication's client credential is the managed identity (a federated
+    // credential on the API app, ../graph/entra-apps.bicep), not a secret; the setting holds
+    // the identity's client ID and authsettingsV2 names it as clientSecretSettingName.
+    OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: managedIdentityClientId
+    WEBSITE_AUTH_AAD_ALLOWED_TENANTS: tenant().tenantId
   }
 }
 
 // App Service Authentication ("Easy Auth") in front of the support API. Every route needs an
 // Entra token or session for the API app registration except the anonymous health probe; the
 // function code still checks the `roles` claim (XTAP_API_ROLE) in X-MS-CLIENT-PRINCIPAL.
-// No client secret: browser sign-in uses the ID-token (form_post) flow and API callers send
-// bearer tokens, neither of which needs one.
+// No client secret: browsers sign in with the authorization-code flow, the client credential
+// being the managed identity's federated assertion (OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID, as
+// Microsoft documents for "use a managed identity instead of a secret"); tools send bearer
+// tokens whose audience is the API app ID or its identifier URI.
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov runs its whole-site checks on every Microsoft.Web/sites/config child. The site's
   // own settings are in function-app.bicep; this resource is the App Service Authentication CKV_AZURE_13 asks for.
@@ -166,12 +178,19 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
         registration: {
           openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
           clientId: apiAppId
+          clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
         }
         validation: {
+          // v2 access tokens carry the app ID as `aud`; v1 tokens (az account get-access-token
+          // --resource) carry the identifier URI.
           allowedAudiences: [
             apiAppId
-            'api://${apiAppId}'
+            apiIdentifierUri
           ]
+          defaultAuthorizationPolicy: {
+            // Browser sign-in (the API app itself) and the pre-authorised Azure CLI.
+            allowedApplications: union([apiAppId], preAuthorizedClientAppIds)
+          }
         }
       }
     }

@@ -18,12 +18,18 @@ param deploymentContainerName string
 @description('Python version of the Flex Consumption runtime.')
 param pythonVersion string = '3.11'
 
-@minValue(1)
+// 40 is the lowest value Microsoft has documented for Flex Consumption (event-driven scaling,
+// "Limit scale-out"; newer revisions of that page say 1, which 40 also satisfies).
+@minValue(40)
 @maxValue(1000)
 @description('Upper bound on instances. Each instance drains queue messages concurrently; the Graph throttling budget per tenant, not CPU, is the real limit.')
 param maximumInstanceCount int = 40
 
-@description('Spread instances across availability zones (needs a zone-enabled region and zone-redundant storage).')
+// Off by default and deliberately not tied to the storage SKU: with zone redundancy on, Flex
+// Consumption keeps at least two always-ready instances per per-function scaling group (this
+// app has about ten: HTTP, each queue trigger, each timer), billed continuously even when idle
+// (Microsoft Learn, "Reliability in Azure Functions").
+@description('Spread instances across availability zones. Costs always-ready instances around the clock; needs a region with zones.')
 param zoneRedundant bool = false
 
 @allowed([
@@ -35,7 +41,7 @@ param zoneRedundant bool = false
 param instanceMemoryMB int = 2048
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225:Zone redundancy follows the zoneRedundant parameter (on with ZRS storage); it needs a zone-enabled region, so it cannot be forced on.
+  // checkov:skip=CKV_AZURE_225:Zone redundancy is the zoneRedundant parameter, off by default: on Flex Consumption it bills at least two always-ready instances per scaling group continuously.
   name: planName
   location: location
   tags: tags
@@ -54,6 +60,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:The support API is a public HTTPS endpoint behind App Service Authentication (Entra); Flex Consumption without VNet integration has no private ingress.
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero per trigger; a minimum instance count would be always-ready capacity this event-driven app does not need.
   // checkov:skip=CKV_AZURE_213:No App Service health check on a scale-to-zero plan; /api/v1/health is anonymous for external probes instead.
+  // checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP endpoint (packages deploy only to the blob container below), so the ftpsState setting this check wants is one Flex ignores.
   // checkov:skip=CKV_AZURE_17:Callers authenticate with Entra ID through App Service Authentication (authsettingsV2 in app-config.bicep), not client certificates.
   name: functionAppName
   location: location
@@ -71,9 +78,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     // Key Vault references resolve with the user-assigned identity (there is no system one).
     keyVaultReferenceIdentity: identityId
+    // Flex Consumption has no FTP endpoint and no Kudu/SCM build: ftpsState and the FTP
+    // publishing-credentials policy are settings it ignores, so they are not set here.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -99,15 +107,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// No publishing passwords: azd deploys with the signed-in Entra identity.
-resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
-  parent: functionApp
-  name: 'ftp'
-  properties: {
-    allow: false
-  }
-}
-
+// No publishing passwords on the deployment endpoint: azd deploys with the signed-in Entra identity.
 resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
   parent: functionApp
   name: 'scm'

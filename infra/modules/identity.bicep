@@ -1,7 +1,7 @@
 // The user-assigned managed identity: the Function App's only credential. It reaches storage,
 // Key Vault and App Insights through Azure RBAC (roles.bicep), Microsoft Graph in the vendor
 // tenant through application permissions, and client tenants as the federated credential of
-// the client reader app (../graph/graph-permissions.bicep). User-assigned rather than
+// the client reader app (../graph/entra-apps.bicep). User-assigned rather than
 // system-assigned so that its object ID exists before the app and survives re-creating it.
 
 param location string

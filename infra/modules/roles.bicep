@@ -1,6 +1,6 @@
 // Azure RBAC for the function's user-assigned managed identity (and, optionally, the admin who
 // runs azd). Every assignment is scoped to one resource, never the resource group; each one
-// says why the app needs it. Microsoft Graph permissions are in ../graph/graph-permissions.bicep.
+// says why the app needs it. Microsoft Graph permissions are in ../graph/graph-grants.bicep.
 
 param identityPrincipalId string
 param storageAccountName string

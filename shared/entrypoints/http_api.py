@@ -13,8 +13,11 @@ Order of checks on every authenticated route, cheapest and least revealing first
    UTF-8 JSON without duplicate keys (400 naming ``body``), then field validation (400
    naming the field). Only then is Graph or storage touched.
 
-``GET /api/v1/health`` is anonymous and says only "ok" or "unavailable". Bad input is
-never a 500; a Graph or storage outage is a 502/503, never a stack trace.
+``GET /api/v1/health`` is anonymous and says only "ok" or "unavailable". With ``?deep=true``
+it is an authenticated route like the others and returns the doctor's report (503 when a
+check fails); ``GET /api/v1/doctor`` returns the same report (always 200) on a path App
+Service Authentication never excludes. Bad input is never a 500; a Graph or storage outage
+is a 502/503, never a stack trace.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ OPERATIONS = {
     "get_access_review": "GET",
     "health": "GET",
     "openapi": "GET",
+    "doctor": "GET",
     "get_report": "GET",
     "whatif": "POST",
 }
@@ -338,6 +342,23 @@ async def _health() -> ApiResponse:
     return ApiResponse(200, {"status": "ok"})
 
 
+def _wants_deep_health(operation: str, query: Mapping[str, str]) -> bool:
+    return operation == "health" and query.get("deep", "").strip().lower() in ("true", "1")
+
+
+async def _doctor(query: Mapping[str, str], status_on_failure: int) -> ApiResponse:
+    """The doctor's report, run in the app's own identity (issue 15.8); never sends probes."""
+    from shared.domain.reinvite import is_guid
+    from shared.services.doctor import DoctorOptions, run_doctor
+
+    client = query.get("client") or None
+    if client is not None and not is_guid(client):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="client")
+    options = DoctorOptions(send_probes=False, client_tenant_id=client)
+    report = await run_doctor(os.environ, options)
+    return ApiResponse(200 if report.healthy else status_on_failure, report.as_dict())
+
+
 def easy_auth_missing(env: Mapping[str, str]) -> bool:
     """In Azure, a principal header is only trustworthy behind App Service Authentication.
 
@@ -379,18 +400,26 @@ async def handle(
     route_params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
     body: bytes = b"",
+    query: Mapping[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     """Answer one API request; never raises for bad input."""
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     params = dict(route_params or {})
     try:
-        return (await _dispatch(operation, method.upper(), params, lowered, body)).as_tuple()
+        return (
+            await _dispatch(operation, method.upper(), params, lowered, body, dict(query or {}))
+        ).as_tuple()
     except Exception as exc:
         return _outage(exc).as_tuple()
 
 
 async def _dispatch(
-    operation: str, method: str, params: dict[str, str], headers: dict[str, str], body: bytes
+    operation: str,
+    method: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    body: bytes,
+    query: dict[str, str] | None = None,
 ) -> ApiResponse:
     from shared.domain.principal import PrincipalError, parse_client_principal
 
@@ -399,7 +428,8 @@ async def _dispatch(
     allowed = OPERATIONS[operation]
     if method != allowed:
         return _error(405, "method_not_allowed", f"use {allowed}", headers={"Allow": allowed})
-    if operation == "health":
+    deep_health = _wants_deep_health(operation, query or {})
+    if operation == "health" and not deep_health:
         return await _health()
     # Refuse anonymous callers before building anything (no storage, no Graph).
     try:
@@ -439,6 +469,10 @@ async def _dispatch(
         return await _ensure_access_review(principal, params)
     if operation == "get_access_review":
         return await _get_access_review(params)
+    if deep_health:
+        return await _doctor(query or {}, status_on_failure=503)
+    if operation == "doctor":
+        return await _doctor(query or {}, status_on_failure=200)
     if operation in ("get_report", "whatif"):
         from shared.entrypoints import http_report
 
@@ -500,6 +534,7 @@ async def respond(operation: str, req: func.HttpRequest) -> func.HttpResponse:
         route_params=dict(req.route_params or {}),
         headers=dict(req.headers.items()),
         body=req.get_body() or b"",
+        query=dict(req.params or {}),
     )
     if isinstance(body, RawBody):
         return func.HttpResponse(

@@ -412,6 +412,27 @@ _SCHEMAS: dict[str, Any] = {
             "channels": {"type": "object", "additionalProperties": _STRING},
         },
     },
+    "DoctorReport": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "description": "One line per dependency, checked in the app's own identity.",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "fail"]},
+            "checks": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["check", "status", "detail", "fix"],
+                    "properties": {
+                        "check": _STRING,
+                        "status": {"type": "string", "enum": ["ok", "warn", "fail", "skip"]},
+                        "detail": _STRING,
+                        "fix": _STRING,
+                    },
+                },
+            },
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -600,11 +621,38 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getHealth",
                 "summary": "Liveness (anonymous): ok, degraded (an alert channel is "
                 "unavailable, named in channels) or unavailable",
+                "description": (
+                    "With `?deep=true` this route is authenticated like the others and"
+                    " returns the doctor's report (DoctorReport; 503 when a check fails), the"
+                    " same as `GET /api/v1/doctor`."
+                ),
                 "security": [],
                 "responses": {
                     "200": _ok("Up.", "Health"),
                     "503": _ok("Storage unreachable.", "Health"),
                 },
+            }
+        },
+        "/api/v1/doctor": {
+            "get": {
+                "operationId": "getDoctorReport",
+                "summary": "Every dependency checked in the app's identity (no test card or mail)",
+                "parameters": [
+                    {
+                        "name": "client",
+                        "in": "query",
+                        "required": False,
+                        "description": "The consenting client tenant the reader app signs in to.",
+                        "schema": {"type": "string", "pattern": GUID_PATTERN},
+                    }
+                ],
+                "responses": _responses(
+                    {
+                        "200": _ok(
+                            "The report; `status` says whether a check failed.", "DoctorReport"
+                        )
+                    }
+                ),
             }
         },
         "/api/v1/openapi.json": {

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_report_role_default_is_the_role_the_app_registration_defines():
     default = next(s.default for s in config.SETTINGS if s.name == "XTAP_REPORT_ROLE")
-    bicep = (ROOT / "infra" / "graph" / "graph-permissions.bicep").read_text()
+    bicep = (ROOT / "infra" / "graph" / "entra-apps.bicep").read_text()
     assert re.search(rf"^var reportAppRole = '{re.escape(default)}'$", bicep, re.M)
     assert "value: reportAppRole" in bicep
     assert config.load_settings(

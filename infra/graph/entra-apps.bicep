@@ -1,18 +1,17 @@
-// Microsoft Entra objects and Microsoft Graph permissions, as code (Microsoft Graph Bicep
-// extension, types v1.0:1.0.0 pinned in ../bicepconfig.json; needs Bicep >= 0.36.1).
+// Microsoft Entra objects as code (Microsoft Graph Bicep extension, types v1.0:1.0.0 pinned in
+// ../bicepconfig.json; needs Bicep >= 0.36.1, i.e. azd >= 1.17.0 - azure.yaml enforces more).
 //
-// Kept in its own file on purpose: checkov cannot parse the `extension` keyword, so this file
-// is checked by tests/unit/test_infra.py instead (exact permission set, no secrets).
+// Kept apart from the Azure resources on purpose: checkov cannot parse the `extension`
+// keyword, so the files in this folder are checked by tests/unit/test_infra.py instead.
+// The Microsoft Graph *application permissions* of the managed identity are in
+// graph-grants.bicep, deployed last and behind GRANT_GRAPH_APP_ROLES, so that a deployer
+// without Privileged Role Administrator still gets a configured, authenticated app.
 //
-// The identity running `azd provision` needs, in the vendor tenant: Application Administrator
-// (or Cloud Application Administrator) to create the app registrations, and Privileged Role
-// Administrator (or Global Administrator) to grant Microsoft Graph application permissions.
+// The identity running `azd provision` needs Application Administrator (or Cloud Application
+// Administrator) in the vendor tenant for this file.
 //
-// What this file cannot do is in ../scripts/grant-graph-permissions.sh (docs/deploy.md):
-//   * Mail.Send: granted with Exchange Online RBAC for Applications, scoped to the one sender
-//     mailbox. It is deliberately NOT assigned here: an Entra grant of Mail.Send applies to
-//     every mailbox and Exchange RBAC scoping is additive, so it could not narrow it again.
-//   * the tenant-level Entra diagnostic setting (AuditLogs/SignInLogs to the workspace).
+// The Microsoft Graph Bicep extension deploys to the public cloud only (Microsoft Learn,
+// "Microsoft Graph Bicep feature limitations"), so this template supports only that cloud.
 
 extension microsoftGraphV1
 
@@ -38,9 +37,6 @@ var reportAppRole = 'Report.Read'
 @description('Optional object ID of a user or group to assign the support role to now. Empty: assign it later (docs/deploy.md).')
 param supportPrincipalId string = ''
 
-@description('Also grant User.ReadWrite.All, which Microsoft Graph requires to reset a guest\'s redemption status app-only.')
-param grantResetRedemption bool = true
-
 @description('Display name of the multi-tenant app that client admins consent to.')
 param clientReaderDisplayName string = 'xtap-watch cross-tenant policy reader'
 
@@ -49,43 +45,25 @@ param apiDisplayName string = 'xtap-watch support API'
 
 var microsoftGraphAppId = '00000003-0000-0000-c000-000000000000'
 
-// Application permissions the managed identity holds in the vendor tenant (DESIGN §4).
-var managedIdentityGraphAppRoles = [
-  'Policy.Read.All' // cross-tenant access policy, authorization and B2B management policies
-  'AuditLog.Read.All' // directoryAudits, signIns, users' signInActivity
-  'Directory.Read.All' // guests, groups, applications named in policy targets
-  'User.Invite.All' // POST /invitations (re-invites)
-  'AccessReview.ReadWrite.All' // ensure access-review definitions for client guests
-  'CrossTenantInformation.ReadBasic.All' // tenant ID <-> domain lookups for clients
-]
+// Microsoft Azure CLI, a first-party public client with the same application ID in every
+// tenant. Pre-authorised for user_impersonation so support staff can run
+// `az account get-access-token --resource <API identifier URI>` without a consent prompt.
+var azureCliAppId = '04b07795-8ddb-461a-bbee-02f9e1bf7b46'
 
-// Resetting redemption (POST /invitations with resetRedemption) app-only: Microsoft Graph
-// documents User.ReadWrite.All as the minimum. This is the "role able to reset redemption" of
-// DESIGN §4; turn it off to run without re-invites.
-var resetRedemptionGraphAppRoles = [
-  'User.ReadWrite.All'
-]
+// "api://<tenantId>/<string>" is one of the identifier URI patterns Entra accepts under its
+// default restrictions ("Restrictions on identifier URIs of Microsoft Entra applications").
+var apiIdentifierUri = 'api://${tenant().tenantId}/xtap-watch-api-${resourceToken}'
+var userImpersonationScopeId = guid(resourceToken, 'xtap-watch-api-scope', 'user_impersonation')
+var federationIssuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 
 // The one permission client tenants grant, by admin consent, to the reader app.
 var clientReaderGraphAppRoles = [
   'Policy.Read.All'
 ]
 
-var grantedGraphAppRoles = concat(managedIdentityGraphAppRoles, grantResetRedemption ? resetRedemptionGraphAppRoles : [])
-
 resource microsoftGraph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
   appId: microsoftGraphAppId
 }
-
-// Role IDs are looked up by name on the Microsoft Graph service principal rather than copied
-// as GUIDs, so a typo fails the deployment instead of granting the wrong permission.
-resource managedIdentityGraphGrants 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for role in grantedGraphAppRoles: {
-    appRoleId: filter(microsoftGraph.appRoles, r => r.value == role && contains(r.allowedMemberTypes, 'Application'))[0].id
-    principalId: managedIdentityPrincipalId
-    resourceId: microsoftGraph.id
-  }
-]
 
 // ---------------------------------------------------------------------------------------------
 // Multi-tenant, read-only app that client admins consent to (Policy.Read.All). It has no
@@ -115,19 +93,20 @@ resource clientReaderApp 'Microsoft.Graph/applications@v1.0' = {
       ]
     }
   ]
-}
 
-// Entra ID as the issuer and the identity's object ID as the subject: the documented
-// "application trusts a managed identity" configuration (works across tenants for a
-// multi-tenant app).
-resource clientReaderManagedIdentityCredential 'Microsoft.Graph/applications/federatedIdentityCredentials@v1.0' = {
-  name: '${clientReaderApp.uniqueName}/function-managed-identity'
-  description: 'The xtap-watch Function App user-assigned managed identity.'
-  issuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
-  subject: managedIdentityPrincipalId
-  audiences: [
-    'api://AzureADTokenExchange'
-  ]
+  // Entra ID as the issuer and the identity's object ID as the subject: the documented
+  // "application trusts a managed identity" configuration (works across tenants for a
+  // multi-tenant app). Declared inside its parent, the form Microsoft's Graph Bicep known-issues
+  // page recommends for child resources.
+  resource managedIdentityCredential 'federatedIdentityCredentials@v1.0' = {
+    name: '${clientReaderApp.uniqueName}/function-managed-identity'
+    description: 'The xtap-watch Function App user-assigned managed identity.'
+    issuer: federationIssuer
+    subject: managedIdentityPrincipalId
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
 }
 
 resource clientReaderServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
@@ -136,15 +115,39 @@ resource clientReaderServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' =
 
 // ---------------------------------------------------------------------------------------------
 // The support API behind App Service Authentication: single-tenant, one app role for support
-// staff, and assignment required so that nobody without the role can even sign in.
+// staff, assignment required so that nobody without the role can even sign in, an identifier
+// URI and a user_impersonation scope so tools (the Azure CLI) can get a token for it.
 // ---------------------------------------------------------------------------------------------
 resource apiApp 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: 'xtap-watch-api-${resourceToken}'
   displayName: apiDisplayName
-  description: 'App Service Authentication for the xtap-watch support API (re-invites).'
+  description: 'App Service Authentication for the xtap-watch support API (re-invites, doctor).'
   signInAudience: 'AzureADMyOrg'
+  identifierUris: [
+    apiIdentifierUri
+  ]
   api: {
     requestedAccessTokenVersion: 2
+    oauth2PermissionScopes: [
+      {
+        id: userImpersonationScopeId
+        value: 'user_impersonation'
+        type: 'User'
+        isEnabled: true
+        adminConsentDisplayName: 'Call the xtap-watch support API'
+        adminConsentDescription: 'Lets the signed-in support engineer call the xtap-watch support API; the API still checks the Reinvite.Request app role.'
+        userConsentDisplayName: 'Call the xtap-watch support API'
+        userConsentDescription: 'Lets the app call the xtap-watch support API as you.'
+      }
+    ]
+    preAuthorizedApplications: [
+      {
+        appId: azureCliAppId
+        delegatedPermissionIds: [
+          userImpersonationScopeId
+        ]
+      }
+    ]
   }
   appRoles: [
     {
@@ -173,8 +176,10 @@ resource apiApp 'Microsoft.Graph/applications@v1.0' = {
       'https://${functionAppHostName}/.auth/login/aad/callback'
     ]
     implicitGrantSettings: {
-      // App Service Authentication without a client secret signs users in with an ID token.
-      enableIdTokenIssuance: true
+      // App Service Authentication signs browsers in with the authorization-code flow, its
+      // client credential being the managed identity (federated credential below), so no
+      // implicit-flow ID tokens are issued.
+      enableIdTokenIssuance: false
       enableAccessTokenIssuance: false
     }
   }
@@ -190,6 +195,19 @@ resource apiApp 'Microsoft.Graph/applications@v1.0' = {
       ]
     }
   ]
+
+  // App Service Authentication's client credential: the same managed identity, presented as a
+  // federated assertion (app setting OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID in
+  // app-config.bicep, the configuration Microsoft documents and its Flex Consumption samples use).
+  resource managedIdentityCredential 'federatedIdentityCredentials@v1.0' = {
+    name: '${apiApp.uniqueName}/app-service-authentication'
+    description: 'App Service Authentication of the xtap-watch Function App signs in with its managed identity.'
+    issuer: federationIssuer
+    subject: managedIdentityPrincipalId
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
 }
 
 resource apiServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
@@ -206,5 +224,6 @@ resource supportRoleAssignment 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (!e
 output clientReaderAppId string = clientReaderApp.appId
 output clientReaderServicePrincipalId string = clientReaderServicePrincipal.id
 output apiAppId string = apiApp.appId
+output apiIdentifierUri string = apiIdentifierUri
 output apiServicePrincipalId string = apiServicePrincipal.id
-output grantedGraphAppRoles array = grantedGraphAppRoles
+output azureCliAppId string = azureCliAppId

@@ -1,0 +1,163 @@
+"""A local stand-in for App Service Authentication ("Easy Auth") in front of the runner.
+
+A TEST DOUBLE, like ``sim/``: it reproduces only the documented behaviour xtap-watch and its
+doctor rely on (rows in sim/FIDELITY.md, "App Service / Azure Functions platform"):
+
+* external requests cannot set ``X-MS-CLIENT-PRINCIPAL*`` / ``X-MS-TOKEN-*`` headers: they are
+  stripped before the app sees the request;
+* with ``unauthenticatedClientAction: Return401`` a request to a protected path without a
+  valid token is answered 401 by the platform and never reaches the function;
+* a valid bearer token (``aud`` in allowedAudiences, issued by the vendor tenant, its client
+  in allowedApplications when that list is set) reaches the function with the token's claims
+  in ``X-MS-CLIENT-PRINCIPAL``;
+* excluded paths (``/api/v1/health``) pass without a token. Whether the platform attaches a
+  caller's principal there is undocumented; this double does not (the fail-safe choice),
+  which is why the doctor also has the protected ``/api/v1/doctor`` route.
+
+Tokens are the simulator's unsigned JWTs; signatures are not checked. ``enabled=False`` is
+the misconfiguration the doctor must catch: every request passes through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+STRIPPED_PREFIXES = ("x-ms-client-principal", "x-ms-token-")
+PLATFORM_401_BODY = b"You do not have permission to view this directory or page."
+
+
+@dataclass
+class EasyAuthConfig:
+    tenant_id: str
+    allowed_audiences: tuple[str, ...]
+    allowed_applications: tuple[str, ...] = ()
+    excluded_paths: tuple[str, ...] = ("/api/v1/health",)
+    enabled: bool = True
+
+
+def _claims(token: str) -> dict[str, Any] | None:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def principal_header(claims: dict[str, Any]) -> str:
+    """X-MS-CLIENT-PRINCIPAL as App Service builds it: base64 JSON of the token's claims."""
+    listed: list[dict[str, str]] = []
+    for key, value in claims.items():
+        for item in value if isinstance(value, list) else [value]:
+            listed.append({"typ": key, "val": str(item)})
+    body = {"auth_typ": "aad", "claims": listed, "name_typ": "name", "role_typ": "roles"}
+    return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+def _is_excluded(path: str, excluded: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in excluded)
+
+
+@dataclass
+class EasyAuthFront:
+    """Serves the runner's HTTP triggers behind the double, on its own thread and loop."""
+
+    config: EasyAuthConfig
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _thread: threading.Thread | None = None
+    _runner: Any = None
+    _web: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def decide(self, path: str, headers: dict[str, str]) -> tuple[int | None, dict[str, str]]:
+        """(401, {}) to refuse, or (None, headers the function receives)."""
+        if not self.config.enabled:
+            return None, headers
+        forwarded = {
+            k: v for k, v in headers.items() if not k.lower().startswith(STRIPPED_PREFIXES)
+        }
+        if _is_excluded(path, self.config.excluded_paths):
+            return None, forwarded
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        if not authorization.lower().startswith("bearer "):
+            return 401, {}
+        claims = _claims(authorization[7:].strip())
+        if claims is None or str(claims.get("aud")) not in self.config.allowed_audiences:
+            return 401, {}
+        if str(claims.get("tid", "")).lower() != self.config.tenant_id.lower():
+            return 401, {}
+        client = str(claims.get("azp") or claims.get("appid") or "")
+        if self.config.allowed_applications and client not in self.config.allowed_applications:
+            return 403, {}
+        forwarded["X-MS-CLIENT-PRINCIPAL"] = principal_header(claims)
+        forwarded["X-MS-CLIENT-PRINCIPAL-IDP"] = "aad"
+        return None, forwarded
+
+    async def _start(self) -> int:
+        from aiohttp import web
+
+        from devtools.runner import LocalRunner
+
+        self._runner = LocalRunner()
+
+        async def dispatch(request: web.Request) -> web.Response:
+            path = request.raw_path.split("?", 1)[0]
+            refused, headers = self.decide(path, dict(request.headers))
+            if refused is not None:
+                return web.Response(
+                    status=refused,
+                    body=PLATFORM_401_BODY,
+                    headers={"WWW-Authenticate": f'Bearer realm="127.0.0.1:{self.port}"'},
+                )
+            status, out_headers, payload = await self._runner.handle_http(
+                request.method,
+                path,
+                headers=headers,
+                params=dict(request.query),
+                body=await request.read(),
+                url=str(request.url),
+            )
+            out_headers.pop("Content-Length", None)
+            return web.Response(status=status, headers=out_headers, body=payload)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", dispatch)
+        self._web = web.AppRunner(app, access_log=None)
+        await self._web.setup()
+        site = web.TCPSite(self._web, "127.0.0.1", self.port)
+        await site.start()
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def _stop(self) -> None:
+        import shared.bootstrap as bootstrap
+
+        await self._web.cleanup()
+        await self._runner.close()
+        # The functions built the process-wide App on this loop on first use; close it here.
+        if bootstrap._app is not None and bootstrap._app_loop is self._loop:
+            await bootstrap._app.close()
+            bootstrap.set_app(None)
+
+    def __enter__(self) -> EasyAuthFront:
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop.close()
