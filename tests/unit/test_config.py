@@ -170,6 +170,7 @@ EXPECTED_FUNCTIONS = (
     "api_access_review_status",
     "api_report",
     "api_whatif",
+    "api_doctor",
 )
 
 
