@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from azure.identity.aio import DefaultAzureCredential
+from azure.monitor.query.aio import LogsQueryClient
+
+from shared.adapters.credentials import ClientReaderCredentials, vendor_credential
+from shared.adapters.graph import GraphClient, build_http_client, build_request_adapter
+from shared.adapters.signins import GraphSignInSource, LogAnalyticsSignInSource, NoSignInSource
+from shared.adapters.storage import StorageQueues, StorageTables
 from shared.config import Settings, load_settings
-
-if TYPE_CHECKING:
-    from shared.adapters.graph import GraphClient
-    from shared.adapters.storage import StorageQueues, StorageTables
 
 
 class GraphGateway:
     """Graph clients per tenant: the vendor's own identity, or the reader app per client."""
 
     def __init__(self, settings: Settings) -> None:
-        from shared.adapters.credentials import (
-            ClientReaderCredentials,
-            vendor_credential,
-        )
-        from shared.adapters.graph import build_http_client
-
         self._settings = settings
         self._http = build_http_client(settings.tls_ca_file)
         self._vendor_credential = vendor_credential(settings)
@@ -34,8 +31,6 @@ class GraphGateway:
         self._clients: dict[tuple[str, str], GraphClient] = {}
 
     def _client(self, kind: str, tenant_id: str, credential: Any) -> GraphClient:
-        from shared.adapters.graph import GraphClient, build_request_adapter
-
         key = (kind, tenant_id)
         client = self._clients.get(key)
         if client is None:
@@ -81,8 +76,6 @@ class App:
         """azure-monitor-query's async LogsQueryClient, built on first use."""
         client = self.extras.get("logs_client")
         if client is None:
-            from azure.monitor.query.aio import LogsQueryClient
-
             kwargs: dict[str, Any] = {"endpoint": self.settings.log_analytics_endpoint}
             if self.settings.tls_ca_file:
                 kwargs["connection_verify"] = self.settings.tls_ca_file
@@ -92,12 +85,6 @@ class App:
         return client
 
     def signin_source(self) -> Any:
-        from shared.adapters.signins import (
-            GraphSignInSource,
-            LogAnalyticsSignInSource,
-            NoSignInSource,
-        )
-
         source = self.settings.signin_source
         if source == "graph":
             return GraphSignInSource(self.graph.vendor())
@@ -118,14 +105,10 @@ class App:
 
 
 def build_app(settings: Settings) -> App:
-    from shared.adapters.storage import StorageQueues, StorageTables
-
     storage_credential = None
     if not settings.storage.connection_string:
         # In Azure this resolves to the user-assigned managed identity; on an operator's
         # workstation (the CLI against the deployed storage) to their `az login`.
-        from azure.identity.aio import DefaultAzureCredential
-
         storage_credential = DefaultAzureCredential(
             managed_identity_client_id=settings.storage.client_id
             or settings.managed_identity_client_id,

@@ -8,12 +8,18 @@ endpoint is used with client secrets over TLS and a test CA.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shared.config import AUTHORITY_HOST, Settings
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.identity import ManagedIdentityCredential as SyncManagedIdentityCredential
+from azure.identity.aio import (
+    ClientAssertionCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+)
 
-if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
+from shared.config import AUTHORITY_HOST, ConfigError, Settings
 
 # Audience of the token a managed identity presents as a federated client assertion.
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
@@ -30,8 +36,6 @@ def _common_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def managed_identity_credential(settings: Settings) -> AsyncTokenCredential:
-    from azure.identity.aio import ManagedIdentityCredential
-
     kwargs: dict[str, Any] = {}
     if settings.tls_ca_file:
         kwargs["connection_verify"] = settings.tls_ca_file
@@ -41,8 +45,6 @@ def managed_identity_credential(settings: Settings) -> AsyncTokenCredential:
 def vendor_credential(settings: Settings) -> AsyncTokenCredential:
     if settings.vendor_credential == "managed_identity":
         return managed_identity_credential(settings)
-    from azure.identity.aio import ClientSecretCredential
-
     return ClientSecretCredential(
         tenant_id=settings.vendor_tenant_id,
         client_id=settings.vendor_client_id or "",
@@ -66,8 +68,6 @@ class ClientReaderCredentials:
 
     def _shared_transport(self) -> Any:
         if self._transport is None:
-            from azure.core.pipeline.transport import AioHttpTransport
-
             kwargs: dict[str, Any] = {}
             if self._settings.tls_ca_file:
                 kwargs["connection_verify"] = self._settings.tls_ca_file
@@ -83,14 +83,10 @@ class ClientReaderCredentials:
     def _build(self, tenant_id: str) -> AsyncTokenCredential:
         s = self._settings
         if not s.client_reader_app_id:
-            from shared.config import ConfigError
-
             raise ConfigError(
                 "XTAP_CLIENT_READER_APP_ID", "is required to read client tenants' policies"
             )
         if s.client_reader_credential == "client_secret":
-            from azure.identity.aio import ClientSecretCredential
-
             return ClientSecretCredential(
                 tenant_id=tenant_id,
                 client_id=s.client_reader_app_id,
@@ -98,8 +94,6 @@ class ClientReaderCredentials:
                 transport=_Shared(self._shared_transport()),
                 **_common_kwargs(s),
             )
-        from azure.identity.aio import ClientAssertionCredential
-
         return ClientAssertionCredential(
             tenant_id=tenant_id,
             client_id=s.client_reader_app_id,
@@ -112,19 +106,17 @@ class ClientReaderCredentials:
         # azure-identity calls this synchronously; the MI token is cached by the sync
         # credential, so the blocking call happens about once an hour per process.
         if self._assertion_source is None:
-            from azure.identity import ManagedIdentityCredential
-
             kwargs: dict[str, Any] = {}
             if self._settings.tls_ca_file:
                 kwargs["connection_verify"] = self._settings.tls_ca_file
-            self._assertion_source = ManagedIdentityCredential(
+            self._assertion_source = SyncManagedIdentityCredential(
                 client_id=self._settings.managed_identity_client_id, **kwargs
             )
         return str(self._assertion_source.get_token(FEDERATION_AUDIENCE).token)
 
     async def close(self) -> None:
         for credential in self._by_tenant.values():
-            await credential.close()  # type: ignore[attr-defined]
+            await credential.close()
         if self._transport is not None:
             await self._transport.close()
 
