@@ -13,42 +13,58 @@ from typing import Any
 from azure.identity.aio import DefaultAzureCredential
 from azure.monitor.query.aio import LogsQueryClient
 
-from shared.adapters.credentials import ClientReaderCredentials, vendor_credential
+from shared.adapters.credentials import BoundedCache, ClientReaderCredentials, vendor_credential
 from shared.adapters.graph import GraphClient, build_http_client, build_request_adapter
 from shared.adapters.signins import GraphSignInSource, LogAnalyticsSignInSource, NoSignInSource
 from shared.adapters.storage import StorageQueues, StorageTables
 from shared.config import Settings, load_settings
 
+# Connections to Graph kept by one process, shared by every tenant: enough for the
+# host's queue concurrency (host.json batchSize + newBatchThreshold) with headroom.
+# httpcore scans its pool on every request, so a pool far larger than needed costs CPU.
+GRAPH_CONNECTIONS = 96
+
 
 class GraphGateway:
-    """Graph clients per tenant: the vendor's own identity, or the reader app per client."""
+    """Graph clients per tenant: the vendor's own identity, or the reader app per client.
+
+    Every client tenant talks to the same Graph host, so all of them share one pooled
+    HTTP client; per-tenant objects (credential, request adapter) live in a bounded LRU
+    sized by ``XTAP_TENANT_CACHE_SIZE``, so a process's memory does not grow with the
+    number of registered clients.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._http = build_http_client(settings.tls_ca_file)
+        self._http = build_http_client(settings.tls_ca_file, max_connections=GRAPH_CONNECTIONS)
         self._vendor_credential = vendor_credential(settings)
+        self._vendor: GraphClient | None = None
         self._reader_credentials = ClientReaderCredentials(settings)
-        self._clients: dict[tuple[str, str], GraphClient] = {}
+        self.clients = BoundedCache[str, GraphClient](settings.tenant_cache_size)
 
-    def _client(self, kind: str, tenant_id: str, credential: Any) -> GraphClient:
-        key = (kind, tenant_id)
-        client = self._clients.get(key)
-        if client is None:
-            adapter = build_request_adapter(credential, self._settings.graph_base_url, self._http)
-            client = self._clients[key] = GraphClient(
-                adapter, self._settings.graph_base_url, tenant_id
-            )
-        return client
+    def _build(self, tenant_id: str, credential: Any) -> GraphClient:
+        adapter = build_request_adapter(credential, self._settings.graph_base_url, self._http)
+        return GraphClient(adapter, self._settings.graph_base_url, tenant_id)
 
     def vendor(self) -> GraphClient:
-        return self._client("vendor", self._settings.vendor_tenant_id, self._vendor_credential)
+        if self._vendor is None:
+            self._vendor = self._build(self._settings.vendor_tenant_id, self._vendor_credential)
+        return self._vendor
 
     def client_tenant(self, tenant_id: str) -> GraphClient:
-        return self._client("reader", tenant_id, self._reader_credentials.for_tenant(tenant_id))
+        return self.clients.get_or_create(
+            tenant_id,
+            lambda: self._build(tenant_id, self._reader_credentials.for_tenant(tenant_id)),
+        )
+
+    @property
+    def reader_credentials(self) -> ClientReaderCredentials:
+        return self._reader_credentials
 
     @property
     def vendor_credential(self) -> Any:
-        return self._vendor_credential
+        """The vendor tenant's azure-identity credential (for Azure SDK clients)."""
+        return self._vendor_credential.inner
 
     async def close(self) -> None:
         await self._reader_credentials.close()

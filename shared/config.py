@@ -114,7 +114,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("XTAP_MAIL_SENDER", "Mailbox (UPN or ID) that sends alert mail."),
     SettingSpec("XTAP_ALERT_EMAILS", "Comma-separated admin addresses for alert mail."),
     SettingSpec(
-        "XTAP_SWEEP_SCHEDULE", "NCRONTAB of the client posture sweep.", default="0 0 * * * *"
+        "XTAP_SWEEP_SCHEDULE",
+        "NCRONTAB of the client posture sweep (every 15 minutes: drift seen in minutes).",
+        default="0 */15 * * * *",
     ),
     SettingSpec("XTAP_AUDIT_SCHEDULE", "NCRONTAB of the audit scan.", default="0 */5 * * * *"),
     SettingSpec(
@@ -126,6 +128,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="0 0 7 * * 1",
     ),
     SettingSpec("XTAP_REMINDER_HOURS", "Hours between reminders of an open drift.", default="24"),
+    SettingSpec(
+        "XTAP_TENANT_CACHE_SIZE",
+        "Client tenants whose credential and Graph client a process keeps (LRU); memory "
+        "stays flat however many clients are registered.",
+        default="256",
+        infra=False,
+    ),
     SettingSpec("XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"),
     SettingSpec("XTAP_SIGNIN_WINDOW_HOURS", "Window for counting sign-in failures.", default="24"),
     SettingSpec(
@@ -259,6 +268,7 @@ class Settings:
     hygiene_schedule: str
     review_schedule: str
     reminder_hours: int
+    tenant_cache_size: int
     audit_overlap_minutes: int
     signin_window_hours: int
     signin_threshold: int
@@ -409,6 +419,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hygiene_schedule=r.schedule("XTAP_HYGIENE_SCHEDULE"),
         review_schedule=r.schedule("XTAP_REVIEW_SCHEDULE"),
         reminder_hours=r.positive_int("XTAP_REMINDER_HOURS"),
+        tenant_cache_size=r.positive_int("XTAP_TENANT_CACHE_SIZE"),
         audit_overlap_minutes=r.positive_int("XTAP_AUDIT_OVERLAP_MINUTES"),
         signin_window_hours=r.positive_int("XTAP_SIGNIN_WINDOW_HOURS"),
         signin_threshold=r.positive_int("XTAP_SIGNIN_THRESHOLD"),

@@ -30,7 +30,7 @@ from sim.odata import (
     parse_filter,
     uses_function_or_operator,
 )
-from sim.responses import GRAPH_JSON, SimResponse, fault_code, graph_error
+from sim.responses import GRAPH_JSON, RawBody, SimResponse, fault_code, graph_error
 from sim.state import (
     GRAPH_APP_ID,
     USER_DEFAULT_SELECT,
@@ -405,7 +405,9 @@ async def h_partners(
     _reject_unsupported_options(req, {"$select", "$filter", "$top", "$skiptoken"})
     node = _parse_filter(req, PARTNER_FILTERABLE)
     items = _apply_filter(node, sorted(who.tenant.partners.values(), key=lambda p: p["tenantId"]))
-    page, next_link = _page_offset(req, items, None, 1000)
+    # Server-side paging (Graph "Paging Microsoft Graph data"): a tenant with many partners
+    # answers in pages linked by @odata.nextLink; clients must follow it to the end.
+    page, next_link = _page_offset(req, items, api.page_size, 1000)
     fields = _select(req, None)
     return _json(
         200,
@@ -1292,6 +1294,13 @@ def fault_response(
         headers["Retry-After"] = str(
             int(retry_after) if float(retry_after).is_integer() else retry_after
         )
+    if isinstance(body, str):
+        # A body that is not Graph's JSON (a gateway's HTML page): raw text, and base64 as
+        # a $batch item's body ("JSON batching": non-JSON bodies are base64-encoded).
+        if req is not None and req.batch_id is not None:
+            encoded = base64.b64encode(body.encode()).decode()
+            return SimResponse(status, encoded, {"Content-Type": "text/html", **headers})
+        return SimResponse(status, RawBody(body), {"Content-Type": "text/html", **headers})
     if body is not None:
         return SimResponse(status, body, {"Content-Type": "application/json", **headers})
     code, message = fault_code(status)

@@ -14,6 +14,10 @@ GRAPH_JSON = (
 )
 
 
+class RawBody(str):
+    """A response body sent as it is (not JSON): e.g. a gateway's HTML error page."""
+
+
 @dataclass
 class SimResponse:
     """What a simulated endpoint answers, independent of aiohttp (so $batch can reuse it)."""

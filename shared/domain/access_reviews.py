@@ -56,9 +56,7 @@ def build_review_definition(
     group_id: str | None = None,
 ) -> dict[str, Any]:
     """The body of ``POST /identityGovernance/accessReviews/definitions``."""
-    reviewers = [
-        {"query": f"/users/{rid}", "queryType": "MicrosoftGraph"} for rid in reviewer_ids
-    ]
+    reviewers = [{"query": f"/users/{rid}", "queryType": "MicrosoftGraph"} for rid in reviewer_ids]
     if not reviewers:
         raise ValueError("XTAP_ACCESS_REVIEW_REVIEWERS names no reviewer")
     return {

@@ -32,6 +32,7 @@ class FindingCode(StrEnum):
     CLIENT_CONSENT_MISSING = "CLIENT_CONSENT_MISSING"
     CLIENT_TENANT_UNREACHABLE = "CLIENT_TENANT_UNREACHABLE"
     CLIENT_SUSPECTED_DRIFT = "CLIENT_SUSPECTED_DRIFT"
+    CLIENT_TENANT_NOT_FOUND = "CLIENT_TENANT_NOT_FOUND"
     # --- either side ---
     POLICY_UNKNOWN_VALUE = "POLICY_UNKNOWN_VALUE"
     POLICY_INCOMPLETE = "POLICY_INCOMPLETE"
@@ -51,6 +52,8 @@ class FindingCode(StrEnum):
     VENDOR_INBOUND_APPS_MISSING_MFA_APPS = "VENDOR_INBOUND_APPS_MISSING_MFA_APPS"
     VENDOR_INVITES_DISABLED = "VENDOR_INVITES_DISABLED"
     VENDOR_CLIENT_DOMAIN_NOT_ALLOWED = "VENDOR_CLIENT_DOMAIN_NOT_ALLOWED"
+    VENDOR_IDENTITY_MISCONFIGURED = "VENDOR_IDENTITY_MISCONFIGURED"
+    VENDOR_POLICY_UNREADABLE = "VENDOR_POLICY_UNREADABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,11 @@ CATALOG: Mapping[FindingCode, FindingSpec] = {
             FindingCode.CLIENT_TENANT_UNREACHABLE,
             "The client's policy could not be read",
             Severity.LOW,
+        ),
+        FindingSpec(
+            FindingCode.CLIENT_TENANT_NOT_FOUND,
+            "The client's tenant does not exist (deleted, or a wrong tenant ID)",
+            Severity.MEDIUM,
         ),
         FindingSpec(
             FindingCode.CLIENT_SUSPECTED_DRIFT,
@@ -201,6 +209,16 @@ CATALOG: Mapping[FindingCode, FindingSpec] = {
         FindingSpec(
             FindingCode.VENDOR_CLIENT_DOMAIN_NOT_ALLOWED,
             "A client domain cannot be invited (domain allowlist or denylist)",
+            Severity.HIGH,
+        ),
+        FindingSpec(
+            FindingCode.VENDOR_IDENTITY_MISCONFIGURED,
+            "xtap-watch's own identity cannot sign in to client tenants",
+            Severity.HIGH,
+        ),
+        FindingSpec(
+            FindingCode.VENDOR_POLICY_UNREADABLE,
+            "The vendor's own cross-tenant policy could not be interpreted",
             Severity.HIGH,
         ),
     )

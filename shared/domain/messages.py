@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +55,23 @@ class AlertKind(StrEnum):
     DIGEST = "digest"
 
 
+class VendorSnapshot(Message):
+    """The vendor's own policies as the scheduler read them once for the whole sweep.
+
+    The check needs no Graph request of its own for the vendor side: the vendor's default
+    and authorization policy and its partner entry *for this client* travel with the
+    message. ``generation`` is the vendor-policy generation when they were read; a check
+    that finds a newer one (the audit watcher saw the vendor change its policy) re-reads.
+    """
+
+    generation: int = Field(ge=0)
+    read_at: datetime
+    default: dict[str, Any]
+    authorization: dict[str, Any] | None = None  # None: not readable (403), checks skip it
+    partner: dict[str, Any] | None = None  # None with partner_known: the vendor has no entry
+    partner_known: bool = True  # False: the partner list was incomplete; the check reads it
+
+
 class CheckClient(Message):
     """One unit of sweep work: evaluate one registered client."""
 
@@ -66,6 +83,8 @@ class CheckClient(Message):
     # (one log query for all clients instead of one per client), keyed by AADSTS code.
     signin_counts: dict[str, int] = Field(default_factory=dict)
     signin_window_hours: int = 24
+    # The vendor side, read once per sweep (None: the check reads it itself).
+    vendor: VendorSnapshot | None = None
 
 
 class ReinviteJobMessage(Message):

@@ -180,18 +180,23 @@ def _header(b: _CardBuilder) -> ac.Element:
         ac.column_set(
             [
                 ac.column(
-                    [ac.text_block(kind_label(alert.kind, b.settings).upper(), size="small",
-                                   weight="bolder")]
+                    [
+                        ac.text_block(
+                            kind_label(alert.kind, b.settings).upper(),
+                            size="small",
+                            weight="bolder",
+                        )
+                    ]
                 ),
                 ac.column(
-                    [ac.text_block(SEVERITY_LABEL[alert.severity], size="small",
-                                   weight="bolder")],
+                    [ac.text_block(SEVERITY_LABEL[alert.severity], size="small", weight="bolder")],
                     "auto",
                 ),
             ]
         ),
-        ac.rich_text(ac.text_run(b.text(alert.title), size="large", weight="bolder"),
-                     spacing="small"),
+        ac.rich_text(
+            ac.text_run(b.text(alert.title), size="large", weight="bolder"), spacing="small"
+        ),
     ]
     if alert.summary:
         items.append(ac.rich_text(b.text(alert.summary), spacing="small"))
@@ -199,8 +204,9 @@ def _header(b: _CardBuilder) -> ac.Element:
 
 
 def _heading(text: str) -> ac.Element:
-    return ac.text_block(text, weight="bolder", size="medium", spacing="medium",
-                         separator=True, heading=True)
+    return ac.text_block(
+        text, weight="bolder", size="medium", spacing="medium", separator=True, heading=True
+    )
 
 
 _WHO_LABEL = {
@@ -215,8 +221,15 @@ _WHO_LABEL = {
 def fact_label(key: str) -> str:
     """``job_id`` → ``Job ID``: producers key ``facts`` in snake_case."""
     words = key.replace("_", " ").replace("-", " ").split()
-    acronyms = {"id": "ID", "upn": "UPN", "url": "URL", "mfa": "MFA", "b2b": "B2B",
-                "api": "API", "http": "HTTP"}
+    acronyms = {
+        "id": "ID",
+        "upn": "UPN",
+        "url": "URL",
+        "mfa": "MFA",
+        "b2b": "B2B",
+        "api": "API",
+        "http": "HTTP",
+    }
     shown = [acronyms.get(w.lower(), w) for w in words]
     if shown and shown[0] == words[0]:
         shown[0] = shown[0][:1].upper() + shown[0][1:]
@@ -259,8 +272,10 @@ def _facts_section(b: _CardBuilder) -> list[ac.Element]:
         return []
     return [
         ac.container(
-            [ac.fact_row(label, b.text(value), monospace=mono)
-             for label, value, mono in b.take(rows)],
+            [
+                ac.fact_row(label, b.text(value), monospace=mono)
+                for label, value, mono in b.take(rows)
+            ],
             spacing="medium",
         )
     ]
@@ -279,17 +294,33 @@ def _changes_section(b: _CardBuilder) -> list[ac.Element]:
                     ac.rich_text(ac.text_run(change.setting, weight="bolder", monospace=True)),
                     ac.column_set(
                         [
-                            ac.column([ac.text_block("Before", size="small", subtle=True),
-                                       ac.rich_text(ac.text_run(
-                                           b.text(before), monospace=looks_like_json(before)),
-                                           spacing="none")]),
-                            ac.column([ac.text_block("→", size="large")], "auto",
-                                      vertical="center"),
-                            ac.column([ac.text_block("After", size="small", subtle=True),
-                                       ac.rich_text(ac.text_run(
-                                           b.text(after), weight="bolder",
-                                           monospace=looks_like_json(after)),
-                                           spacing="none")]),
+                            ac.column(
+                                [
+                                    ac.text_block("Before", size="small", subtle=True),
+                                    ac.rich_text(
+                                        ac.text_run(
+                                            b.text(before), monospace=looks_like_json(before)
+                                        ),
+                                        spacing="none",
+                                    ),
+                                ]
+                            ),
+                            ac.column(
+                                [ac.text_block("→", size="large")], "auto", vertical="center"
+                            ),
+                            ac.column(
+                                [
+                                    ac.text_block("After", size="small", subtle=True),
+                                    ac.rich_text(
+                                        ac.text_run(
+                                            b.text(after),
+                                            weight="bolder",
+                                            monospace=looks_like_json(after),
+                                        ),
+                                        spacing="none",
+                                    ),
+                                ]
+                            ),
                         ],
                         spacing="small",
                     ),
@@ -312,20 +343,29 @@ def _evidence_section(b: _CardBuilder) -> list[ac.Element]:
 def _finding_block(b: _CardBuilder, finding: FindingRef) -> ac.Element:
     items: list[ac.Element] = [
         ac.rich_text(
-            ac.text_run(SEVERITY_LABEL[finding.severity].upper(),
-                        color=_severity_color(finding.severity), weight="bolder"),
+            ac.text_run(
+                SEVERITY_LABEL[finding.severity].upper(),
+                color=_severity_color(finding.severity),
+                weight="bolder",
+            ),
             ac.text_run("  "),
             ac.text_run(finding.code, monospace=True, subtle=True),
         ),
         ac.rich_text(b.text(finding.message), spacing="none"),
     ]
     if finding.remediation:
-        items.append(ac.rich_text(ac.text_run("Fix: ", weight="bolder"),
-                                  b.text(finding.remediation), spacing="small"))
+        items.append(
+            ac.rich_text(
+                ac.text_run("Fix: ", weight="bolder"), b.text(finding.remediation), spacing="small"
+            )
+        )
     items.append(
-        ac.rich_text(ac.text_run(f"Runbook: {finding.code}", color="accent",
-                                 url=b.settings.runbook_url(finding.code)),
-                     spacing="small")
+        ac.rich_text(
+            ac.text_run(
+                f"Runbook: {finding.code}", color="accent", url=b.settings.runbook_url(finding.code)
+            ),
+            spacing="small",
+        )
     )
     return ac.container(items, spacing="medium")
 
@@ -362,15 +402,31 @@ def _digest_section(b: _CardBuilder) -> list[ac.Element]:
         out.append(
             ac.column_set(
                 [
-                    ac.column([ac.rich_text(ac.text_run(
-                        SEVERITY_LABEL[item.severity], weight="bolder",
-                        color=_severity_color(item.severity)))], "90px"),
-                    ac.column([
-                        ac.rich_text(b.text(item.title)),
-                        ac.rich_text(ac.text_run(
-                            kind_label(item.kind, b.settings) + where, size="small",
-                            subtle=True), spacing="none"),
-                    ]),
+                    ac.column(
+                        [
+                            ac.rich_text(
+                                ac.text_run(
+                                    SEVERITY_LABEL[item.severity],
+                                    weight="bolder",
+                                    color=_severity_color(item.severity),
+                                )
+                            )
+                        ],
+                        "90px",
+                    ),
+                    ac.column(
+                        [
+                            ac.rich_text(b.text(item.title)),
+                            ac.rich_text(
+                                ac.text_run(
+                                    kind_label(item.kind, b.settings) + where,
+                                    size="small",
+                                    subtle=True,
+                                ),
+                                spacing="none",
+                            ),
+                        ]
+                    ),
                 ],
                 spacing="small",
             )
@@ -402,26 +458,44 @@ def _fallback_text(alert: AlertRecord) -> str:
 
 Section = Callable[[_CardBuilder], list[ac.Element]]
 _ALL_SECTIONS: tuple[Section, ...] = (
-    _facts_section, _findings_section, _changes_section, _evidence_section,
-    _digest_section, _todo_section,
+    _facts_section,
+    _findings_section,
+    _changes_section,
+    _evidence_section,
+    _digest_section,
+    _todo_section,
 )
 _DEFAULT_ORDER: tuple[Section, ...] = (
-    _facts_section, _findings_section, _changes_section, _evidence_section, _todo_section,
+    _facts_section,
+    _findings_section,
+    _changes_section,
+    _evidence_section,
+    _todo_section,
 )
 SECTION_ORDER: dict[AlertKind, tuple[Section, ...]] = {
     AlertKind.CLIENT_DRIFTED: _DEFAULT_ORDER,
     AlertKind.CLIENT_REMINDER: _DEFAULT_ORDER,
     AlertKind.VENDOR_POSTURE: _DEFAULT_ORDER,
     AlertKind.CLIENT_RECOVERED: (
-        _facts_section, _changes_section, _evidence_section, _findings_section, _todo_section,
+        _facts_section,
+        _changes_section,
+        _evidence_section,
+        _findings_section,
+        _todo_section,
     ),
     AlertKind.CLIENT_CONSENT_MISSING: (_facts_section, _evidence_section, _todo_section),
     AlertKind.CLIENT_CONSENT_RESTORED: (_facts_section, _todo_section),
     AlertKind.SIGNIN_EVIDENCE: (
-        _facts_section, _evidence_section, _findings_section, _todo_section,
+        _facts_section,
+        _evidence_section,
+        _findings_section,
+        _todo_section,
     ),
     AlertKind.VENDOR_SETTING_CHANGED: (
-        _changes_section, _facts_section, _findings_section, _todo_section,
+        _changes_section,
+        _facts_section,
+        _findings_section,
+        _todo_section,
     ),
     AlertKind.REINVITE_DONE: (_facts_section, _todo_section),
     AlertKind.REINVITE_FAILED: (_facts_section, _findings_section, _todo_section),

@@ -64,8 +64,9 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         # *.html.j2 are escaped; *.txt.j2 are plain text, where &amp; would be wrong.
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
-                                            default_for_string=True, default=False),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2",), default_for_string=True, default=False
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -128,12 +129,12 @@ def _alert_view(alert: AlertRecord, settings: RenderSettings) -> dict[str, Any]:
         ],
         "members": [
             _alert_view(item, settings)
-            for item in sorted(alert.items,
-                               key=lambda a: (-SEVERITY_RANK[a.severity], a.created_at))
+            for item in sorted(
+                alert.items, key=lambda a: (-SEVERITY_RANK[a.severity], a.created_at)
+            )
         ],
         "footer": (
-            f"xtap-watch · {alert.source} · {format_when(alert.created_at)} · "
-            f"key {alert.dedup_key}"
+            f"xtap-watch · {alert.source} · {format_when(alert.created_at)} · key {alert.dedup_key}"
         ),
     }
 
@@ -194,8 +195,10 @@ def render_client_email(
         "admin_consent_link": admin_consent_link,
     }
     if any(f.severity is Severity.HIGH for f in checklist.findings):
-        subject = (f"Action needed: {client_name} users cannot sign in to {vendor_name} "
-                   "until your cross-tenant access settings allow it")
+        subject = (
+            f"Action needed: {client_name} users cannot sign in to {vendor_name} "
+            "until your cross-tenant access settings allow it"
+        )
     elif any(s.status == "needed" for s in checklist.steps):
         subject = f"Action needed: update your Microsoft Entra settings for {vendor_name}"
     elif checklist.findings:

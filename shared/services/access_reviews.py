@@ -261,9 +261,7 @@ async def ensure_access_review(
         )
         created = await graph.post_json(DEFINITIONS, body)
         definition_id = str((created or {}).get("id") or "")
-        await app.queues.send(
-            QUEUE_ALERTS, review_created_alert(client, definition_id, name, now)
-        )
+        await app.queues.send(QUEUE_ALERTS, review_created_alert(client, definition_id, name, now))
         done = job.advance(JobState.DONE, now, f"created definition {definition_id}").model_copy(
             update={"definition_id": definition_id, "created": True}
         )

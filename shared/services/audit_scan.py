@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.config import QUEUE_ALERTS
+from shared.services.vendor_policy import note_vendor_policy_change
 
 if TYPE_CHECKING:
     from shared.adapters.audit_source import AuditSource
@@ -153,6 +154,9 @@ async def scan_audit(app: App, now: datetime, *, crash_before_cursor: bool = Fal
     for alert in collapse(alerts, settings.digest_threshold, now):
         await app.queues.send(QUEUE_ALERTS, alert.fitted())
         outcome.alerts.append(alert.dedup_key)
+
+    # The vendor changed its own policy: checks of older snapshots re-read it (issue 14.3).
+    await note_vendor_policy_change(app, fresh, now)
 
     if crash_before_cursor:  # used by crash tests to simulate dying right here
         raise SystemExit("simulated crash between enqueue and cursor move")

@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.credentials import TokenRequestError
 from shared.adapters.graph import GraphError
-from shared.adapters.policy_reader import (
-    DEFAULT_PATH,
-    partner_path,
-    read_authorization_policy,
-    read_policy_pair,
-)
+from shared.adapters.policy_reader import read_policy_pair
 from shared.adapters.repositories import (
     ClientRegistry,
     JsonStateStore,
@@ -42,17 +37,11 @@ from shared.domain.client_state import (
     observe,
 )
 from shared.domain.clients import ClientRecord, ConsentStatus
-from shared.domain.finding_catalog import Finding, FindingCode
-from shared.domain.messages import AlertRecord, CheckClient
-from shared.domain.policy import (
-    DefaultPolicy,
-    PolicyParseError,
-    parse_default_policy,
-    parse_partner_policy,
-)
+from shared.domain.finding_catalog import Finding, FindingCode, make_finding
+from shared.domain.messages import AlertRecord, CheckClient, VendorSnapshot
+from shared.domain.policy import PolicyParseError, parse_default_policy, parse_partner_policy
 from shared.domain.posture import PostureResult, evaluate_outbound_posture, unknown_posture
 from shared.domain.posture_alerts import (
-    AlertContext,
     alert_for_transition,
     vendor_side_alert,
     vendor_side_signature,
@@ -63,15 +52,27 @@ from shared.domain.signin_evidence import (
     combine,
     counts_from_summary,
 )
-from shared.domain.vendor_checks import evaluate_vendor_side, parse_authorization_policy
+from shared.domain.token_errors import TokenFailureKind
+from shared.domain.vendor_alerts import per_client, period_key, vendor_identity_alert
+from shared.domain.vendor_checks import evaluate_vendor_side
 from shared.services.guest_hygiene import resets_after_recovery
+from shared.services.vendor_policy import (
+    VendorPolicyUnreadable,
+    VendorWideTally,
+    alert_context,
+    alert_unreadable,
+    read_vendor_policies,
+    send_once,
+    stream_snapshots,
+    vendor_inputs,
+)
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
 
 log = logging.getLogger(__name__)
 
-VENDOR_DEFAULT_TTL_SECONDS = 300.0  # the vendor's default policy, shared by every check
+ENQUEUE_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)
@@ -90,26 +91,44 @@ class CheckOutcome:
 
 
 async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
-    """Enqueue one ``CheckClient`` per registered client, with its sign-in evidence."""
+    """Enqueue one ``CheckClient`` per registered client, with its sign-in evidence.
+
+    The vendor's own policies are read here once (default, authorization policy, the paged
+    partner list) and each message carries its client's share (``VendorSnapshot``); the
+    vendor-wide findings are collected on the way and alerted once (issue 14.2).
+    """
     settings = app.settings
     clients = await ClientRegistry(app.tables).list()
     counts = await app.signin_source().failure_counts(now, settings.signin_window_hours)
     sweep_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    limiter = asyncio.Semaphore(32)
+    limiter = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
 
-    async def enqueue(client: ClientRecord) -> None:
+    async def enqueue(client: ClientRecord, vendor: VendorSnapshot | None) -> None:
         message = CheckClient(
             tenant_id=client.tenant_id,
             sweep_id=sweep_id,
             requested_at=now,
             signin_counts=counts.get(client.tenant_id, {}),
             signin_window_hours=settings.signin_window_hours,
+            vendor=vendor,
         )
         async with limiter:
             await app.queues.send(QUEUE_CHECK_CLIENT, message)
 
-    await asyncio.gather(*(enqueue(c) for c in clients))
-    log.info("sweep %s scheduled %d clients", sweep_id, len(clients))
+    async def send(batch: list[tuple[ClientRecord, VendorSnapshot | None]]) -> None:
+        for start in range(0, len(batch), 256):  # bounded: memory does not grow with clients
+            await asyncio.gather(*(enqueue(c, v) for c, v in batch[start : start + 256]))
+
+    vendor = await read_vendor_policies(app, now)
+    tally = VendorWideTally(app, vendor)
+    complete = await stream_snapshots(app, vendor, clients, send, tally)
+    await tally.alert(now)
+    log.info(
+        "sweep %s scheduled %d clients (vendor snapshot: %s)",
+        sweep_id,
+        len(clients),
+        "complete" if complete else vendor.problem or "partner list incomplete",
+    )
     return SweepScheduled(sweep_id, len(clients), len(counts))
 
 
@@ -123,6 +142,8 @@ class ClientRead:
     result: PostureResult
     consent: ConsentStatus
     raw_policy: dict[str, Any] | None = None  # kept when the policy could not be interpreted
+    # Alerts about a cause shared by many clients (the vendor's own identity): sent once.
+    once_alerts: list[AlertRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +162,7 @@ class VendorSide:
     findings: list[Finding]
     signature: str
     alerts: list[AlertRecord]
+    skipped: str | None = None  # why the vendor-side checks did not run
 
 
 async def check_client(
@@ -156,7 +178,7 @@ async def check_client(
     if client is None:
         return CheckOutcome(message.tenant_id, "", skipped="client no longer registered")
 
-    read = await _read_and_evaluate(app, client, final_attempt=final_attempt)
+    read = await _read_and_evaluate(app, client, now, final_attempt=final_attempt)
     result = _with_signin_evidence(app, client, message, read.result)
     step = await _transition(app, client, message, result, now)
     vendor = await _vendor_side(app, client, message, now, step, final_attempt=final_attempt)
@@ -165,13 +187,17 @@ async def check_client(
     return CheckOutcome(client.tenant_id, result.verdict.value, [a.dedup_key for a in alerts])
 
 
-async def _read_and_evaluate(app: App, client: ClientRecord, *, final_attempt: bool) -> ClientRead:
+async def _read_and_evaluate(
+    app: App, client: ClientRecord, now: datetime, *, final_attempt: bool
+) -> ClientRead:
     """Read the client's default + vendor partner entry and evaluate the outbound posture."""
     settings = app.settings
     try:
         pair = await read_policy_pair(
             app.graph.client_tenant(client.tenant_id), settings.vendor_tenant_id
         )
+    except TokenRequestError as exc:
+        return _token_refused(app, client, exc, now, final_attempt=final_attempt)
     except GraphError as exc:
         if exc.consent_missing:
             return ClientRead(
@@ -215,6 +241,75 @@ async def _read_and_evaluate(app: App, client: ClientRecord, *, final_attempt: b
     return ClientRead(result, ConsentStatus.GRANTED)
 
 
+def _unknown(app: App, code: FindingCode, message: str, remediation: str) -> PostureResult:
+    base = unknown_posture(code, message, vendor_tenant_id=app.settings.vendor_tenant_id)
+    finding = make_finding(code, message, remediation, facts={"reason": code.value})
+    return replace(base, findings=(finding,))
+
+
+def _token_refused(
+    app: App, client: ClientRecord, exc: TokenRequestError, now: datetime, *, final_attempt: bool
+) -> ClientRead:
+    """Only "not consented" is "not consented" (issue 12.2): read the AADSTS code."""
+    failure = exc.failure
+    if failure.kind is TokenFailureKind.CONSENT_MISSING:
+        return ClientRead(
+            unknown_posture(
+                FindingCode.CLIENT_CONSENT_MISSING,
+                f"Entra refused the read-only app's token for the client tenant "
+                f"({failure.code_text}): {failure.description}",
+                vendor_tenant_id=app.settings.vendor_tenant_id,
+            ),
+            ConsentStatus.MISSING,
+        )
+    if failure.retry and not final_attempt:
+        raise exc
+    if failure.kind is TokenFailureKind.TENANT_NOT_FOUND:
+        return ClientRead(
+            _unknown(
+                app,
+                FindingCode.CLIENT_TENANT_NOT_FOUND,
+                f"Entra does not know the client's tenant {client.tenant_id} "
+                f"({failure.code_text}): it was deleted, or the registry holds a wrong ID.",
+                "Check the tenant ID (Graph findTenantInformationByTenantId, or the client's "
+                "domain with findTenantInformationByDomainName); correct or remove the client "
+                "in the registry (xtap-watch clients).",
+            ),
+            client.consent,
+        )
+    if failure.kind is TokenFailureKind.VENDOR_CONFIGURATION:
+        alert = vendor_identity_alert(
+            failure,
+            client.tenant_id,
+            client.name,
+            period_key(now, app.settings.reminder_hours),
+            now,
+            alert_context(app),
+        )
+        return ClientRead(
+            _unknown(
+                app,
+                FindingCode.CLIENT_TENANT_UNREACHABLE,
+                f"xtap-watch's own identity could not sign in to the client tenant "
+                f"({failure.code_text}): {alert.title.split(': ', 1)[-1]}. Nothing is wrong "
+                "on the client's side; the vendor's admins are alerted.",
+                "Nothing for the client to do: the vendor fixes its own configuration "
+                "(docs/findings/VENDOR_IDENTITY_MISCONFIGURED.md).",
+            ),
+            client.consent,
+            once_alerts=[alert],
+        )
+    return ClientRead(
+        unknown_posture(
+            FindingCode.CLIENT_TENANT_UNREACHABLE,
+            f"Entra refused the token for the client tenant ({failure.code_text}): "
+            f"{failure.description}",
+            vendor_tenant_id=app.settings.vendor_tenant_id,
+        ),
+        client.consent,
+    )
+
+
 def _with_signin_evidence(
     app: App, client: ClientRecord, message: CheckClient, result: PostureResult
 ) -> PostureResult:
@@ -231,11 +326,6 @@ def _with_signin_evidence(
         counts, client.tenant_id, EvidenceThreshold(min_failures=app.settings.signin_threshold)
     )
     return combine(result, evidence)
-
-
-def _alert_context(app: App) -> AlertContext:
-    s = app.settings
-    return AlertContext(s.vendor_name, s.entra_portal_url, s.docs_base_url)
 
 
 async def _transition(
@@ -257,7 +347,7 @@ async def _transition(
     if transitions:
         previous_posture = await PostureStore(app.tables).get(client.tenant_id)
         previous_verdict = (previous_posture or {}).get("verdict")
-    ctx = _alert_context(app)
+    ctx = alert_context(app)
     alerts = [
         alert_for_transition(t, client, result, ctx, previous_verdict).model_copy(
             update={"batch_id": message.sweep_id}
@@ -266,41 +356,6 @@ async def _transition(
     ]
     return StateStep(
         state, etag, transitions, alerts, str((raw_state or {}).get("vendor_signature", ""))
-    )
-
-
-async def _vendor_default(app: App) -> DefaultPolicy:
-    cached = app.extras.get("vendor_default")
-    if cached and time.monotonic() - cached[0] < VENDOR_DEFAULT_TTL_SECONDS:
-        return cached[1]  # type: ignore[no-any-return]
-    policy = parse_default_policy(await app.graph.vendor().get_json(DEFAULT_PATH))
-    app.extras["vendor_default"] = (time.monotonic(), policy)
-    return policy
-
-
-async def _vendor_side_findings(app: App, client: ClientRecord) -> list[Finding]:
-    graph = app.graph.vendor()
-    default = await _vendor_default(app)
-    path = partner_path(client.tenant_id)
-    try:
-        partner = parse_partner_policy(await graph.get_json(path))
-    except GraphError as exc:
-        if exc.status != 404:
-            raise
-        partner = None
-    auth_cached = app.extras.get("vendor_authorization_policy")
-    if not auth_cached or time.monotonic() - auth_cached[0] > VENDOR_DEFAULT_TTL_SECONDS:
-        raw = await read_authorization_policy(graph)
-        auth_cached = (time.monotonic(), parse_authorization_policy(raw) if raw else None)
-        app.extras["vendor_authorization_policy"] = auth_cached
-    return evaluate_vendor_side(
-        default,
-        partner,
-        client.tenant_id,
-        app.settings.vendor_app_ids,
-        auth_cached[1],
-        client.domains,
-        client_name=client.name,
     )
 
 
@@ -313,22 +368,41 @@ async def _vendor_side(
     *,
     final_attempt: bool,
 ) -> VendorSide:
-    """What the vendor's own settings do to this client's guests; alert when that changes."""
+    """What the vendor's own settings do to this client's guests; alert when that changes.
+
+    The inputs come from the sweep's snapshot in the message, or from Graph when the
+    snapshot is missing or older than the vendor's last noted change. Vendor-wide findings
+    stay in the posture record but are alerted once for all clients by the scheduler.
+    """
     try:
-        findings = await _vendor_side_findings(app, client)
+        inputs = await vendor_inputs(app, client, message.vendor)
     except GraphError as exc:
         if exc.transient and not final_attempt:
             raise
         log.warning("vendor-side checks for %s skipped: %s", client.tenant_id, exc)
-        return VendorSide([], step.vendor_signature, [])
-    except PolicyParseError as exc:
-        log.error("vendor-side policy not understood for %s: %s", client.tenant_id, exc)
-        return VendorSide([], step.vendor_signature, [])
-    signature = vendor_side_signature(findings)
+        return VendorSide(
+            [], step.vendor_signature, [], skipped=f"the vendor's policy was not read: {exc}"
+        )
+    except VendorPolicyUnreadable as exc:
+        await alert_unreadable(app, exc.where, exc.problem, now)
+        return VendorSide(
+            [], step.vendor_signature, [], skipped=f"the vendor's {exc.where} did not parse"
+        )
+    findings = evaluate_vendor_side(
+        inputs.default,
+        inputs.partner,
+        client.tenant_id,
+        app.settings.vendor_app_ids,
+        inputs.authorization,
+        client.domains,
+        client_name=client.name,
+    )
+    alerting = per_client(findings)
+    signature = vendor_side_signature(alerting)
     alerts = []
     if signature and signature != step.vendor_signature:
         alerts.append(
-            vendor_side_alert(findings, client, signature, now, _alert_context(app)).model_copy(
+            vendor_side_alert(alerting, client, signature, now, alert_context(app)).model_copy(
                 update={"batch_id": message.sweep_id}
             )
         )
@@ -347,6 +421,8 @@ async def _store(
     vendor: VendorSide,
 ) -> None:
     """Alerts first, then recovery work, then the posture row and the alert state."""
+    for once in read.once_alerts:
+        await send_once(app, once)
     for alert in [*step.alerts, *vendor.alerts]:
         await app.queues.send(QUEUE_ALERTS, alert)
     await _reset_stranded_guests(app, client, step.transitions, now)
@@ -359,6 +435,8 @@ async def _store(
     }
     if read.raw_policy is not None:
         record["rawPolicy"] = read.raw_policy
+    if vendor.skipped:
+        record["vendorSideSkipped"] = vendor.skipped
     await PostureStore(app.tables).save(client.tenant_id, now, record)
     store: JsonStateStore = alert_state_store(app.tables)
     await store.put(

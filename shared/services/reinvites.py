@@ -142,9 +142,7 @@ async def request_reinvite(
     clients: list[ClientRecord] | None = None,
 ) -> RequestOutcome:
     """Validate against the directory, then queue the job (or return the duplicate)."""
-    user = await find_vendor_user(
-        app.graph.vendor(), user_id=request.user_id, email=request.email
-    )
+    user = await find_vendor_user(app.graph.vendor(), user_id=request.user_id, email=request.email)
     return await queue_reinvite_for_user(
         app,
         user,
