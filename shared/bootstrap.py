@@ -22,7 +22,7 @@ from shared.config import Settings, load_settings
 # Connections to Graph kept by one process, shared by every tenant: enough for the
 # host's queue concurrency (host.json batchSize + newBatchThreshold) with headroom.
 # httpcore scans its pool on every request, so a pool far larger than needed costs CPU.
-GRAPH_CONNECTIONS = 96
+GRAPH_CONNECTIONS = 32
 
 
 class GraphGateway:

@@ -41,8 +41,10 @@ from shared.domain.token_errors import TokenFailure, TokenFailureKind, classify_
 
 # Audience of the token a managed identity presents as a federated client assertion.
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
-# Connections kept to the token endpoint, shared by every client tenant's credential.
-TOKEN_POOL_CONNECTIONS = 64
+# Connections to the token endpoint, shared by every client tenant's credential: a token
+# request takes one round trip per check, so a few connections serve the host's whole
+# queue concurrency (further requests wait for a free one).
+TOKEN_POOL_CONNECTIONS = 16
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -341,13 +341,14 @@ async def _fresh_vendor_policies(app: App, generation: int) -> tuple[dict[str, A
 
 
 async def vendor_inputs(
-    app: App, client: ClientRecord, snapshot: VendorSnapshot | None
+    app: App, client: ClientRecord, snapshot: VendorSnapshot | None, generation: int
 ) -> VendorInputs:
     """The vendor side for one client: the sweep's snapshot if still current, else Graph.
 
-    Raises ``GraphError`` (the caller retries transient ones) and ``VendorPolicyUnreadable``.
+    ``generation`` is the current vendor-policy generation (read by the caller with its
+    other reads). Raises ``GraphError`` (the caller retries transient ones) and
+    ``VendorPolicyUnreadable``.
     """
-    generation = await current_generation(app)
     source = "snapshot"
     if snapshot is not None and snapshot.generation == generation:
         default_raw, auth_raw = snapshot.default, snapshot.authorization
