@@ -44,6 +44,7 @@ from shared.domain.policy import (
 )
 from shared.domain.posture_alerts import AlertContext
 from shared.domain.vendor_alerts import (
+    is_vendor_wide,
     period_key,
     vendor_policy_unreadable_alert,
     vendor_wide_alert,
@@ -220,7 +221,7 @@ class VendorWideTally:
             entry = parse_partner_policy(partner) if partner is not None else None
         except PolicyParseError:
             return  # that client's check reports it
-        self.findings[client.name] = evaluate_vendor_side(
+        findings = evaluate_vendor_side(
             self._default,
             entry,
             client.tenant_id,
@@ -229,6 +230,10 @@ class VendorWideTally:
             client.domains,
             client_name=client.name,
         )
+        # Only what the vendor-wide alert needs: memory stays a name per affected client.
+        wide = [f for f in findings if is_vendor_wide(f)]
+        if wide:
+            self.findings[client.name] = wide
 
     async def alert(self, now: datetime) -> str | None:
         """One alert when the set of vendor-wide causes changes (issue 14.2)."""
