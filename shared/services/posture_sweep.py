@@ -28,6 +28,7 @@ from shared.adapters.repositories import (
     PostureStore,
     alert_state_store,
 )
+from shared.adapters.storage import EntityConflict
 from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
 from shared.domain.client_state import (
     ClientAlertState,
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENQUEUE_CONCURRENCY = 32
+STATE_RACE_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,23 @@ async def check_client(
 
     Transient Graph failures propagate (the host retries the message); on the final
     attempt they become an UNKNOWN "tenant unreachable" result instead of a poison message.
+    Two checks of one client at once (a repeated message beside the next sweep's) race on
+    the alert state's ETag: the loser checks again here instead of spending one of the
+    message's attempts (its alerts carry the same keys, so nothing is sent twice).
     """
+    for attempt in range(STATE_RACE_RETRIES + 1):
+        try:
+            return await _check_once(app, message, now, final_attempt=final_attempt)
+        except EntityConflict:
+            if attempt == STATE_RACE_RETRIES:
+                raise
+            log.info("client %s: alert state moved concurrently; checking again", message.tenant_id)
+    raise AssertionError("unreachable")
+
+
+async def _check_once(
+    app: App, message: CheckClient, now: datetime, *, final_attempt: bool
+) -> CheckOutcome:
     registry = ClientRegistry(app.tables)
     # The reads do not depend on each other: one round trip of latency instead of four.
     client, policy, prior, generation = await asyncio.gather(

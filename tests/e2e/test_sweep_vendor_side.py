@@ -265,3 +265,32 @@ def test_a_vendor_policy_that_does_not_parse_is_one_alert_with_cause_and_fix(
     posture = third["postures"][CONTOSO]
     assert "did not parse" in posture["vendorSideSkipped"]
     assert posture["verdict"] == "ALLOWED"  # the client side still ran
+
+
+# ------------------------------------------------------------------ concurrent duplicates
+
+
+def test_two_checks_of_one_client_at_once_both_succeed_and_alert_once(app_env, demo_sim):
+    """A repeated message beside the next sweep's: the ETag race is settled in-process,
+    without failing a message attempt (which, repeated, would poison it)."""
+    from shared.adapters.repositories import alert_state_store
+    from shared.domain.messages import CheckClient
+    from shared.services.posture_sweep import check_client
+
+    async def scenario() -> tuple[list[Any], Any]:
+        app = await _fresh_app()
+        try:
+            await seed_registry(app, load_demo_scenario())
+            now = datetime.now(UTC)
+            message = CheckClient(tenant_id=CONTOSO, sweep_id="race", requested_at=now)
+            outcomes = await asyncio.gather(
+                check_client(app, message, now), check_client(app, message, now)
+            )
+            state, _ = await alert_state_store(app.tables).get(CONTOSO)
+            return list(outcomes), state
+        finally:
+            await app.close()
+
+    outcomes, state = asyncio.run(scenario())
+    assert [o.verdict for o in outcomes] == ["ALLOWED", "ALLOWED"]
+    assert state["client"]["status"] == "ok"
