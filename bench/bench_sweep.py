@@ -453,6 +453,7 @@ def run(
     if SIM_VENDOR != VENDOR_TENANT_ID:
         raise RuntimeError("devtools.local_env and sim.scenarios disagree on the vendor tenant")
     quiet_logs()
+    load_start = os.getloadavg()[0]
     results: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="xtap-bench-baseline-") as tmp:
         tree = _export(baseline_ref, Path(tmp)) if baseline_ref else None
@@ -465,6 +466,14 @@ def run(
         rows += _size_rows(n, results[("new", n)], results.get(("old", n)))
     if len(sizes) > 1:
         rows += _goal_rows(results, sizes)
+    rows.append(
+        row(
+            "machine load average (1 min) at start / end",
+            f"{load_start:.1f} / {os.getloadavg()[0]:.1f}",
+            "",
+            note=f"{os.cpu_count()} CPUs shared with the simulator, Azurite and anything else",
+        )
+    )
     rows.append(
         row(
             "baseline",

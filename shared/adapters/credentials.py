@@ -36,6 +36,7 @@ from azure.identity.aio import (
 )
 
 from shared.adapters.graph import GraphError
+from shared.adapters.http_env import environment_proxies_in_use
 from shared.config import AUTHORITY_HOST, ConfigError, Settings
 from shared.domain.token_errors import TokenFailure, TokenFailureKind, classify_token_error
 
@@ -227,7 +228,7 @@ class ClientReaderCredentials:
                 context = ssl.create_default_context(cafile=self._settings.tls_ca_file)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=context, limit=TOKEN_POOL_CONNECTIONS),
-                trust_env=True,
+                trust_env=environment_proxies_in_use(),
             )
             self._transport = AioHttpTransport(session=self._session, session_owner=False)
         return self._transport

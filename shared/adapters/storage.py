@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.http_env import azure_transport_kwargs
 from shared.config import QUEUES, TABLES, StorageSettings
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class StorageQueues:
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
         }
+        policies.update(azure_transport_kwargs())  # no per-request proxy lookups
         if settings.connection_string:
             self._service = QueueServiceClient.from_connection_string(
                 settings.connection_string, **policies
@@ -143,11 +145,14 @@ class StorageTables:
     def __init__(self, settings: StorageSettings, credential: AsyncTokenCredential | None) -> None:
         from azure.data.tables.aio import TableServiceClient
 
+        transport = azure_transport_kwargs()  # no per-request proxy lookups
         if settings.connection_string:
-            self._service = TableServiceClient.from_connection_string(settings.connection_string)
+            self._service = TableServiceClient.from_connection_string(
+                settings.connection_string, **transport
+            )
         else:
             self._service = TableServiceClient(
-                endpoint=settings.table_service_uri, credential=credential
+                endpoint=settings.table_service_uri, credential=credential, **transport
             )
         self._clients: dict[str, Any] = {}
 
