@@ -87,6 +87,7 @@ async def _phase_sweep() -> dict[str, Any]:
 
     counts: Counter[str] = Counter()
     _count_storage_calls(counts)
+    failures = _record_failures()
     load_functions()
     await get_app()
     runner = LocalRunner()
@@ -123,8 +124,30 @@ async def _phase_sweep() -> dict[str, Any]:
         "sockets_by_peer": by_peer,
         "concurrency": semantics.batch_size + semantics.new_batch_threshold,
         "storage_ops": dict(counts),
+        "failure_causes": dict(failures),
         "fanout_storage_ops": fanout_ops,
     }
+
+
+def _record_failures() -> Counter[str]:
+    """What failed attempts failed with (the runner logs each with its exception)."""
+    import logging
+
+    causes: Counter[str] = Counter()
+
+    class Tally(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                causes[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+
+    logging.disable(logging.NOTSET)
+    logging.getLogger().setLevel(logging.CRITICAL)  # the app stays quiet...
+    runner_log = logging.getLogger("xtap.runner")  # ...but failed attempts are tallied
+    runner_log.setLevel(logging.WARNING)
+    runner_log.propagate = False
+    runner_log.addHandler(Tally())
+    return causes
 
 
 def _sockets_by_peer(connections: list[Any]) -> dict[str, int]:
@@ -303,6 +326,13 @@ def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[
             f"{new['failed_attempts']} / {new['poisoned']} / {new['fresh_rows']}",
             "",
             f"{old['failed_attempts']} / {old['poisoned']} / {old['fresh_rows']}" if old else None,
+            note="; ".join(f"{n}x {c}" for c, n in new.get("failure_causes", {}).items())
+            + (
+                " | today's: "
+                + "; ".join(f"{n}x {c}" for c, n in old.get("failure_causes", {}).items())
+                if old and old.get("failure_causes")
+                else ""
+            ),
         ),
         row(
             "Graph HTTP requests per client, token endpoint included",

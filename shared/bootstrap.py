@@ -7,6 +7,7 @@ at Azurite and the simulator) and install it with :func:`set_app`.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,31 +20,38 @@ from shared.adapters.signins import GraphSignInSource, LogAnalyticsSignInSource,
 from shared.adapters.storage import StorageQueues, StorageTables
 from shared.config import Settings, load_settings
 
-# Connections to Graph kept by one process, shared by every tenant: enough for the
-# host's queue concurrency (host.json batchSize + newBatchThreshold) with headroom.
-# httpcore scans its pool on every request, so a pool far larger than needed costs CPU.
-GRAPH_CONNECTIONS = 32
+# Connections to Graph kept by one process, shared by every tenant: 4 pools of 12, enough
+# for the host's queue concurrency (host.json batchSize + newBatchThreshold = 48). Several
+# small pools, not one big one: httpcore scans its whole pool (quadratically) each time a
+# request starts or ends — measured at 48 requests in flight against the simulator, one
+# pool of 32 costs 4.0 ms of CPU per request, 4 pools of 12 cost 1.3 ms.
+GRAPH_POOLS = 4
+GRAPH_CONNECTIONS_PER_POOL = 12
 
 
 class GraphGateway:
     """Graph clients per tenant: the vendor's own identity, or the reader app per client.
 
-    Every client tenant talks to the same Graph host, so all of them share one pooled
-    HTTP client; per-tenant objects (credential, request adapter) live in a bounded LRU
-    sized by ``XTAP_TENANT_CACHE_SIZE``, so a process's memory does not grow with the
-    number of registered clients.
+    Every client tenant talks to the same Graph host, so all of them share one bounded set
+    of pooled HTTP connections (a tenant always uses the same pool); per-tenant objects
+    (credential, request adapter) live in a bounded LRU sized by ``XTAP_TENANT_CACHE_SIZE``,
+    so a process's memory does not grow with the number of registered clients.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._http = build_http_client(settings.tls_ca_file, max_connections=GRAPH_CONNECTIONS)
+        self._pools = [
+            build_http_client(settings.tls_ca_file, max_connections=GRAPH_CONNECTIONS_PER_POOL)
+            for _ in range(GRAPH_POOLS)
+        ]
         self._vendor_credential = vendor_credential(settings)
         self._vendor: GraphClient | None = None
         self._reader_credentials = ClientReaderCredentials(settings)
         self.clients = BoundedCache[str, GraphClient](settings.tenant_cache_size)
 
     def _build(self, tenant_id: str, credential: Any) -> GraphClient:
-        adapter = build_request_adapter(credential, self._settings.graph_base_url, self._http)
+        pool = self._pools[zlib.crc32(tenant_id.encode()) % len(self._pools)]
+        adapter = build_request_adapter(credential, self._settings.graph_base_url, pool)
         return GraphClient(adapter, self._settings.graph_base_url, tenant_id)
 
     def vendor(self) -> GraphClient:
@@ -69,7 +77,8 @@ class GraphGateway:
     async def close(self) -> None:
         await self._reader_credentials.close()
         await self._vendor_credential.close()
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
 
 @dataclass
