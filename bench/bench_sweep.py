@@ -260,6 +260,17 @@ def _export(ref: str, into: Path) -> Path | None:
     return into
 
 
+def _cpu_seconds(stack: LocalStack) -> dict[str, float]:
+    """CPU used so far by Azurite and the simulator (they share the machine with the app)."""
+    import psutil
+
+    out = {}
+    for name, pid in (("azurite", stack.azurite.process.pid), ("simulator", stack.sim.pid)):
+        times = psutil.Process(pid).cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
 def _measure(tree: Path | None, clients: int, latency_ms: float, label: str) -> dict[str, Any]:
     with LocalStack(scenario=f"generated:{clients}") as stack:
         control = stack.sim.control
@@ -271,7 +282,10 @@ def _measure(tree: Path | None, clients: int, latency_ms: float, label: str) -> 
             file=sys.stderr,
             flush=True,
         )
+        emulators = _cpu_seconds(stack)
         result = _run_child(tree)
+        after = _cpu_seconds(stack)
+        result["emulator_cpu_s"] = {k: after[k] - emulators[k] for k in after}
         result["requests"] = _count_requests(control.requests())
         result["max_in_flight"] = control.stats()["maxInFlight"]
         control.set_latency(0)
@@ -371,6 +385,18 @@ def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[
             1000 * new["cpu_s"] / done,
             "ms",
             1000 * old["cpu_s"] / done_old if old else None,
+        ),
+        row(
+            "  Azurite CPU per check (the storage emulator)",
+            1000 * new["emulator_cpu_s"]["azurite"] / done,
+            "ms",
+            1000 * old["emulator_cpu_s"]["azurite"] / done_old if old else None,
+        ),
+        row(
+            "  simulator CPU per check (Graph + token endpoint, TLS)",
+            1000 * new["emulator_cpu_s"]["simulator"] / done,
+            "ms",
+            1000 * old["emulator_cpu_s"]["simulator"] / done_old if old else None,
         ),
         row("peak RSS of the sweeping process", new["peak_rss_mib"], "MiB", b("peak_rss_mib")),
         row(
