@@ -1,24 +1,23 @@
-"""Benchmark (issue 3): sweep 5,000 simulated clients at 100 ms injected latency.
+"""Benchmark (issue 16): the posture sweep at 500 and 5,000 clients, 100 ms per request.
 
 The real path, end to end: ``sweep_timer`` (``schedule_sweep`` fans out one message per
 client) → Azurite queue ``xtap-check-client`` → ``LocalRunner.drain`` with the host's
-concurrency from host.json (``batchSize`` + ``newBatchThreshold``) → the ``check_client``
-trigger → msgraph-sdk request adapter → the Graph simulator (a test double) over TLS,
-with every simulator request (Graph and the token endpoint) delayed by 100 ms.
+per-queue concurrency from host.json (``batchSize`` + ``newBatchThreshold``) → the
+``check_client`` trigger → msgraph-sdk request adapter → the Graph simulator (a test
+double) over TLS, every simulator request (Graph and the token endpoint) delayed 100 ms.
 
-Same-run baseline: the same ``check_client`` trigger called for one client after another
-(the "loop over every client in one invocation" design that fan-out replaces). At 100 ms
-per round trip that would take half an hour for 5,000 clients, so the baseline runs on an
-evenly spread sample and is extrapolated linearly — the output says so.
+Same-run baseline: **today's design** — the code of ``BASELINE_REF`` (the commit the issue
+measured, exported with ``git archive``) run through the very same phase driver, against a
+fresh Azurite and simulator of the same size. Each (design, size) pair runs in a fresh
+child process on a fresh stack, so peak RSS, caches and table sizes are its own.
 
-Each phase runs in a fresh child process, so its peak RSS (``ru_maxrss``) and its token
-caches are its own; the parent owns Azurite and the simulator and reads the simulator's
-request log after each phase.
+Figures (goals of issue 16 in brackets): wall of fan-out + drain [5,000 ≤ 60 s], failed
+attempts [0], fresh posture rows [all], Graph HTTP requests per client from the
+simulator's log [≤ 2.05], storage round trips per check (calls of the storage adapter,
+counted in the child), peak RSS [5,000 ≤ 1.25 x 500 and ≤ 200 MiB], open TCP sockets after
+the sweep [≤ 64]. Never asserts: it prints, and says which goals were met.
 
-Figures: wall time, Graph requests per client (from the simulator's request log), peak
-memory of the process, throughput, open sockets. Never asserts.
-
-    python -m bench.bench_sweep [--clients 5000] [--latency-ms 100] [--sample 100]
+    python -m bench.bench_sweep [--sizes 500,5000] [--latency-ms 100] [--baseline-ref REF]
 """
 
 from __future__ import annotations
@@ -36,51 +35,76 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, LocalStack, Row, format_table, quiet_logs, row, seed_clients
+from bench.common import ROOT, LocalStack, Row, format_table, quiet_logs, row, section, seed_clients
 
-CLIENTS = 5_000
+SIZES = (500, 5_000)
 LATENCY_MS = 100.0
-SAMPLE = 100
+# The design the issue measured ("today's design"): main before the sweep rework.
+BASELINE_REF = "3cdc709"
 PHASE_TIMEOUT_S = 1_800
 
+GOAL_WALL_5000_S = 60.0
+GOAL_REQUESTS_PER_CLIENT = 2.05
+GOAL_RSS_RATIO = 1.25
+GOAL_RSS_MIB = 200.0
+GOAL_SOCKETS = 64
 
-# ----------------------------------------------------------------------------- children
-async def _warm_up() -> None:
-    """Import what a check needs and build the app first, in both phases alike, so "RSS
-    before the work" is the same warm process and growth is what the clients cost."""
-    import azure.identity.aio  # noqa: F401
-    import msgraph_core  # noqa: F401
+_TABLE_OPS = ("get", "upsert", "insert", "replace_if_match", "query", "delete")
+_QUEUE_OPS = ("send", "receive", "delete", "release", "peek_all", "approximate_count")
 
-    import shared.adapters.graph
-    import shared.adapters.policy_reader
-    import shared.services.posture_sweep  # noqa: F401
-    from devtools.runner import load_functions
-    from shared.bootstrap import get_app
 
-    load_functions()
-    await get_app()
+# ----------------------------------------------------------------------------- child
+def _count_storage_calls(counts: Counter[str]) -> None:
+    """Count each call of the storage adapter (one call = one round trip to storage)."""
+    from shared.adapters import storage
+
+    def wrap(cls: type, name: str, kind: str) -> None:
+        original = getattr(cls, name, None)
+        if original is None:
+            return
+
+        async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts[f"{kind}.{name}"] += 1
+            return await original(self, *args, **kwargs)
+
+        setattr(cls, name, counted)
+
+    for op in _TABLE_OPS:
+        wrap(storage.StorageTables, op, "table")
+    for op in _QUEUE_OPS:
+        wrap(storage.StorageQueues, op, "queue")
 
 
 async def _phase_sweep() -> dict[str, Any]:
-    """Timer fan-out + drain, exactly as the host would run them (one instance)."""
+    """Timer fan-out + drain, as the host would run them on one instance."""
+    import azure.identity.aio  # noqa: F401  (both designs import it before the work)
+    import msgraph_core  # noqa: F401
     import psutil
 
     from bench.common import RssSampler, peak_rss_mib
-    from devtools.runner import LocalRunner
+    from devtools.runner import LocalRunner, load_functions
     from shared.bootstrap import get_app, set_app
 
-    await _warm_up()
+    counts: Counter[str] = Counter()
+    _count_storage_calls(counts)
+    failures = _record_failures()
+    load_functions()
+    await get_app()
     runner = LocalRunner()
     started_at = datetime.now(UTC)
     with RssSampler() as memory:
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         await runner.fire_timer("sweep_timer")
         t1 = time.perf_counter()
+        fanout_ops = sum(counts.values())
         stats = await runner.drain(["check_client"])
         t2 = time.perf_counter()
-    process = psutil.Process()
+        cpu = time.process_time() - cpu0
     queue_stats = stats.get("check_client")
-    sockets = len(process.net_connections(kind="tcp"))
+    connections = psutil.Process().net_connections(kind="tcp")
+    sockets = len(connections)
+    by_peer = _sockets_by_peer(connections)
     await runner.close()
     await (await get_app()).close()
     set_app(None)
@@ -90,78 +114,82 @@ async def _phase_sweep() -> dict[str, Any]:
         "fanout_s": t1 - t0,
         "drain_s": t2 - t1,
         "wall_s": t2 - t0,
+        "cpu_s": cpu,
         "processed": queue_stats.processed if queue_stats else 0,
         "failed_attempts": queue_stats.failed_attempts if queue_stats else 0,
         "poisoned": queue_stats.poisoned if queue_stats else 0,
         "rss_before_mib": memory.start_mib,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": max(memory.peak_mib, peak_rss_mib()),
         "open_tcp_after": sockets,
+        "sockets_by_peer": by_peer,
         "concurrency": semantics.batch_size + semantics.new_batch_threshold,
+        "storage_ops": dict(counts),
+        "failure_causes": dict(failures),
+        "fanout_storage_ops": fanout_ops,
     }
 
 
-async def _phase_baseline(tenants: list[str]) -> dict[str, Any]:
-    """The same trigger, one client after another, on the sample the parent chose."""
-    from azure.functions.queue import QueueMessage
+def _record_failures() -> Counter[str]:
+    """What failed attempts failed with (the runner logs each with its exception)."""
+    import logging
 
-    from bench.common import RssSampler, peak_rss_mib
-    from devtools.runner import load_functions
-    from shared.bootstrap import get_app, set_app
-    from shared.domain.messages import CheckClient
+    causes: Counter[str] = Counter()
 
-    await _warm_up()
-    app = await get_app()
-    now = datetime.now(UTC)
-    counts = await app.signin_source().failure_counts(now, app.settings.signin_window_hours)
-    handler = load_functions()["check_client"].handler
-    messages = [
-        CheckClient(
-            tenant_id=tenant,
-            sweep_id=f"baseline-{now:%H%M%S}",
-            requested_at=now,
-            signin_counts=counts.get(tenant, {}),
-            signin_window_hours=app.settings.signin_window_hours,
-        ).model_dump_json()
-        for tenant in tenants
-    ]
-    failures = 0
-    with RssSampler() as memory:
-        t0 = time.perf_counter()
-        for body in messages:
-            try:
-                await handler(msg=QueueMessage(body=body.encode(), dequeue_count=1))
-            except Exception:
-                failures += 1
-        wall = time.perf_counter() - t0
-    await app.close()
-    set_app(None)
-    return {
-        "checked": len(messages),
-        "failures": failures,
-        "wall_s": wall,
-        "rss_before_mib": memory.start_mib,
-        "peak_rss_mib": peak_rss_mib(),
-    }
+    class Tally(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                causes[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+
+    logging.disable(logging.NOTSET)
+    logging.getLogger().setLevel(logging.CRITICAL)  # the app stays quiet...
+    runner_log = logging.getLogger("xtap.runner")  # ...but failed attempts are tallied
+    runner_log.setLevel(logging.WARNING)
+    runner_log.propagate = False
+    runner_log.addHandler(Tally())
+    return causes
 
 
-def _child_main(phase: str, workdir: Path) -> None:
+def _sockets_by_peer(connections: list[Any]) -> dict[str, int]:
+    """Open sockets grouped by what they talk to (the simulator, Azurite's services)."""
+    import re
+    from urllib.parse import urlsplit
+
+    peers: dict[int, str] = {}
+    graph = urlsplit(os.environ.get("XTAP_GRAPH_BASE_URL", "")).port
+    if graph:
+        peers[graph] = "graph+token"
+    for service, url in re.findall(
+        r"(\w+)Endpoint=([^;]+)", os.environ.get("AzureWebJobsStorage", "")
+    ):
+        port = urlsplit(url).port
+        if port:
+            peers[port] = service.lower()
+    counts: Counter[str] = Counter()
+    for c in connections:
+        port = c.raddr.port if c.raddr else None
+        counts[peers.get(port, "other") if port else "listening"] += 1
+    return dict(counts)
+
+
+def _child_main(workdir: Path, tree: Path | None) -> None:
+    if tree is not None:
+        # Today's design: its shared/, devtools/, function_app.py and host.json come first.
+        sys.path.insert(0, str(tree))
+        os.chdir(tree)
     quiet_logs()
-    if phase == "sweep":
-        result = asyncio.run(_phase_sweep())
-    else:
-        tenants = json.loads((workdir / "tenants.json").read_text())
-        result = asyncio.run(_phase_baseline(tenants))
+    result = asyncio.run(_phase_sweep())
     (workdir / "result.json").write_text(json.dumps(result))
 
 
-def _run_phase(phase: str, tenants: list[str] | None = None) -> dict[str, Any]:
-    """Run one phase in a fresh interpreter (its own peak RSS, its own token caches)."""
+def _run_child(tree: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xtap-bench-phase-") as tmp:
-        workdir = Path(tmp)
-        (workdir / "tenants.json").write_text(json.dumps(tenants or []))
-        command = [sys.executable, "-m", "bench.bench_sweep", "--phase", phase, "--workdir", tmp]
-        subprocess.run(command, cwd=str(ROOT), check=True, timeout=PHASE_TIMEOUT_S)
-        return dict(json.loads((workdir / "result.json").read_text()))
+        command = [sys.executable, "-m", "bench.bench_sweep", "--phase", "sweep", "--workdir", tmp]
+        if tree is not None:
+            command += ["--tree", str(tree)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        subprocess.run(command, cwd=str(ROOT), check=True, timeout=PHASE_TIMEOUT_S, env=env)
+        return dict(json.loads((Path(tmp) / "result.json").read_text()))
 
 
 # ----------------------------------------------------------------------------- parent
@@ -182,19 +210,18 @@ def _count_requests(log: list[dict[str, Any]]) -> dict[str, int]:
             kinds["graph_other"] += 1
         else:
             kinds["other"] += 1
-        if entry.get("note"):
-            kinds[f"note:{entry['note']}"] += 1
     return dict(kinds)
 
 
-async def _seed(scenario: dict[str, Any]) -> int:
+async def _seed(clients: int) -> int:
     from shared.bootstrap import build_app
     from shared.config import load_settings
+    from sim.scenarios import generated_scenario
 
     app = build_app(load_settings())
     await app.ensure_storage()
     try:
-        return await seed_clients(app, scenario)
+        return await seed_clients(app, generated_scenario(clients))
     finally:
         await app.close()
 
@@ -217,183 +244,317 @@ async def _fresh_rows(since: datetime) -> int:
         await app.close()
 
 
-def _sample(scenario: dict[str, Any], size: int) -> list[str]:
-    from devtools.local_env import scenario_clients
-
-    clients = scenario_clients(scenario)
-    step = max(1, len(clients) // max(1, size))
-    return [c.tenant_id for c in clients[::step][:size]]
-
-
-async def _forget_alert_state(tenants: list[str]) -> None:
-    """Let the sampled clients be observed for the first time again (same work as the sweep)."""
-    from shared.bootstrap import build_app
-    from shared.config import TABLE_ALERT_STATE, load_settings
-
-    app = build_app(load_settings())
-    wanted = {t.lower() for t in tenants}
-    try:
-        rows = await app.tables.query(TABLE_ALERT_STATE, select=["PartitionKey", "RowKey"])
-        for r in rows:
-            if r["RowKey"].lower() in wanted:
-                await app.tables.delete(TABLE_ALERT_STATE, r["PartitionKey"], r["RowKey"])
-    finally:
-        await app.close()
+def _export(ref: str, into: Path) -> Path | None:
+    """``git archive`` of ``ref`` (today's design), or None when the ref is not at hand."""
+    archive = subprocess.run(
+        ["git", "archive", ref], cwd=str(ROOT), capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        print(
+            f"[sweep] baseline {ref} not available: {archive.stderr.decode()[:200]}",
+            file=sys.stderr,
+        )
+        return None
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    # Azurite is started by this process; the export only needs its code and host.json.
+    return into
 
 
-def run(clients: int = CLIENTS, latency_ms: float = LATENCY_MS, sample: int = SAMPLE) -> list[Row]:
-    from devtools.local_env import VENDOR_TENANT_ID
-    from sim.scenarios import VENDOR_TENANT_ID as SIM_VENDOR
-    from sim.scenarios import generated_scenario
+def _cpu_seconds(stack: LocalStack) -> dict[str, float]:
+    """CPU used so far by Azurite and the simulator (they share the machine with the app)."""
+    import psutil
 
-    if SIM_VENDOR != VENDOR_TENANT_ID:
-        raise RuntimeError("devtools.local_env and sim.scenarios disagree on the vendor tenant")
-    quiet_logs()
-    sample = min(sample, clients)
+    out = {}
+    for name, pid in (("azurite", stack.azurite.process.pid), ("simulator", stack.sim.pid)):
+        times = psutil.Process(pid).cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
+def _measure(tree: Path | None, clients: int, latency_ms: float, label: str) -> dict[str, Any]:
     with LocalStack(scenario=f"generated:{clients}") as stack:
         control = stack.sim.control
-        t = time.perf_counter()
-        registered = asyncio.run(_seed(generated_scenario(clients)))
-        seed_s = time.perf_counter() - t
-        print(
-            f"[sweep] {registered} clients registered in {seed_s:.1f} s; sweeping at "
-            f"{latency_ms:.0f} ms per simulator request ...",
-            file=sys.stderr,
-            flush=True,
-        )
-
+        registered = asyncio.run(_seed(clients))
         control.set_latency(latency_ms)
         control.reset_counters()
-        sweep = _run_phase("sweep")
-        sweep_log = _count_requests(control.requests())
-        sweep_in_flight = control.stats()["maxInFlight"]
-        fresh = asyncio.run(_fresh_rows(datetime.fromisoformat(sweep["started_at"])))
         print(
-            f"[sweep] fan-out + drain took {sweep['wall_s']:.1f} s; sequential baseline on "
-            f"{sample} clients ...",
+            f"[sweep] {label}: {registered} clients, {latency_ms:.0f} ms per request ...",
             file=sys.stderr,
             flush=True,
         )
-
-        # An evenly spread sample (the generated kinds repeat every 50 clients), observed
-        # for the first time again so it does the same work the sweep did.
-        tenants = _sample(generated_scenario(clients), sample)
-        asyncio.run(_forget_alert_state(tenants))
-        control.reset_counters()
-        baseline = _run_phase("baseline", tenants)
-        base_log = _count_requests(control.requests())
-        base_in_flight = control.stats()["maxInFlight"]
+        emulators = _cpu_seconds(stack)
+        result = _run_child(tree)
+        after = _cpu_seconds(stack)
+        result["emulator_cpu_s"] = {k: after[k] - emulators[k] for k in after}
+        result["requests"] = _count_requests(control.requests())
+        result["max_in_flight"] = control.stats()["maxInFlight"]
         control.set_latency(0)
+        result["fresh_rows"] = asyncio.run(
+            _fresh_rows(datetime.fromisoformat(result["started_at"]))
+        )
+        result["clients"] = registered
+        print(
+            f"[sweep] {label}: {result['wall_s']:.1f} s, {result['processed']} processed",
+            file=sys.stderr,
+            flush=True,
+        )
+        return result
 
-    n = max(1, sweep["processed"])
-    m = max(1, baseline["checked"])
-    per_check = baseline["wall_s"] / m
-    extrapolated = per_check * clients
-    http_per_client = sweep_log.get("http", 0) / n
-    base_http_per_client = base_log.get("http", 0) / m
-    extrapolation = (
-        f"sequential baseline measured on {m} of {clients} clients (evenly spread) in "
-        f"{baseline['wall_s']:.1f} s = {per_check * 1000:.0f} ms per client, "
-        f"EXTRAPOLATED x{clients / m:.0f} to {per_check * clients:.0f} s"
-    )
+
+def _per_check_storage(result: dict[str, Any]) -> float:
+    ops = result["storage_ops"]
+    drain_ops = sum(ops.values()) - result["fanout_storage_ops"]
+    return drain_ops / max(1, result["processed"])
+
+
+def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[Row]:
+    def b(key: str) -> Any:
+        return old[key] if old else None
+
+    done = max(1, new["processed"])
+    done_old = max(1, old["processed"]) if old else 1
+    http = new["requests"].get("http", 0) / done
+    old_http = old["requests"].get("http", 0) / done_old if old else None
+    ops = new["storage_ops"]
+    op_note = ", ".join(f"{k}={v / done:.2f}" for k, v in sorted(ops.items()) if v)
     return [
+        section(f"{n:,} clients @ 100 ms, one instance (value: this design; baseline: today's)"),
         row(
-            f"sweep {clients} clients @{latency_ms:.0f} ms: wall, timer + drain (lower is better)",
-            sweep["wall_s"],
+            "wall, timer fan-out + drain (lower is better)",
+            new["wall_s"],
             "s",
-            extrapolated,
-            note=extrapolation,
-        ),
-        row(
-            "  fan-out: sweep_timer enqueues one message per client",
-            sweep["fanout_s"],
-            "s",
-            note=f"{clients} messages; schedule_sweep sends 32 at a time",
-        ),
-        row(
-            "  drain: check_client through LocalRunner.drain",
-            sweep["drain_s"],
-            "s",
+            b("wall_s"),
             note=(
-                f"runner concurrency {sweep['concurrency']} (host.json batchSize + "
-                f"newBatchThreshold), one instance; processed {sweep['processed']}, failed "
-                f"attempts {sweep['failed_attempts']}, poisoned {sweep['poisoned']}; "
-                f"{fresh} clients got a fresh posture row"
+                f"fan-out {new['fanout_s']:.1f} s + drain {new['drain_s']:.1f} s; today's: "
+                + (f"{old['fanout_s']:.1f} s + {old['drain_s']:.1f} s" if old else "-")
             ),
         ),
         row(
-            "  throughput (higher is better)",
-            n / sweep["wall_s"],
+            "throughput (higher is better)",
+            done / new["wall_s"],
             "clients/s",
-            1 / per_check,
+            done_old / old["wall_s"] if old else None,
+        ),
+        row(
+            "failed attempts / poisoned / fresh posture rows",
+            f"{new['failed_attempts']} / {new['poisoned']} / {new['fresh_rows']}",
+            "",
+            f"{old['failed_attempts']} / {old['poisoned']} / {old['fresh_rows']}" if old else None,
+            note="; ".join(f"{n}x {c}" for c, n in new.get("failure_causes", {}).items())
+            + (
+                " | today's: "
+                + "; ".join(f"{n}x {c}" for c, n in old.get("failure_causes", {}).items())
+                if old and old.get("failure_causes")
+                else ""
+            ),
         ),
         row(
             "Graph HTTP requests per client, token endpoint included",
-            http_per_client,
+            http,
             "req",
-            base_http_per_client,
-            note=(
-                "from the simulator's request log; sweep: "
-                + ", ".join(f"{k}={v}" for k, v in sorted(sweep_log.items()))
-                + "; baseline: "
-                + ", ".join(f"{k}={v}" for k, v in sorted(base_log.items()))
+            old_http,
+            note="sweep: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(new["requests"].items()))
+            + (
+                "; today's: " + ", ".join(f"{k}={v}" for k, v in sorted(old["requests"].items()))
+                if old
+                else ""
             ),
         ),
         row(
             "  of which token requests per client",
-            sweep_log.get("token", 0) / n,
+            new["requests"].get("token", 0) / done,
             "req",
-            base_log.get("token", 0) / m,
+            old["requests"].get("token", 0) / done_old if old else None,
         ),
         row(
-            "  $batch sub-requests per client (default + partner in one round trip)",
-            sweep_log.get("batch_items", 0) / n,
-            "req",
-            base_log.get("batch_items", 0) / m,
+            "storage round trips per check (drain, incl. the host's receive/delete)",
+            _per_check_storage(new),
+            "ops",
+            _per_check_storage(old) if old else None,
+            note=op_note,
         ),
         row(
-            "  Graph requests in flight at the simulator (max)",
-            sweep_in_flight,
-            "req",
-            base_in_flight,
+            "  storage round trips of the fan-out, per client",
+            new["fanout_storage_ops"] / done,
+            "ops",
+            old["fanout_storage_ops"] / done_old if old else None,
         ),
         row(
-            "peak RSS of the sweeping process (lower is better)",
-            sweep["peak_rss_mib"],
-            "MiB",
-            baseline["peak_rss_mib"],
-            note=(
-                f"each phase in a fresh process; RSS before the work: sweep "
-                f"{sweep['rss_before_mib']:.0f} MiB, baseline {baseline['rss_before_mib']:.0f} "
-                f"MiB; baseline peak is for {m} clients only"
+            "app CPU per check (timer + drain)",
+            1000 * new["cpu_s"] / done,
+            "ms",
+            1000 * old["cpu_s"] / done_old if old else None,
+        ),
+        row(
+            "  Azurite CPU per check (the storage emulator)",
+            1000 * new["emulator_cpu_s"]["azurite"] / done,
+            "ms",
+            1000 * old["emulator_cpu_s"]["azurite"] / done_old if old else None,
+        ),
+        row(
+            "  simulator CPU per check (Graph + token endpoint, TLS)",
+            1000 * new["emulator_cpu_s"]["simulator"] / done,
+            "ms",
+            1000 * old["emulator_cpu_s"]["simulator"] / done_old if old else None,
+        ),
+        row("peak RSS of the sweeping process", new["peak_rss_mib"], "MiB", b("peak_rss_mib")),
+        row(
+            "open TCP sockets after the sweep",
+            new["open_tcp_after"],
+            "sockets",
+            b("open_tcp_after"),
+            note=", ".join(f"{k}={v}" for k, v in sorted(new.get("sockets_by_peer", {}).items()))
+            + (
+                "; today's: "
+                + ", ".join(f"{k}={v}" for k, v in sorted(old.get("sockets_by_peer", {}).items()))
+                if old
+                else ""
             ),
         ),
         row(
-            "  RSS growth per client during the sweep",
-            (sweep["peak_rss_mib"] - sweep["rss_before_mib"]) * 1024 / n,
-            "KiB",
-            (baseline["peak_rss_mib"] - baseline["rss_before_mib"]) * 1024 / m,
-        ),
-        row(
-            "  open TCP sockets held by the process after the sweep",
-            sweep["open_tcp_after"],
-            "sockets",
+            "queue concurrency per instance (host.json batchSize + newBatchThreshold)",
+            new["concurrency"],
+            "msgs",
+            b("concurrency"),
         ),
     ]
 
 
+def _goal_rows(results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int, ...]) -> list[Row]:
+    small, large = min(sizes), max(sizes)
+    new_small, new_large = results[("new", small)], results[("new", large)]
+    old_small, old_large = results.get(("old", small)), results.get(("old", large))
+    ratio = new_large["peak_rss_mib"] / new_small["peak_rss_mib"]
+    old_ratio = (
+        old_large["peak_rss_mib"] / old_small["peak_rss_mib"] if old_small and old_large else None
+    )
+    worst_http = max(
+        r["requests"].get("http", 0) / max(1, r["processed"])
+        for key, r in results.items()
+        if key[0] == "new"
+    )
+    sockets = max(r["open_tcp_after"] for key, r in results.items() if key[0] == "new")
+    failed = sum(r["failed_attempts"] for key, r in results.items() if key[0] == "new")
+    fresh = all(r["fresh_rows"] == r["clients"] for key, r in results.items() if key[0] == "new")
+
+    def goal(figure: str, value: Any, unit: str, baseline: Any, met: bool, target: str) -> Row:
+        return row(
+            figure, value, unit, baseline, note=f"goal {target}: {'MET' if met else 'NOT MET'}"
+        )
+
+    return [
+        section("goals of issue 16 (value: this design; baseline: today's design, same run)"),
+        goal(
+            f"1. peak RSS {large:,} / {small:,} clients",
+            ratio,
+            "x",
+            old_ratio,
+            ratio <= GOAL_RSS_RATIO,
+            f"<= {GOAL_RSS_RATIO}",
+        ),
+        goal(
+            f"1. peak RSS at {large:,} clients",
+            new_large["peak_rss_mib"],
+            "MiB",
+            old_large["peak_rss_mib"] if old_large else None,
+            new_large["peak_rss_mib"] <= GOAL_RSS_MIB,
+            f"<= {GOAL_RSS_MIB:.0f} MiB",
+        ),
+        goal(
+            "1. open TCP sockets after a sweep (worst size)",
+            sockets,
+            "sockets",
+            max(r["open_tcp_after"] for k, r in results.items() if k[0] == "old")
+            if old_large
+            else None,
+            sockets <= GOAL_SOCKETS,
+            f"<= {GOAL_SOCKETS}",
+        ),
+        goal(
+            "2. Graph HTTP requests per client (worst size)",
+            worst_http,
+            "req",
+            None,
+            worst_http <= GOAL_REQUESTS_PER_CLIENT,
+            f"<= {GOAL_REQUESTS_PER_CLIENT}",
+        ),
+        goal(
+            f"3. wall at {large:,} clients, one instance",
+            new_large["wall_s"],
+            "s",
+            old_large["wall_s"] if old_large else None,
+            new_large["wall_s"] <= GOAL_WALL_5000_S,
+            f"<= {GOAL_WALL_5000_S:.0f} s",
+        ),
+        goal(
+            "3. failed attempts (all sizes) / every client a fresh posture row",
+            f"{failed} / {'yes' if fresh else 'no'}",
+            "",
+            None,
+            failed == 0 and fresh,
+            "0 / yes",
+        ),
+    ]
+
+
+def run(
+    sizes: tuple[int, ...] = SIZES,
+    latency_ms: float = LATENCY_MS,
+    baseline_ref: str | None = BASELINE_REF,
+) -> list[Row]:
+    from devtools.local_env import VENDOR_TENANT_ID
+    from sim.scenarios import VENDOR_TENANT_ID as SIM_VENDOR
+
+    if SIM_VENDOR != VENDOR_TENANT_ID:
+        raise RuntimeError("devtools.local_env and sim.scenarios disagree on the vendor tenant")
+    quiet_logs()
+    load_start = os.getloadavg()[0]
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="xtap-bench-baseline-") as tmp:
+        tree = _export(baseline_ref, Path(tmp)) if baseline_ref else None
+        for n in sizes:
+            results[("new", n)] = _measure(None, n, latency_ms, f"this design, {n}")
+            if tree is not None:
+                results[("old", n)] = _measure(tree, n, latency_ms, f"today's design, {n}")
+    rows: list[Row] = []
+    for n in sizes:
+        rows += _size_rows(n, results[("new", n)], results.get(("old", n)))
+    if len(sizes) > 1:
+        rows += _goal_rows(results, sizes)
+    rows.append(
+        row(
+            "machine load average (1 min) at start / end",
+            f"{load_start:.1f} / {os.getloadavg()[0]:.1f}",
+            "",
+            note=f"{os.cpu_count()} CPUs shared with the simulator, Azurite and anything else",
+        )
+    )
+    rows.append(
+        row(
+            "baseline",
+            baseline_ref if tree is not None else "none",
+            "",
+            note="today's design = this repository at that commit (git archive), same driver",
+        )
+    )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--clients", type=int, default=CLIENTS)
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--latency-ms", type=float, default=LATENCY_MS)
-    parser.add_argument("--sample", type=int, default=SAMPLE)
-    parser.add_argument("--phase", choices=("sweep", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-ref", default=BASELINE_REF, help="'' for no baseline")
+    parser.add_argument("--phase", choices=("sweep",), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
-        _child_main(args.phase, args.workdir)
+        _child_main(args.workdir, args.tree)
         return 0
-    print(format_table(run(args.clients, args.latency_ms, args.sample)))
+    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    print(format_table(run(sizes, args.latency_ms, args.baseline_ref or None)))
     return 0
 
 

@@ -136,7 +136,7 @@ param digestThreshold int = 5
 
 // ----------------------------------------------------------------------------- schedules
 @description('NCRONTAB of the client posture sweep (XTAP_SWEEP_SCHEDULE).')
-param sweepSchedule string = '0 0 * * * *'
+param sweepSchedule string = '0 */15 * * * *'
 
 @description('NCRONTAB of the audit scan (XTAP_AUDIT_SCHEDULE).')
 param auditSchedule string = '30 * * * * *'

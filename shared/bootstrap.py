@@ -7,58 +7,78 @@ at Azurite and the simulator) and install it with :func:`set_app`.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from azure.identity.aio import DefaultAzureCredential
+from azure.monitor.query.aio import LogsQueryClient
+
+from shared.adapters.credentials import BoundedCache, ClientReaderCredentials, vendor_credential
+from shared.adapters.graph import GraphClient, build_http_client, build_request_adapter
+from shared.adapters.signins import GraphSignInSource, LogAnalyticsSignInSource, NoSignInSource
+from shared.adapters.storage import StorageQueues, StorageTables
 from shared.config import Settings, load_settings
 
-if TYPE_CHECKING:
-    from shared.adapters.graph import GraphClient
-    from shared.adapters.storage import StorageQueues, StorageTables
+# Connections to Graph kept by one process, shared by every tenant: 4 pools of 12, enough
+# for the host's queue concurrency (host.json batchSize + newBatchThreshold = 48). Several
+# small pools, not one big one: httpcore scans its whole pool (quadratically) each time a
+# request starts or ends — measured at 48 requests in flight against the simulator, one
+# pool of 32 costs 4.0 ms of CPU per request, 4 pools of 12 cost 1.3 ms.
+GRAPH_POOLS = 4
+GRAPH_CONNECTIONS_PER_POOL = 12
 
 
 class GraphGateway:
-    """Graph clients per tenant: the vendor's own identity, or the reader app per client."""
+    """Graph clients per tenant: the vendor's own identity, or the reader app per client.
+
+    Every client tenant talks to the same Graph host, so all of them share one bounded set
+    of pooled HTTP connections (a tenant always uses the same pool); per-tenant objects
+    (credential, request adapter) live in a bounded LRU sized by ``XTAP_TENANT_CACHE_SIZE``,
+    so a process's memory does not grow with the number of registered clients.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        from shared.adapters.credentials import (
-            ClientReaderCredentials,
-            vendor_credential,
-        )
-        from shared.adapters.graph import build_http_client
-
         self._settings = settings
-        self._http = build_http_client(settings.tls_ca_file)
+        self._pools = [
+            build_http_client(settings.tls_ca_file, max_connections=GRAPH_CONNECTIONS_PER_POOL)
+            for _ in range(GRAPH_POOLS)
+        ]
         self._vendor_credential = vendor_credential(settings)
+        self._vendor: GraphClient | None = None
         self._reader_credentials = ClientReaderCredentials(settings)
-        self._clients: dict[tuple[str, str], GraphClient] = {}
+        self.clients = BoundedCache[str, GraphClient](settings.tenant_cache_size)
 
-    def _client(self, kind: str, tenant_id: str, credential: Any) -> GraphClient:
-        from shared.adapters.graph import GraphClient, build_request_adapter
-
-        key = (kind, tenant_id)
-        client = self._clients.get(key)
-        if client is None:
-            adapter = build_request_adapter(credential, self._settings.graph_base_url, self._http)
-            client = self._clients[key] = GraphClient(
-                adapter, self._settings.graph_base_url, tenant_id
-            )
-        return client
+    def _build(self, tenant_id: str, credential: Any) -> GraphClient:
+        pool = self._pools[zlib.crc32(tenant_id.encode()) % len(self._pools)]
+        adapter = build_request_adapter(credential, self._settings.graph_base_url, pool)
+        return GraphClient(adapter, self._settings.graph_base_url, tenant_id)
 
     def vendor(self) -> GraphClient:
-        return self._client("vendor", self._settings.vendor_tenant_id, self._vendor_credential)
+        if self._vendor is None:
+            self._vendor = self._build(self._settings.vendor_tenant_id, self._vendor_credential)
+        return self._vendor
 
     def client_tenant(self, tenant_id: str) -> GraphClient:
-        return self._client("reader", tenant_id, self._reader_credentials.for_tenant(tenant_id))
+        return self.clients.get_or_create(
+            tenant_id,
+            lambda: self._build(tenant_id, self._reader_credentials.for_tenant(tenant_id)),
+        )
+
+    @property
+    def reader_credentials(self) -> ClientReaderCredentials:
+        return self._reader_credentials
 
     @property
     def vendor_credential(self) -> Any:
-        return self._vendor_credential
+        """The vendor tenant's azure-identity credential (for Azure SDK clients)."""
+        return self._vendor_credential.inner
 
     async def close(self) -> None:
         await self._reader_credentials.close()
         await self._vendor_credential.close()
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
 
 @dataclass
@@ -81,8 +101,6 @@ class App:
         """azure-monitor-query's async LogsQueryClient, built on first use."""
         client = self.extras.get("logs_client")
         if client is None:
-            from azure.monitor.query.aio import LogsQueryClient
-
             kwargs: dict[str, Any] = {"endpoint": self.settings.log_analytics_endpoint}
             if self.settings.tls_ca_file:
                 kwargs["connection_verify"] = self.settings.tls_ca_file
@@ -92,12 +110,6 @@ class App:
         return client
 
     def signin_source(self) -> Any:
-        from shared.adapters.signins import (
-            GraphSignInSource,
-            LogAnalyticsSignInSource,
-            NoSignInSource,
-        )
-
         source = self.settings.signin_source
         if source == "graph":
             return GraphSignInSource(self.graph.vendor())
@@ -118,14 +130,10 @@ class App:
 
 
 def build_app(settings: Settings) -> App:
-    from shared.adapters.storage import StorageQueues, StorageTables
-
     storage_credential = None
     if not settings.storage.connection_string:
         # In Azure this resolves to the user-assigned managed identity; on an operator's
         # workstation (the CLI against the deployed storage) to their `az login`.
-        from azure.identity.aio import DefaultAzureCredential
-
         storage_credential = DefaultAzureCredential(
             managed_identity_client_id=settings.storage.client_id
             or settings.managed_identity_client_id,

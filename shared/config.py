@@ -138,7 +138,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("XTAP_MAIL_SENDER", "Mailbox (UPN or ID) that sends alert mail."),
     SettingSpec("XTAP_ALERT_EMAILS", "Comma-separated admin addresses for alert mail."),
     SettingSpec(
-        "XTAP_SWEEP_SCHEDULE", "NCRONTAB of the client posture sweep.", default="0 0 * * * *"
+        "XTAP_SWEEP_SCHEDULE",
+        "NCRONTAB of the client posture sweep (every 15 minutes: drift seen in minutes).",
+        default="0 */15 * * * *",
     ),
     # Every minute at second 30: half a minute away from the sweep (second 0), which reads
     # sign-ins from the same Graph reports budget (5 requests / 10 s per app per tenant).
@@ -157,6 +159,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Hours a client may stay UNKNOWN (tenant unreachable, policy not understood) before "
         "that is an alert of its own; also the least time between two UNKNOWN signals.",
         default="24",
+    ),
+    SettingSpec(
+        "XTAP_TENANT_CACHE_SIZE",
+        "Client tenants whose credential and Graph client a process keeps (LRU); memory "
+        "stays flat however many clients are registered.",
+        default="256",
+        infra=False,
     ),
     SettingSpec("XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"),
     SettingSpec("XTAP_SIGNIN_WINDOW_HOURS", "Window for counting sign-in failures.", default="24"),
@@ -448,6 +457,7 @@ class Settings:
     review_schedule: str
     reminder_hours: int
     unknown_alert_hours: int
+    tenant_cache_size: int
     audit_overlap_minutes: int
     signin_window_hours: int
     signin_threshold: int
@@ -663,6 +673,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         review_schedule=r.schedule("XTAP_REVIEW_SCHEDULE"),
         reminder_hours=r.positive_int("XTAP_REMINDER_HOURS"),
         unknown_alert_hours=r.positive_int("XTAP_UNKNOWN_ALERT_HOURS"),
+        tenant_cache_size=r.positive_int("XTAP_TENANT_CACHE_SIZE"),
         audit_overlap_minutes=r.positive_int("XTAP_AUDIT_OVERLAP_MINUTES"),
         signin_window_hours=r.positive_int("XTAP_SIGNIN_WINDOW_HOURS"),
         signin_threshold=r.positive_int("XTAP_SIGNIN_THRESHOLD"),

@@ -406,7 +406,9 @@ async def h_partners(
     _reject_unsupported_options(req, {"$select", "$filter", "$top", "$skiptoken"})
     node = _parse_filter(req, PARTNER_FILTERABLE)
     items = _apply_filter(node, sorted(who.tenant.partners.values(), key=lambda p: p["tenantId"]))
-    page, next_link = _page_offset(req, items, None, 1000)
+    # Server-side paging (Graph "Paging Microsoft Graph data"): a tenant with many partners
+    # answers in pages linked by @odata.nextLink; clients must follow it to the end.
+    page, next_link = _page_offset(req, items, api.page_size, 1000)
     fields = _select(req, None)
     return _json(
         200,
@@ -1238,7 +1240,12 @@ class GraphApi:
                 "headers": outcome.headers,
             }
             if isinstance(outcome.body, RawBody):
-                entry["body"] = outcome.body.text  # a batch item body is JSON: the text as is
+                ctype = str(outcome.headers.get("Content-Type", ""))
+                if "json" in ctype:
+                    entry["body"] = outcome.body.text  # a batch item body is JSON: as is
+                else:
+                    # "JSON batching": a body that is not JSON is base64-encoded in the batch.
+                    entry["body"] = base64.b64encode(outcome.body.text.encode()).decode()
             elif outcome.body is not None:
                 entry["body"] = outcome.body
             responses.append(entry)
@@ -1346,8 +1353,10 @@ def fault_response(
         headers["Retry-After"] = str(
             int(retry_after) if float(retry_after).is_integer() else retry_after
         )
-    if isinstance(body, str) and content_type:
-        return SimResponse(status, RawBody(body), {"Content-Type": content_type, **headers})
+    if isinstance(body, str):
+        # A body that is not Graph's JSON (a gateway's HTML page by default): sent raw.
+        ctype = content_type or "text/html"
+        return SimResponse(status, RawBody(body), {"Content-Type": ctype, **headers})
     if body is not None:
         return SimResponse(status, body, {"Content-Type": "application/json", **headers})
     code, message = fault_code(status)

@@ -404,6 +404,27 @@ def control_routes(app: web.Application) -> None:
         t.authorization_policy.update(body)
         return t.authorization_policy
 
+    async def set_token_failure(request: web.Request, body: Any) -> Any:
+        from sim.tokens import TOKEN_FAILURES
+
+        key = (str(body.get("tenantId") or "*").lower(), str(body.get("appId") or "*").lower())
+        failure = body.get("failure")
+        if failure is None:
+            state.token_failures.pop(key, None)
+        elif str(failure) not in TOKEN_FAILURES:
+            raise ValueError(f"failure must be one of {sorted(TOKEN_FAILURES)}")
+        else:
+            state.token_failures[key] = str(failure)
+        return {"tokenFailures": [[*k, v] for k, v in state.token_failures.items()]}
+
+    async def set_federated_subjects(request: web.Request, body: Any) -> Any:
+        app_id = request.match_info["app"].lower()
+        if app_id not in state.applications:
+            raise ScenarioError(f"unknown application {app_id}")
+        subjects = [str(s).lower() for s in body.get("subjects", [])]
+        state.applications[app_id].federated_subjects = subjects
+        return {"federatedSubjects": subjects}
+
     async def invitations(request: web.Request, body: Any) -> Any:
         return {"invitations": state.tenant(request.match_info["tid"]).invitations}
 
@@ -484,6 +505,8 @@ def control_routes(app: web.Application) -> None:
     r.add_patch("/_sim/tenants/{tid}/flags", _control(set_flags))
     r.add_patch("/_sim/tenants/{tid}/authorizationPolicy", _control(set_authorization_policy))
     r.add_get("/_sim/tenants/{tid}/invitations", _control(invitations))
+    r.add_put("/_sim/tokenFailures", _control(set_token_failure))
+    r.add_put("/_sim/applications/{app}/federatedSubjects", _control(set_federated_subjects))
     r.add_get("/_sim/tenants/{tid}/accessReviewDefinitions", _control(reviews))
     r.add_get("/_sim/tenants/{tid}/directory", _control(directory))
     r.add_patch("/_sim/tenants/{tid}/directory", _control(directory))

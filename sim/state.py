@@ -273,6 +273,8 @@ class SimState:
         self.mailbox: list[dict[str, Any]] = []
         self.webhook_messages: dict[str, list[dict[str, Any]]] = {}
         self.token_lifetime_seconds = 3599
+        # (tenant or "*", app or "*") -> a key of sim.tokens.TOKEN_FAILURES (control API).
+        self.token_failures: dict[tuple[str, str], str] = {}
         self.seed = seed
         self.rng = random.Random(seed)
         self.description = ""

@@ -94,6 +94,20 @@ class SimControl:
             body["roles"] = roles
         return self._call("PUT", f"/tenants/{tenant_id}/consents/{app_id}", body)
 
+    def set_token_failure(
+        self, failure: str | None, *, tenant_id: str = "*", app_id: str = "*"
+    ) -> list[Any]:
+        """Make the token endpoint answer with Entra's real error (``sim.tokens.TOKEN_FAILURES``
+        key, e.g. ``"700213"``, ``"temporarily_unavailable"``); ``None`` clears it."""
+        body = {"tenantId": tenant_id, "appId": app_id, "failure": failure}
+        return self._call("PUT", "/tokenFailures", body)["tokenFailures"]
+
+    def set_federated_subjects(self, app_id: str, subjects: list[str]) -> list[str]:
+        """Replace an app's federated identity credential subjects ([] breaks the FIC)."""
+        return self._call(
+            "PUT", f"/applications/{app_id}/federatedSubjects", {"subjects": subjects}
+        )["federatedSubjects"]
+
     def set_tenant_flags(self, tenant_id: str, **flags: Any) -> dict[str, Any]:
         """e.g. ``accessReviewsLicensed=False``: POST accessReviews fails with the licence
         error."""
@@ -206,6 +220,25 @@ class SimControl:
             if value is not None:
                 spec[key] = value
         return self._call("POST", "/faults", spec)
+
+    # 404s that are NOT Graph's documented not-found error: an Application Gateway / Front
+    # Door page, an unexpected error code, an empty body. Only the documented
+    # Request_ResourceNotFound JSON means "no such entry".
+    GATEWAY_404_BODIES: dict[str, Any] = {
+        "html": "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not"
+        " Found</h1></center><hr><center>Microsoft-Azure-Application-Gateway/v2</center>"
+        "</body></html>",
+        "unexpected_code": {"error": {"code": "UnknownError", "message": ""}},
+        "empty": "",
+    }
+
+    def add_gateway_404(
+        self, path_regex: str, kind: str = "html", *, count: int | None = None, **match: Any
+    ) -> dict[str, Any]:
+        """Answer matching requests with a 404 that is not Graph's documented not-found."""
+        return self.add_fault(
+            path_regex, status=404, body=self.GATEWAY_404_BODIES[kind], count=count, **match
+        )
 
     def clear_faults(self) -> int:
         return int(self._call("DELETE", "/faults")["removed"])

@@ -145,10 +145,138 @@ class TokenOutcome:
     app_id: str | None = None
 
 
+# Entra's answers to a client-credentials token request that the simulator can be switched
+# to give (``SimState.token_failures``), keyed by the AADSTS code or the OAuth error. Each
+# is (HTTP status, OAuth ``error``, AADSTS code, message); ``{app}``, ``{tenant}``,
+# ``{subject}``, ``{issuer}`` and ``{audience}`` are filled in. Sources: the Entra error-code
+# reference (700016, 53003, 90002, 7000215, 90033, 50000 and the ``error`` table) and
+# public issue threads quoting the service's answers (7000229, 700211, 700212, 700213,
+# 70021) — sim/FIDELITY.md, "Tokens and identity".
+_FIC_HINT = (
+    " Check your federated identity credential Subject, Audience and Issuer against the"
+    " presented assertion. https://learn.microsoft.com/entra/workload-id/"
+    "workload-identity-federation"
+)
+TOKEN_FAILURES: dict[str, tuple[int, str, int, str]] = {
+    "7000229": (
+        400,
+        "invalid_client",
+        7000229,
+        "The client application {app} is missing service principal in the tenant {tenant}."
+        " See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+    ),
+    "700211": (
+        401,
+        "invalid_client",
+        700211,
+        "No matching federated identity record found for presented assertion issuer"
+        " '{issuer}'." + _FIC_HINT,
+    ),
+    "700212": (
+        401,
+        "invalid_client",
+        700212,
+        "No matching federated identity record found for presented assertion audience"
+        " '{audience}'." + _FIC_HINT,
+    ),
+    "700213": (
+        401,
+        "invalid_client",
+        700213,
+        "No matching federated identity record found for presented assertion subject"
+        " '{subject}'." + _FIC_HINT,
+    ),
+    "70021": (
+        400,
+        "invalid_request",
+        70021,
+        "No matching federated identity record found for presented assertion. Assertion"
+        " Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience:"
+        " '{audience}'. https://docs.microsoft.com/en-us/azure/active-directory/develop/"
+        "workload-identity-federation",
+    ),
+    "53003": (
+        400,
+        "interaction_required",
+        53003,
+        "Access has been blocked by Conditional Access policies. The access policy does not"
+        " allow token issuance.",
+    ),
+    "90002": (
+        400,
+        "invalid_request",
+        90002,
+        "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and"
+        " are signing into the correct cloud. Check with your subscription administrator,"
+        " this may happen if there are no active subscriptions for the tenant.",
+    ),
+    "7000215": (
+        401,
+        "invalid_client",
+        7000215,
+        "Invalid client secret provided. Ensure the secret being sent in the request is the"
+        " client secret value, not the client secret ID, for a secret added to app '{app}'.",
+    ),
+    "temporarily_unavailable": (
+        503,
+        "temporarily_unavailable",
+        90033,
+        "The Microsoft Online Directory Service (MSODS) isn't available. Retry the request.",
+    ),
+    "500": (
+        500,
+        "server_error",
+        50000,
+        "There was an error issuing a token or an issue with our sign-in service.",
+    ),
+}
+
+
+def _assertion_claims(form: dict[str, str]) -> dict[str, Any]:
+    try:
+        return decode_jwt(form.get("client_assertion", ""))
+    except TokenError:
+        return {}
+
+
+def injected_token_failure(
+    state: SimState, tenant_key: str, form: dict[str, str]
+) -> TokenOutcome | None:
+    """The failure the simulator was switched to give for this tenant and app, if any."""
+    client_id = form.get("client_id", "").lower()
+    failures = state.token_failures
+    key = next(
+        (
+            k
+            for k in ((tenant_key.lower(), client_id), (tenant_key.lower(), "*"), ("*", client_id))
+            if k in failures
+        ),
+        ("*", "*") if ("*", "*") in failures else None,
+    )
+    if key is None:
+        return None
+    status, error, code, template = TOKEN_FAILURES[failures[key]]
+    claims = _assertion_claims(form)
+    message = template.format(
+        app=client_id,
+        tenant=tenant_key,
+        subject=claims.get("sub", ""),
+        issuer=claims.get("iss", ""),
+        audience=claims.get("aud", ""),
+    )
+    status, body = _oauth_error(status, error, code, message)
+    if code == 53003:
+        body["suberror"] = "message_only"
+    return TokenOutcome(status, body, app_id=client_id or None)
+
+
 def issue_client_credentials_token(
     state: SimState, tenant_key: str, form: dict[str, str]
 ) -> TokenOutcome:
     """The v2.0 token endpoint, client-credentials grant only."""
+    injected = injected_token_failure(state, tenant_key, form)
+    if injected is not None:
+        return injected
     tenant = state.resolve_tenant(tenant_key)
     if tenant is None:
         return TokenOutcome(

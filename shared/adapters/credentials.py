@@ -4,129 +4,285 @@ In Azure both come from the user-assigned managed identity: directly for the ven
 and as a federated credential (the MI token is the client assertion) for the multi-tenant
 read-only app in each client tenant — no secret anywhere. Locally the simulator's token
 endpoint is used with client secrets over TLS and a test CA.
+
+Every credential handed out here raises :class:`TokenRequestError` (a ``GraphError``) that
+says what a failed token request *means* (``shared.domain.token_errors``): not every
+refusal is "the client has not consented".
+
+Memory stays flat however many client tenants there are: reader credentials live in a
+bounded LRU (``XTAP_TENANT_CACHE_SIZE``) and all of them share one connection pool to the
+token endpoint. A credential keeps its token for the life of its cache entry, so retries
+and the checks of one sweep reuse it; an evicted tenant just asks for a new token.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import ssl
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
-from shared.config import AUTHORITY_HOST, Settings
+import aiohttp
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.identity import CredentialUnavailableError
+from azure.identity import ManagedIdentityCredential as SyncManagedIdentityCredential
+from azure.identity.aio import (
+    ClientAssertionCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+)
 
-if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
+from shared.adapters.graph import GraphError
+from shared.adapters.http_env import environment_proxies_in_use
+from shared.config import AUTHORITY_HOST, ConfigError, Settings
+from shared.domain.token_errors import TokenFailure, TokenFailureKind, classify_token_error
 
 # Audience of the token a managed identity presents as a federated client assertion.
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
+# Connections to the token endpoint, shared by every client tenant's credential: a token
+# request takes one round trip per check, so a few connections serve the host's whole
+# queue concurrency (further requests wait for a free one).
+TOKEN_POOL_CONNECTIONS = 16
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-def _common_kwargs(settings: Settings) -> dict[str, Any]:
+class BoundedCache(Generic[K, V]):
+    """A least-recently-used map with a fixed size (evicted values are simply dropped)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("cache size must be at least 1")
+        self.size = size
+        self.evictions = 0
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get_or_create(self, key: K, create: Callable[[], V]) -> V:
+        value = self._items.get(key)
+        if value is None:
+            value = self._items[key] = create()
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+                self.evictions += 1
+        else:
+            self._items.move_to_end(key)
+        return value
+
+    def values(self) -> list[V]:
+        return list(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class TokenRequestError(GraphError):
+    """A token request failed; ``failure`` says whose problem it is (DESIGN §4)."""
+
+    def __init__(self, failure: TokenFailure, tenant_id: str) -> None:
+        status = 0 if failure.retry else 401
+        super().__init__(status, f"token_{failure.kind.value}", failure.description)
+        self.failure = failure
+        self.tenant_id = tenant_id
+
+    @property
+    def transient(self) -> bool:
+        return self.failure.retry
+
+    @property
+    def consent_missing(self) -> bool:
+        return self.failure.kind is TokenFailureKind.CONSENT_MISSING
+
+
+class _AssertionSourceError(Exception):
+    """The managed identity (the federated assertion's source) gave no token."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _response_of(exc: BaseException) -> tuple[int | None, Any]:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None, None
+    status = getattr(response, "status_code", None)
+    try:
+        body = response.text()
+    except Exception:  # a response whose body was never read
+        body = None
+    return status, body
+
+
+def token_request_error(
+    exc: BaseException, tenant_id: str, *, managed_identity: bool = False
+) -> TokenRequestError:
+    """Classify an azure-identity failure (the body's AADSTS code decides)."""
+    status, body = _response_of(exc)
+    unreachable = isinstance(exc, ServiceRequestError) or (
+        isinstance(exc, CredentialUnavailableError) and status is None
+    )
+    failure = classify_token_error(
+        status,
+        body,
+        str(exc),
+        endpoint_unreachable=unreachable,
+        managed_identity=managed_identity,
+    )
+    return TokenRequestError(failure, tenant_id)
+
+
+class ClassifiedCredential:
+    """Wraps an async azure-identity credential so its failures say what they mean."""
+
+    def __init__(self, inner: Any, tenant_id: str, *, managed_identity: bool = False) -> None:
+        self._inner = inner
+        self._tenant_id = tenant_id
+        self._managed_identity = managed_identity
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        try:
+            token: AccessToken = await self._inner.get_token(*scopes, **kwargs)
+        except _AssertionSourceError as exc:
+            raise token_request_error(exc.cause, self._tenant_id, managed_identity=True) from exc
+        except (ClientAuthenticationError, ServiceRequestError) as exc:
+            raise token_request_error(
+                exc, self._tenant_id, managed_identity=self._managed_identity
+            ) from exc
+        return token
+
+    @property
+    def inner(self) -> Any:
+        return self._inner
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def __aenter__(self) -> ClassifiedCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _common_kwargs(settings: Settings, *, verify: bool = True) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"authority": settings.authority_host}
     if settings.authority_host.rstrip("/") != AUTHORITY_HOST:
         # A non-Microsoft authority (the local simulator) has no instance metadata to find.
         kwargs["disable_instance_discovery"] = True
-    if settings.tls_ca_file:
+    if verify and settings.tls_ca_file:
         kwargs["connection_verify"] = settings.tls_ca_file
     return kwargs
 
 
 def managed_identity_credential(settings: Settings) -> AsyncTokenCredential:
-    from azure.identity.aio import ManagedIdentityCredential
-
     kwargs: dict[str, Any] = {}
     if settings.tls_ca_file:
         kwargs["connection_verify"] = settings.tls_ca_file
     return ManagedIdentityCredential(client_id=settings.managed_identity_client_id, **kwargs)
 
 
-def vendor_credential(settings: Settings) -> AsyncTokenCredential:
+def vendor_credential(settings: Settings) -> Any:
+    """The vendor tenant's own identity (its failures are always the vendor's to fix)."""
     if settings.vendor_credential == "managed_identity":
-        return managed_identity_credential(settings)
-    from azure.identity.aio import ClientSecretCredential
-
-    return ClientSecretCredential(
-        tenant_id=settings.vendor_tenant_id,
-        client_id=settings.vendor_client_id or "",
-        client_secret=settings.vendor_client_secret or "",
-        **_common_kwargs(settings),
+        return ClassifiedCredential(
+            managed_identity_credential(settings), settings.vendor_tenant_id, managed_identity=True
+        )
+    return ClassifiedCredential(
+        ClientSecretCredential(
+            tenant_id=settings.vendor_tenant_id,
+            client_id=settings.vendor_client_id or "",
+            client_secret=settings.vendor_client_secret or "",
+            **_common_kwargs(settings),
+        ),
+        settings.vendor_tenant_id,
     )
 
 
 class ClientReaderCredentials:
-    """One credential per client tenant for the read-only app, created on first use.
+    """One credential per client tenant for the read-only app, in a bounded LRU.
 
-    All of them share one HTTP transport: thousands of client tenants must not mean
-    thousands of connection pools (and TLS handshakes) to the token endpoint.
+    All of them share one HTTP transport (one connection pool, one TLS context): thousands
+    of client tenants must not mean thousands of pools, sockets or TLS handshakes.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache_size: int | None = None) -> None:
         self._settings = settings
-        self._by_tenant: dict[str, AsyncTokenCredential] = {}
+        self.cache = BoundedCache[str, ClassifiedCredential](
+            cache_size or settings.tenant_cache_size
+        )
         self._assertion_source: Any = None
-        self._transport: Any = None
+        self._session: aiohttp.ClientSession | None = None
+        self._transport: AioHttpTransport | None = None
 
-    def _shared_transport(self) -> Any:
+    def _shared_transport(self) -> AioHttpTransport:
         if self._transport is None:
-            from azure.core.pipeline.transport import AioHttpTransport
-
-            kwargs: dict[str, Any] = {}
+            # One SSL context for the pool: a CA *path* passed per request would make
+            # azure-core build a context per request, and aiohttp never reuses a
+            # connection across contexts (a TLS handshake per token).
+            context: ssl.SSLContext | bool = True
             if self._settings.tls_ca_file:
-                kwargs["connection_verify"] = self._settings.tls_ca_file
-            self._transport = AioHttpTransport(**kwargs)
+                context = ssl.create_default_context(cafile=self._settings.tls_ca_file)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context, limit=TOKEN_POOL_CONNECTIONS),
+                trust_env=environment_proxies_in_use(),
+            )
+            self._transport = AioHttpTransport(session=self._session, session_owner=False)
         return self._transport
 
-    def for_tenant(self, tenant_id: str) -> AsyncTokenCredential:
-        credential = self._by_tenant.get(tenant_id)
-        if credential is None:
-            credential = self._by_tenant[tenant_id] = self._build(tenant_id)
-        return credential
+    def for_tenant(self, tenant_id: str) -> ClassifiedCredential:
+        return self.cache.get_or_create(tenant_id, lambda: self._build(tenant_id))
 
-    def _build(self, tenant_id: str) -> AsyncTokenCredential:
+    def _build(self, tenant_id: str) -> ClassifiedCredential:
         s = self._settings
         if not s.client_reader_app_id:
-            from shared.config import ConfigError
-
             raise ConfigError(
                 "XTAP_CLIENT_READER_APP_ID", "is required to read client tenants' policies"
             )
+        inner: Any
         if s.client_reader_credential == "client_secret":
-            from azure.identity.aio import ClientSecretCredential
-
-            return ClientSecretCredential(
+            inner = ClientSecretCredential(
                 tenant_id=tenant_id,
                 client_id=s.client_reader_app_id,
                 client_secret=s.client_reader_secret or "",
                 transport=_Shared(self._shared_transport()),
-                **_common_kwargs(s),
+                **_common_kwargs(s, verify=False),
             )
-        from azure.identity.aio import ClientAssertionCredential
-
-        return ClientAssertionCredential(
-            tenant_id=tenant_id,
-            client_id=s.client_reader_app_id,
-            func=self._managed_identity_assertion,
-            transport=_Shared(self._shared_transport()),
-            **_common_kwargs(s),
-        )
+        else:
+            inner = ClientAssertionCredential(
+                tenant_id=tenant_id,
+                client_id=s.client_reader_app_id,
+                func=self._managed_identity_assertion,
+                transport=_Shared(self._shared_transport()),
+                **_common_kwargs(s, verify=False),
+            )
+        return ClassifiedCredential(inner, tenant_id)
 
     def _managed_identity_assertion(self) -> str:
         # azure-identity calls this synchronously; the MI token is cached by the sync
         # credential, so the blocking call happens about once an hour per process.
         if self._assertion_source is None:
-            from azure.identity import ManagedIdentityCredential
-
             kwargs: dict[str, Any] = {}
             if self._settings.tls_ca_file:
                 kwargs["connection_verify"] = self._settings.tls_ca_file
-            self._assertion_source = ManagedIdentityCredential(
+            self._assertion_source = SyncManagedIdentityCredential(
                 client_id=self._settings.managed_identity_client_id, **kwargs
             )
-        return str(self._assertion_source.get_token(FEDERATION_AUDIENCE).token)
+        try:
+            return str(self._assertion_source.get_token(FEDERATION_AUDIENCE).token)
+        except (ClientAuthenticationError, ServiceRequestError) as exc:
+            raise _AssertionSourceError(exc) from exc
 
     async def close(self) -> None:
-        for credential in self._by_tenant.values():
-            await credential.close()  # type: ignore[attr-defined]
-        if self._transport is not None:
-            await self._transport.close()
+        for credential in self.cache.values():
+            await credential.close()
+        if self._session is not None:
+            await self._session.close()
+        if self._assertion_source is not None:
+            self._assertion_source.close()
 
 
 class _Shared:

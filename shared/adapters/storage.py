@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
+from shared.adapters.http_env import azure_transport_kwargs
 from shared.config import QUEUES, TABLES, StorageSettings
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class StorageQueues(_Bounded):
             "random_jitter_range": RETRY_JITTER,
             **_transport_options(policy),
         }
+        options.update(azure_transport_kwargs())  # no per-request proxy lookups
         if settings.connection_string:
             self._service = QueueServiceClient.from_connection_string(
                 settings.connection_string, **options
@@ -253,6 +255,7 @@ class StorageTables(_Bounded):
             "retry_backoff_factor": TABLE_BACKOFF_FACTOR,
             "retry_backoff_max": TABLE_BACKOFF_MAX,
             **_transport_options(policy),
+            **azure_transport_kwargs(),  # no per-request proxy lookups
         }
         if settings.connection_string:
             self._service = TableServiceClient.from_connection_string(

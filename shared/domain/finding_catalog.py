@@ -32,6 +32,7 @@ class FindingCode(StrEnum):
     CLIENT_CONSENT_MISSING = "CLIENT_CONSENT_MISSING"
     CLIENT_TENANT_UNREACHABLE = "CLIENT_TENANT_UNREACHABLE"
     CLIENT_SUSPECTED_DRIFT = "CLIENT_SUSPECTED_DRIFT"
+    CLIENT_TENANT_NOT_FOUND = "CLIENT_TENANT_NOT_FOUND"
     # --- either side ---
     POLICY_UNKNOWN_VALUE = "POLICY_UNKNOWN_VALUE"
     POLICY_INCOMPLETE = "POLICY_INCOMPLETE"
@@ -53,6 +54,8 @@ class FindingCode(StrEnum):
     VENDOR_CLIENT_DOMAIN_NOT_ALLOWED = "VENDOR_CLIENT_DOMAIN_NOT_ALLOWED"
     VENDOR_APP_CANNOT_INVITE = "VENDOR_APP_CANNOT_INVITE"
     VENDOR_CROSS_CLOUD_NOT_ENABLED = "VENDOR_CROSS_CLOUD_NOT_ENABLED"
+    VENDOR_IDENTITY_MISCONFIGURED = "VENDOR_IDENTITY_MISCONFIGURED"
+    VENDOR_POLICY_UNREADABLE = "VENDOR_POLICY_UNREADABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,11 @@ CATALOG: Mapping[FindingCode, FindingSpec] = {
             FindingCode.CLIENT_TENANT_UNREACHABLE,
             "The client's policy could not be read",
             Severity.LOW,
+        ),
+        FindingSpec(
+            FindingCode.CLIENT_TENANT_NOT_FOUND,
+            "The client's tenant does not exist (deleted, or a wrong tenant ID)",
+            Severity.MEDIUM,
         ),
         FindingSpec(
             FindingCode.CLIENT_SUSPECTED_DRIFT,
@@ -214,6 +222,16 @@ CATALOG: Mapping[FindingCode, FindingSpec] = {
         FindingSpec(
             FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED,
             "The client is in another Microsoft cloud without cross-cloud settings",
+            Severity.HIGH,
+        ),
+        FindingSpec(
+            FindingCode.VENDOR_IDENTITY_MISCONFIGURED,
+            "xtap-watch's own identity cannot sign in to client tenants",
+            Severity.HIGH,
+        ),
+        FindingSpec(
+            FindingCode.VENDOR_POLICY_UNREADABLE,
+            "The vendor's own cross-tenant policy could not be interpreted",
             Severity.HIGH,
         ),
     )

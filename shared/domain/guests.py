@@ -112,8 +112,9 @@ def pending_guests_alert(
     """One alert per client per day (the key carries the date; the outbox de-duplicates)."""
     listed = guests[:MAX_LISTED]
     lines = [
-        f"{g.display_name} <{g.address}> — pending since "
-        f"{g.pending_since:%Y-%m-%d}" if g.pending_since else f"{g.display_name} <{g.address}>"
+        f"{g.display_name} <{g.address}> — pending since {g.pending_since:%Y-%m-%d}"
+        if g.pending_since
+        else f"{g.display_name} <{g.address}>"
         for g in listed
     ]
     more = len(guests) - len(listed)
@@ -135,7 +136,7 @@ def pending_guests_alert(
         client=ClientRef(name=client.name, tenant_id=client.tenant_id, domains=client.domains),
         remediation_steps=(
             "Ask the client's contact whether these people still need access.",
-            "Re-invite those who do: POST /api/v1/reinvites {\"userId\": ..., \"reason\": ...} "
+            'Re-invite those who do: POST /api/v1/reinvites {"userId": ..., "reason": ...} '
             "or `xtap-watch reinvite request --user-id ID --reason TEXT`.",
             "Remove the guests nobody needs (Entra admin center → Users → filter Guest).",
         ),

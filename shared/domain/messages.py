@@ -8,7 +8,7 @@ parse is malformed: it goes to the poison queue with an alert, never into a retr
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -80,6 +80,23 @@ class AlertKind(StrEnum):
     SOURCE_UNAVAILABLE = "source_unavailable"
 
 
+class VendorSnapshot(Message):
+    """The vendor's own policies as the scheduler read them once for the whole sweep.
+
+    The check needs no Graph request of its own for the vendor side: the vendor's default
+    and authorization policy and its partner entry *for this client* travel with the
+    message. ``generation`` is the vendor-policy generation when they were read; a check
+    that finds a newer one (the audit watcher saw the vendor change its policy) re-reads.
+    """
+
+    generation: int = Field(ge=0)
+    read_at: AwareDatetime
+    default: dict[str, Any]
+    authorization: dict[str, Any] | None = None  # None: not readable (403), checks skip it
+    partner: dict[str, Any] | None = None  # None with partner_known: the vendor has no entry
+    partner_known: bool = True  # False: the partner list was incomplete; the check reads it
+
+
 class CheckClient(Message):
     """One unit of sweep work: evaluate one registered client."""
 
@@ -93,6 +110,8 @@ class CheckClient(Message):
     signin_window_hours: int = Field(default=24, ge=1, le=MAX_SIGNIN_WINDOW_HOURS)
     # Set when the sign-in evidence source failed for this sweep (the reason, in words).
     signin_unavailable: str | None = Field(default=None, max_length=500)
+    # The vendor side, read once per sweep (None: the check reads it itself).
+    vendor: VendorSnapshot | None = None
 
 
 class ReinviteJobMessage(Message):

@@ -94,9 +94,7 @@ async def reinvite_job(msg: func.QueueMessage) -> None:
 async def access_review_job(msg: func.QueueMessage) -> None:
     from shared.entrypoints import guest_triggers
 
-    await guest_triggers.access_review_job(
-        msg.get_body().decode("utf-8"), msg.dequeue_count or 1
-    )
+    await guest_triggers.access_review_job(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%XTAP_REVIEW_SCHEDULE%", run_on_startup=False)

@@ -162,9 +162,7 @@ async def deliver_alert(body: str, dequeue_count: int) -> None:
     async def work(envelope: Any, final_attempt: bool) -> None:
         app = await get_app()
         message = envelope.root
-        outcome = await deliver_outbox_message(
-            app, message, _now(), final_attempt=final_attempt
-        )
+        outcome = await deliver_outbox_message(app, message, _now(), final_attempt=final_attempt)
         log.info(
             "outbox %s delivered=%s skipped=%s failed=%s",
             getattr(message, "dedup_key", getattr(message, "batch_id", "?")),

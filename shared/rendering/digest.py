@@ -18,8 +18,9 @@ from shared.rendering.presentation import SEVERITY_LABEL, SEVERITY_RANK, shorten
 
 # Operational alerts about the alerting itself stay single: a digest could hide the one
 # message that says alerts are not arriving. Digests are never nested.
-NEVER_COLLAPSED = frozenset({AlertKind.DELIVERY_FAILING, AlertKind.POISON_MESSAGE,
-                             AlertKind.DIGEST})
+NEVER_COLLAPSED = frozenset(
+    {AlertKind.DELIVERY_FAILING, AlertKind.POISON_MESSAGE, AlertKind.DIGEST}
+)
 
 
 def collapse(alerts: list[AlertRecord], threshold: int, now: datetime) -> list[AlertRecord]:
@@ -168,4 +169,3 @@ def digest_key(member_keys: Iterable[str]) -> str:
     keys = sorted(set(member_keys))
     digest = hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()
     return f"digest:{digest}"
-

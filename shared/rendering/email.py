@@ -60,8 +60,9 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         # *.html.j2 are escaped; *.txt.j2 are plain text, where &amp; would be wrong.
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
-                                            default_for_string=True, default=False),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2",), default_for_string=True, default=False
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -102,8 +103,9 @@ def _alert_view(alert: AlertRecord, settings: RenderSettings) -> dict[str, Any]:
         "buttons": c.buttons,
         "members": [
             _alert_view(item, settings)
-            for item in sorted(alert.items,
-                               key=lambda a: (-SEVERITY_RANK[a.severity], a.created_at))
+            for item in sorted(
+                alert.items, key=lambda a: (-SEVERITY_RANK[a.severity], a.created_at)
+            )
         ],
         "more_members": c.more_members,
         "member_refs": c.member_refs,
@@ -205,8 +207,10 @@ def render_client_email(
             f.code in agreed_codes for f in findings),
     }
     if any(f.severity is Severity.HIGH for f in checklist.findings):
-        subject = (f"Action needed: {client_name} users cannot sign in to {vendor_name} "
-                   "until your cross-tenant access settings allow it")
+        subject = (
+            f"Action needed: {client_name} users cannot sign in to {vendor_name} "
+            "until your cross-tenant access settings allow it"
+        )
     elif any(s.status == "needed" for s in checklist.steps):
         subject = f"Action needed: update your Microsoft Entra settings for {vendor_name}"
     elif checklist.findings:

@@ -21,8 +21,9 @@ from typing import Literal
 
 from shared.domain.messages import FindingRef
 
-Topic = Literal["network", "default", "partner", "users", "apps", "direct_connect", "redeem",
-                "consent"]
+Topic = Literal[
+    "network", "default", "partner", "users", "apps", "direct_connect", "redeem", "consent"
+]
 
 # The posture engine's client-side codes (docs/findings/), pinned to the guide's steps.
 # Codes not listed here are placed by the words they contain (below).
@@ -48,6 +49,7 @@ def is_client_side(code: str) -> bool:
     """Vendor-side findings (``VENDOR_…``, the vendor's inbound block seen in sign-ins)
     are the vendor's to fix and never go into the client's e-mail."""
     return not code.startswith(("VENDOR_", "SIGNIN_VENDOR_"))
+
 
 # Checked in order; the first rule whose words all occur in the code wins.
 _TOPIC_RULES: tuple[tuple[frozenset[str], frozenset[Topic]], ...] = (
@@ -293,7 +295,8 @@ def client_checklist(
         consent_missing=any("consent" in topics for _, topics in placed),
         tenant_restrictions=(
             TENANT_RESTRICTIONS_NOTE.format(**values)
-            if any("network" in topics for _, topics in placed) else None
+            if any("network" in topics for _, topics in placed)
+            else None
         ),
         unplaced=unplaced,
     )

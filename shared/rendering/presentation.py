@@ -193,8 +193,7 @@ KIND_PRESENTATION: dict[AlertKind, KindPresentation] = {
     ),
     AlertKind.ACCESS_REVIEW_CREATED: KindPresentation(
         "Access review created",
-        "An access review of this client's guests is in place; Entra notifies the "
-        "reviewers.",
+        "An access review of this client's guests is in place; Entra notifies the reviewers.",
         ENTRA_ACCESS_REVIEWS,
         "Access reviews",
         good_news=True,

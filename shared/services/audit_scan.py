@@ -38,6 +38,7 @@ from shared.domain.audit_severity import (
 from shared.domain.source_health import SourceKind
 from shared.rendering.digest import collapse
 from shared.services.source_health import report_source
+from shared.services.vendor_policy import note_vendor_policy_change
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -169,6 +170,9 @@ async def scan_audit(app: App, now: datetime) -> ScanOutcome:
     for alert in collapse(alerts, settings.digest_threshold, now):
         await app.queues.send(QUEUE_ALERTS, alert.fitted())
         outcome.alerts.append(alert.dedup_key)
+
+    # The vendor changed its own policy: checks of older snapshots re-read it (issue 14.3).
+    await note_vendor_policy_change(app, fresh, now)
 
     await _remember(app, fresh, now, horizon=now - 2 * overlap)
     await store.put(CURSOR_KEY, {"scanned_to": read.complete_until.isoformat()}, etag)

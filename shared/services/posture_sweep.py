@@ -1,33 +1,83 @@
 """Use cases: schedule a posture sweep (fan-out) and check one client (one queue message).
 
-Order of effects in ``check_client`` is what makes it crash-safe: alerts are enqueued
+A check reads as its steps: read the client's policy → evaluate it → add the sign-in
+evidence → fold it into the client's alert state (transition) → the vendor-side checks →
+store. Order of effects in ``_store`` is what makes it crash-safe: alerts are enqueued
 *before* the client's alert state moves, so a crash can repeat an alert (the outbox
 de-duplicates by key) but never lose one.
+
+Heavy SDKs are imported lazily at the trigger edge (``shared/entrypoints/triggers.py``
+imports this module when a trigger first fires); here imports are ordinary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.credentials import TokenRequestError
+from shared.adapters.graph import GraphError
+from shared.adapters.policy_reader import PolicyPair, read_policy_pair
+from shared.adapters.repositories import (
+    ClientRegistry,
+    JsonStateStore,
+    PostureStore,
+    alert_state_store,
+)
+from shared.adapters.storage import EntityConflict
 from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
+from shared.domain.client_state import (
+    ClientAlertState,
+    Transition,
+    TransitionKind,
+    next_state,
+    observe,
+)
 from shared.domain.clients import ClientRecord, ConsentStatus
-from shared.domain.messages import CheckClient
+from shared.domain.finding_catalog import Finding, FindingCode, make_finding
+from shared.domain.messages import AlertRecord, CheckClient, VendorSnapshot
+from shared.domain.policy import PolicyParseError, parse_default_policy, parse_partner_policy
+from shared.domain.posture import PostureResult, evaluate_outbound_posture, unknown_posture
+from shared.domain.posture_alerts import (
+    alert_for_transition,
+    vendor_side_alert,
+    vendor_side_signature,
+)
+from shared.domain.signin_evidence import (
+    EvidenceThreshold,
+    build_evidence,
+    combine,
+    counts_from_summary,
+)
+from shared.domain.token_errors import TokenFailureKind
+from shared.domain.vendor_alerts import per_client, period_key, vendor_identity_alert
+from shared.domain.vendor_checks import evaluate_vendor_side
+from shared.services.guest_hygiene import resets_after_recovery
 from shared.services.source_health import read_signin_evidence
+from shared.services.vendor_inputs import inviter_role_ids, vendor_side_inputs
+from shared.services.vendor_policy import (
+    VendorPolicyUnreadable,
+    VendorWideTally,
+    alert_context,
+    alert_unreadable,
+    current_generation,
+    read_vendor_policies,
+    send_once,
+    stream_snapshots,
+    vendor_inputs,
+)
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
-    from shared.domain.finding_catalog import Finding
-    from shared.domain.policy import DefaultPolicy
 
 log = logging.getLogger(__name__)
 
-VENDOR_DEFAULT_TTL_SECONDS = 300.0  # the vendor's default policy, shared by every check
+ENQUEUE_CONCURRENCY = 32
+STATE_RACE_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -46,17 +96,20 @@ class CheckOutcome:
 
 
 async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
-    """Enqueue one ``CheckClient`` per registered client, with its sign-in evidence."""
-    from shared.adapters.repositories import ClientRegistry
+    """Enqueue one ``CheckClient`` per registered client, with its sign-in evidence.
 
+    The vendor's own policies are read here once (default, authorization policy, the paged
+    partner list) and each message carries its client's share (``VendorSnapshot``); the
+    vendor-wide findings are collected on the way and alerted once (issue 14.2).
+    """
     settings = app.settings
     clients = await ClientRegistry(app.tables).list()
     evidence = await read_signin_evidence(app, now)  # never raises: evidence is a signal
     counts = evidence.counts
     sweep_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    limiter = asyncio.Semaphore(32)
+    limiter = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
 
-    async def enqueue(client: ClientRecord) -> None:
+    async def enqueue(client: ClientRecord, vendor: VendorSnapshot | None) -> None:
         message = CheckClient(
             tenant_id=client.tenant_id,
             sweep_id=sweep_id,
@@ -64,58 +117,59 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
             signin_counts=counts.get(client.tenant_id, {}),
             signin_window_hours=settings.signin_window_hours,
             signin_unavailable=evidence.unavailable,
+            vendor=vendor,
         )
         async with limiter:
             await app.queues.send(QUEUE_CHECK_CLIENT, message)
 
-    await asyncio.gather(*(enqueue(c) for c in clients))
-    log.info("sweep %s scheduled %d clients", sweep_id, len(clients))
+    async def send(batch: list[tuple[ClientRecord, VendorSnapshot | None]]) -> None:
+        for start in range(0, len(batch), 256):  # bounded: memory does not grow with clients
+            await asyncio.gather(*(enqueue(c, v) for c, v in batch[start : start + 256]))
+
+    vendor = await read_vendor_policies(app, now)
+    tally = VendorWideTally(app, vendor, await inviter_role_ids(app))
+    complete = await stream_snapshots(app, vendor, clients, send, tally)
+    await tally.alert(now)
+    log.info(
+        "sweep %s scheduled %d clients (vendor snapshot: %s)",
+        sweep_id,
+        len(clients),
+        "complete" if complete else vendor.problem or "partner list incomplete",
+    )
     return SweepScheduled(sweep_id, len(clients), len(counts))
 
 
-async def _vendor_default(app: App) -> DefaultPolicy:
-    from shared.adapters.policy_reader import DEFAULT_PATH
-    from shared.domain.policy import parse_default_policy
-
-    cached = app.extras.get("vendor_default")
-    if cached and time.monotonic() - cached[0] < VENDOR_DEFAULT_TTL_SECONDS:
-        return cached[1]  # type: ignore[no-any-return]
-    policy = parse_default_policy(await app.graph.vendor().get_json(DEFAULT_PATH))
-    app.extras["vendor_default"] = (time.monotonic(), policy)
-    return policy
+# ------------------------------------------------------------------------ one client
 
 
-async def _vendor_side_findings(app: App, client: ClientRecord) -> list[Finding]:
-    from shared.adapters.graph import GraphError
-    from shared.adapters.policy_reader import partner_path, read_authorization_policy
-    from shared.domain.policy import parse_partner_policy
-    from shared.domain.vendor_checks import evaluate_vendor_side, parse_authorization_policy
-    from shared.services.vendor_inputs import vendor_side_inputs
+@dataclass
+class ClientRead:
+    """What reading and evaluating the client's own policy gave."""
 
-    graph = app.graph.vendor()
-    default = await _vendor_default(app)
-    path = partner_path(client.tenant_id)
-    try:
-        partner = parse_partner_policy(await graph.get_json(path))
-    except GraphError as exc:
-        if exc.status != 404:
-            raise
-        partner = None
-    auth_cached = app.extras.get("vendor_authorization_policy")
-    if not auth_cached or time.monotonic() - auth_cached[0] > VENDOR_DEFAULT_TTL_SECONDS:
-        raw = await read_authorization_policy(graph)
-        auth_cached = (time.monotonic(), parse_authorization_policy(raw) if raw else None)
-        app.extras["vendor_authorization_policy"] = auth_cached
-    return evaluate_vendor_side(
-        default,
-        partner,
-        client.tenant_id,
-        app.settings.vendor_app_ids,
-        auth_cached[1],
-        client.domains,
-        client_name=client.name,
-        **await vendor_side_inputs(app, client),
-    )
+    result: PostureResult
+    consent: ConsentStatus
+    raw_policy: dict[str, Any] | None = None  # kept when the policy could not be interpreted
+    # Alerts about a cause shared by many clients (the vendor's own identity): sent once.
+    once_alerts: list[AlertRecord] = field(default_factory=list)
+
+
+@dataclass
+class StateStep:
+    """The client's alert state folded with this observation, and what to alert."""
+
+    state: ClientAlertState
+    etag: str | None
+    transitions: list[Transition]
+    alerts: list[AlertRecord]
+    vendor_signature: str  # the signature last alerted for vendor-side findings
+
+
+@dataclass
+class VendorSide:
+    findings: list[Finding]
+    signature: str
+    alerts: list[AlertRecord]
+    skipped: str | None = None  # why the vendor-side checks did not run
 
 
 async def check_client(
@@ -125,145 +179,340 @@ async def check_client(
 
     Transient Graph failures propagate (the host retries the message); on the final
     attempt they become an UNKNOWN "tenant unreachable" result instead of a poison message.
+    Two checks of one client at once (a repeated message beside the next sweep's) race on
+    the alert state's ETag: the loser checks again here instead of spending one of the
+    message's attempts (its alerts carry the same keys, so nothing is sent twice).
     """
-    from shared.adapters.graph import GraphError
-    from shared.adapters.policy_reader import read_policy_pair
-    from shared.adapters.repositories import ClientRegistry, PostureStore, alert_state_store
-    from shared.domain.client_state import (
-        ClientAlertState,
-        TransitionKind,
-        next_state,
-        observe,
-    )
-    from shared.domain.finding_catalog import FindingCode
-    from shared.domain.policy import (
-        PolicyParseError,
-        parse_default_policy,
-        parse_partner_policy,
-    )
-    from shared.domain.posture import evaluate_outbound_posture, unknown_posture
-    from shared.domain.posture_alerts import (
-        AlertContext,
-        alert_for_transition,
-        vendor_side_alert,
-        vendor_side_signature,
-    )
-    from shared.domain.signin_evidence import (
-        EvidenceThreshold,
-        build_evidence,
-        combine,
-        counts_from_summary,
-    )
+    for attempt in range(STATE_RACE_RETRIES + 1):
+        try:
+            return await _check_once(app, message, now, final_attempt=final_attempt)
+        except EntityConflict:
+            if attempt == STATE_RACE_RETRIES:
+                raise
+            log.info("client %s: alert state moved concurrently; checking again", message.tenant_id)
+    raise AssertionError("unreachable")
 
-    settings = app.settings
+
+async def _check_once(
+    app: App, message: CheckClient, now: datetime, *, final_attempt: bool
+) -> CheckOutcome:
     registry = ClientRegistry(app.tables)
-    client = await registry.get(message.tenant_id)
+    # The reads do not depend on each other: one round trip of latency instead of four.
+    client, policy, prior, generation = await asyncio.gather(
+        registry.get(message.tenant_id),
+        _read_client_policy(app, message.tenant_id),
+        alert_state_store(app.tables).get(message.tenant_id),
+        current_generation(app),
+    )
     if client is None:
         return CheckOutcome(message.tenant_id, "", skipped="client no longer registered")
 
-    consent = ConsentStatus.GRANTED
-    raw_policy: dict[str, Any] | None = None
+    read = _evaluate(app, client, policy, now, final_attempt=final_attempt)
+    result = _with_signin_evidence(app, client, message, read.result)
+    step = await _transition(app, client, message, result, now, prior)
+    vendor = await _vendor_side(
+        app, client, message, now, step, generation, final_attempt=final_attempt
+    )
+    await _store(app, registry, client, message, now, read, result, step, vendor)
+    alerts = [*step.alerts, *vendor.alerts]
+    return CheckOutcome(client.tenant_id, result.verdict.value, [a.dedup_key for a in alerts])
+
+
+async def _read_client_policy(app: App, tenant_id: str) -> PolicyPair | GraphError:
+    """The client's default + its partner entry for the vendor (a Graph failure as a value)."""
     try:
-        pair = await read_policy_pair(
-            app.graph.client_tenant(client.tenant_id), settings.vendor_tenant_id
+        return await read_policy_pair(
+            app.graph.client_tenant(tenant_id), app.settings.vendor_tenant_id
         )
-        try:
-            result = evaluate_outbound_posture(
-                parse_default_policy(pair.default),
-                parse_partner_policy(pair.partner) if pair.partner is not None else None,
-                settings.vendor_tenant_id,
-                settings.vendor_app_ids,
-                vendor_name=settings.vendor_name,
-                vendor_domain=settings.vendor_domain,
-            )
-        except PolicyParseError as exc:
-            # A shape we do not understand is reported with the raw JSON, never guessed at.
-            raw_policy = {"default": pair.default, "partner": pair.partner}
-            result = unknown_posture(
-                FindingCode.POLICY_INCOMPLETE,
-                f"The client's policy could not be interpreted: {exc}",
-                vendor_tenant_id=settings.vendor_tenant_id,
-            )
     except GraphError as exc:
+        return exc
+
+
+def _evaluate(
+    app: App,
+    client: ClientRecord,
+    policy: PolicyPair | GraphError,
+    now: datetime,
+    *,
+    final_attempt: bool,
+) -> ClientRead:
+    """Evaluate the outbound posture from the policy read (or from why it failed)."""
+    settings = app.settings
+    if isinstance(policy, TokenRequestError):
+        return _token_refused(app, client, policy, now, final_attempt=final_attempt)
+    if isinstance(policy, GraphError):
+        exc = policy
         if exc.consent_missing:
-            consent = ConsentStatus.MISSING
-            result = unknown_posture(
-                FindingCode.CLIENT_CONSENT_MISSING,
-                f"Graph answered {exc.status} {exc.code} when reading the client's policy",
-                vendor_tenant_id=settings.vendor_tenant_id,
+            return ClientRead(
+                unknown_posture(
+                    FindingCode.CLIENT_CONSENT_MISSING,
+                    f"Graph answered {exc.status} {exc.code} when reading the client's policy",
+                    vendor_tenant_id=settings.vendor_tenant_id,
+                ),
+                ConsentStatus.MISSING,
             )
-        elif exc.transient and not final_attempt:
-            raise
-        else:
-            consent = client.consent
-            result = unknown_posture(
+        if exc.transient and not final_attempt:
+            raise exc
+        return ClientRead(
+            unknown_posture(
                 FindingCode.CLIENT_TENANT_UNREACHABLE,
                 f"Graph answered {exc.status} {exc.code}: {exc.message}",
                 vendor_tenant_id=settings.vendor_tenant_id,
-            )
+            ),
+            client.consent,
+        )
+    pair = policy
+    try:
+        result = evaluate_outbound_posture(
+            parse_default_policy(pair.default),
+            parse_partner_policy(pair.partner) if pair.partner is not None else None,
+            settings.vendor_tenant_id,
+            settings.vendor_app_ids,
+            vendor_name=settings.vendor_name,
+            vendor_domain=settings.vendor_domain,
+        )
+    except PolicyParseError as exc:
+        # A shape we do not understand is reported with the raw JSON, never guessed at.
+        return ClientRead(
+            unknown_posture(
+                FindingCode.POLICY_INCOMPLETE,
+                f"The client's policy could not be interpreted: {exc}",
+                vendor_tenant_id=settings.vendor_tenant_id,
+            ),
+            ConsentStatus.GRANTED,
+            raw_policy={"default": pair.default, "partner": pair.partner},
+        )
+    return ClientRead(result, ConsentStatus.GRANTED)
 
+
+def _unknown(app: App, code: FindingCode, message: str, remediation: str) -> PostureResult:
+    base = unknown_posture(code, message, vendor_tenant_id=app.settings.vendor_tenant_id)
+    finding = make_finding(code, message, remediation, facts={"reason": code.value})
+    return replace(base, findings=(finding,))
+
+
+def _token_refused(
+    app: App, client: ClientRecord, exc: TokenRequestError, now: datetime, *, final_attempt: bool
+) -> ClientRead:
+    """Only "not consented" is "not consented" (issue 12.2): read the AADSTS code."""
+    failure = exc.failure
+    if failure.kind is TokenFailureKind.CONSENT_MISSING:
+        return ClientRead(
+            unknown_posture(
+                FindingCode.CLIENT_CONSENT_MISSING,
+                f"Entra refused the read-only app's token for the client tenant "
+                f"({failure.code_text}): {failure.description}",
+                vendor_tenant_id=app.settings.vendor_tenant_id,
+            ),
+            ConsentStatus.MISSING,
+        )
+    if failure.retry and not final_attempt:
+        raise exc
+    if failure.kind is TokenFailureKind.TENANT_NOT_FOUND:
+        return ClientRead(
+            _unknown(
+                app,
+                FindingCode.CLIENT_TENANT_NOT_FOUND,
+                f"Entra does not know the client's tenant {client.tenant_id} "
+                f"({failure.code_text}): it was deleted, or the registry holds a wrong ID.",
+                "Check the tenant ID (Graph findTenantInformationByTenantId, or the client's "
+                "domain with findTenantInformationByDomainName); correct or remove the client "
+                "in the registry (xtap-watch clients).",
+            ),
+            client.consent,
+        )
+    if failure.kind is TokenFailureKind.VENDOR_CONFIGURATION:
+        alert = vendor_identity_alert(
+            failure,
+            client.tenant_id,
+            client.name,
+            period_key(now, app.settings.reminder_hours),
+            now,
+            alert_context(app),
+        )
+        return ClientRead(
+            _unknown(
+                app,
+                FindingCode.CLIENT_TENANT_UNREACHABLE,
+                f"xtap-watch's own identity could not sign in to the client tenant "
+                f"({failure.code_text}): {alert.title.split(': ', 1)[-1]}. Nothing is wrong "
+                "on the client's side; the vendor's admins are alerted.",
+                "Nothing for the client to do: the vendor fixes its own configuration "
+                "(docs/findings/VENDOR_IDENTITY_MISCONFIGURED.md).",
+            ),
+            client.consent,
+            once_alerts=[alert],
+        )
+    return ClientRead(
+        unknown_posture(
+            FindingCode.CLIENT_TENANT_UNREACHABLE,
+            f"Entra refused the token for the client tenant ({failure.code_text}): "
+            f"{failure.description}",
+            vendor_tenant_id=app.settings.vendor_tenant_id,
+        ),
+        client.consent,
+    )
+
+
+def _with_signin_evidence(
+    app: App, client: ClientRecord, message: CheckClient, result: PostureResult
+) -> PostureResult:
+    """Combine the posture with the sign-in failures the scheduler counted for this client."""
     window_end = message.requested_at
     window_start = window_end - timedelta(hours=message.signin_window_hours)
+    by_code: dict[str | int, int] = {k: v for k, v in message.signin_counts.items()}
     counts = counts_from_summary(
-        {client.tenant_id: message.signin_counts},
+        {client.tenant_id: by_code},
         window_start=window_start,
         window_end=window_end,
     )
     evidence = build_evidence(
-        counts, client.tenant_id, EvidenceThreshold(min_failures=settings.signin_threshold)
+        counts, client.tenant_id, EvidenceThreshold(min_failures=app.settings.signin_threshold)
     )
-    result = combine(result, evidence, unavailable=message.signin_unavailable)
+    return combine(result, evidence, unavailable=message.signin_unavailable)
 
-    ctx = AlertContext(settings.vendor_name, settings.entra_portal_url, settings.docs_base_url)
-    store = alert_state_store(app.tables)
-    raw_state, etag = await store.get(client.tenant_id)
+
+async def _transition(
+    app: App,
+    client: ClientRecord,
+    message: CheckClient,
+    result: PostureResult,
+    now: datetime,
+    prior: tuple[Any, str | None],
+) -> StateStep:
+    """Fold the observation into the client's alert state; build the alerts it calls for."""
+    raw_state, etag = prior
     previous = ClientAlertState.from_dict(raw_state["client"]) if raw_state else None
     observation = observe(result, client.tenant_id, client.expected_scope.user_groups)
     state, transitions = next_state(
-        previous, observation, now, timedelta(hours=settings.reminder_hours),
-        unknown_alert_after=timedelta(hours=settings.unknown_alert_hours),
+        previous,
+        observation,
+        now,
+        timedelta(hours=app.settings.reminder_hours),
+        unknown_alert_after=timedelta(hours=app.settings.unknown_alert_hours),
     )
-    postures = PostureStore(app.tables)
-    previous_posture = await postures.get(client.tenant_id) if transitions else None
+    previous_posture: dict[str, Any] | None = None
+    if transitions:
+        previous_posture = await PostureStore(app.tables).get(client.tenant_id)
     previous_verdict = (previous_posture or {}).get("verdict")
+    previous_effective = (previous_posture or {}).get("effective")
+    ctx = alert_context(app)
     alerts = [
         alert_for_transition(
-            t, client, result, ctx, previous_verdict, (previous_posture or {}).get("effective")
+            t, client, result, ctx, previous_verdict, previous_effective
         ).model_copy(
             update={"batch_id": message.sweep_id}
         )
         for t in transitions
     ]
+    return StateStep(
+        state, etag, transitions, alerts, str((raw_state or {}).get("vendor_signature", ""))
+    )
 
-    vendor_findings: list[Finding] = []
-    vendor_signature = (raw_state or {}).get("vendor_signature", "")
+
+async def _vendor_side(
+    app: App,
+    client: ClientRecord,
+    message: CheckClient,
+    now: datetime,
+    step: StateStep,
+    generation: int,
+    *,
+    final_attempt: bool,
+) -> VendorSide:
+    """What the vendor's own settings do to this client's guests; alert when that changes.
+
+    The inputs come from the sweep's snapshot in the message, or from Graph when the
+    snapshot is missing or older than the vendor's last noted change. Vendor-wide findings
+    stay in the posture record but are alerted once for all clients by the scheduler.
+    """
     try:
-        vendor_findings = await _vendor_side_findings(app, client)
+        inputs = await vendor_inputs(app, client, message.vendor, generation)
     except GraphError as exc:
         if exc.transient and not final_attempt:
             raise
         log.warning("vendor-side checks for %s skipped: %s", client.tenant_id, exc)
-    except PolicyParseError as exc:
-        log.error("vendor-side policy not understood for %s: %s", client.tenant_id, exc)
-    else:
-        new_signature = vendor_side_signature(vendor_findings)
-        if new_signature and new_signature != vendor_signature:
-            alerts.append(
-                vendor_side_alert(vendor_findings, client, new_signature, now, ctx).model_copy(
-                    update={"batch_id": message.sweep_id}
-                )
+        return VendorSide(
+            [], step.vendor_signature, [], skipped=f"the vendor's policy was not read: {exc}"
+        )
+    except VendorPolicyUnreadable as exc:
+        await alert_unreadable(app, exc.where, exc.problem, now)
+        return VendorSide(
+            [], step.vendor_signature, [], skipped=f"the vendor's {exc.where} did not parse"
+        )
+    findings = evaluate_vendor_side(
+        inputs.default,
+        inputs.partner,
+        client.tenant_id,
+        app.settings.vendor_app_ids,
+        inputs.authorization,
+        client.domains,
+        client_name=client.name,
+        **await vendor_side_inputs(app, client),
+    )
+    alerting = per_client(findings)
+    signature = vendor_side_signature(alerting)
+    alerts = []
+    if signature and signature != step.vendor_signature:
+        alerts.append(
+            vendor_side_alert(alerting, client, signature, now, alert_context(app)).model_copy(
+                update={"batch_id": message.sweep_id}
             )
-        vendor_signature = new_signature
+        )
+    return VendorSide(findings, signature, alerts)
 
-    for alert in alerts:
-        await app.queues.send(QUEUE_ALERTS, alert)
 
+async def _store(
+    app: App,
+    registry: ClientRegistry,
+    client: ClientRecord,
+    message: CheckClient,
+    now: datetime,
+    read: ClientRead,
+    result: PostureResult,
+    step: StateStep,
+    vendor: VendorSide,
+) -> None:
+    """Alerts first, then recovery work, then the posture row and the alert state."""
+    for once in read.once_alerts:
+        await send_once(app, once)
+    await asyncio.gather(
+        *(app.queues.send(QUEUE_ALERTS, a) for a in [*step.alerts, *vendor.alerts])
+    )
+    await _reset_stranded_guests(app, client, step.transitions, now)
+    record: dict[str, Any] = result.to_dict() | {
+        "clientName": client.name,
+        "clientTenantId": client.tenant_id,
+        "vendorFindings": [f.to_dict() for f in vendor.findings],
+        "state": step.state.status.value,
+        "sweepId": message.sweep_id,
+    }
+    if read.raw_policy is not None:
+        record["rawPolicy"] = read.raw_policy
+    if vendor.skipped:
+        record["vendorSideSkipped"] = vendor.skipped
+    # Both after the alerts; neither depends on the other (a crash between them repeats
+    # the check, whose alerts carry the same keys).
+    store: JsonStateStore = alert_state_store(app.tables)
+    await asyncio.gather(
+        PostureStore(app.tables).save(client.tenant_id, now, record),
+        store.put(
+            client.tenant_id,
+            {"client": step.state.to_dict(), "vendor_signature": vendor.signature},
+            step.etag,
+        ),
+    )
+    if read.consent is not client.consent:
+        await registry.upsert(client.model_copy(update={"consent": read.consent}))
+
+
+async def _reset_stranded_guests(
+    app: App, client: ClientRecord, transitions: list[Transition], now: datetime
+) -> None:
     for t in transitions:
         if t.kind is TransitionKind.RECOVERED:
             # Guests invited while the client was blocked never got to redeem: reset them
             # now that they can (idempotent per episode, so a retried check is harmless).
-            from shared.services.guest_hygiene import resets_after_recovery
-
             resets = await resets_after_recovery(
                 app,
                 client.tenant_id,
@@ -272,22 +521,3 @@ async def check_client(
                 now=now,
             )
             log.info("client %s recovered; stranded guest resets: %s", client.tenant_id, resets)
-
-    record: dict[str, Any] = result.to_dict() | {
-        "clientName": client.name,
-        "clientTenantId": client.tenant_id,
-        "vendorFindings": [f.to_dict() for f in vendor_findings],
-        "state": state.status.value,
-        "sweepId": message.sweep_id,
-    }
-    if raw_policy is not None:
-        record["rawPolicy"] = raw_policy
-    await postures.save(client.tenant_id, now, record)
-    await store.put(
-        client.tenant_id,
-        {"client": state.to_dict(), "vendor_signature": vendor_signature},
-        etag,
-    )
-    if consent is not client.consent:
-        await registry.upsert(client.model_copy(update={"consent": consent}))
-    return CheckOutcome(client.tenant_id, result.verdict.value, [a.dedup_key for a in alerts])

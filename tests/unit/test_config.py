@@ -33,7 +33,7 @@ def test_minimal_configuration_loads_with_documented_defaults():
     assert settings.vendor_app_ids == (APP,)
     assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
     assert settings.vendor_credential == "managed_identity"
-    assert settings.sweep_schedule == "0 0 * * * *"
+    assert settings.sweep_schedule == "0 */15 * * * *"
     assert settings.reminder_hours == 24
 
 

@@ -1,0 +1,108 @@
+"""The sweep's cost per client, counted (not timed): Graph requests and bounded caches.
+
+Issue 16, "Done when": a test asserts the per-client request count and that the caches are
+bounded. 120 generated clients (their vendor entries span two pages of the partner list),
+a tenant cache of 16: per client exactly one token request and one ``$batch`` (the vendor
+side travels in the message), per sweep a fixed handful of vendor reads and one sign-in
+query, and no per-tenant cache larger than its configured size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devtools.local_env import VENDOR_TENANT_ID
+
+pytestmark = pytest.mark.e2e
+
+CLIENTS = 120
+CACHE = 16
+
+
+@pytest.fixture
+def scale_env(
+    azurite: Any, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    from devtools.azurite import reset_storage
+    from devtools.local_env import WEBHOOK_NAME, settings_env
+    from sim.testing import start_simulator
+
+    sim = start_simulator(f"generated:{CLIENTS}", tmp_path_factory.mktemp("sim-scale"))
+    try:
+        reset_storage(azurite.connection_string)
+        env = settings_env(
+            graph_base=sim.base_url,
+            ca_file=sim.ca_file,
+            storage_connection_string=azurite.connection_string,
+            webhook_url=sim.webhook_url(WEBHOOK_NAME),
+            overrides={"XTAP_TENANT_CACHE_SIZE": str(CACHE)},
+        )
+        for key in [k for k in os.environ if k.startswith("XTAP_")]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield sim
+    finally:
+        sim.stop()
+
+
+async def _sweep() -> dict[str, Any]:
+    from bench.common import seed_clients
+    from devtools.runner import LocalRunner
+    from shared.adapters.repositories import PostureStore
+    from shared.bootstrap import get_app, set_app
+    from sim.scenarios import generated_scenario
+
+    set_app(None)
+    app = await get_app()
+    await seed_clients(app, generated_scenario(CLIENTS))
+    runner = LocalRunner()
+    try:
+        await runner.fire_timer("sweep_timer")
+        stats = await runner.drain(["check_client"])
+        return {
+            "stats": stats["check_client"],
+            "graph_clients": len(app.graph.clients),
+            "graph_evictions": app.graph.clients.evictions,
+            "credentials": len(app.graph.reader_credentials.cache),
+            "credential_evictions": app.graph.reader_credentials.cache.evictions,
+            "postures": len(await PostureStore(app.tables).list()),
+        }
+    finally:
+        await runner.close()
+        await app.close()
+        set_app(None)
+
+
+def test_sweep_makes_two_graph_requests_per_client_and_keeps_its_caches_bounded(scale_env):
+    scale_env.control.reset_counters()
+    result = asyncio.run(_sweep())
+    assert result["stats"].processed == CLIENTS and result["stats"].failed_attempts == 0
+    assert result["postures"] == CLIENTS
+
+    http = [e for e in scale_env.control.requests() if e.get("batchItem") is None]
+    by_tenant = Counter(e.get("tenantId") for e in http)
+    client_requests = {t: n for t, n in by_tenant.items() if t and t != VENDOR_TENANT_ID}
+    assert len(client_requests) == CLIENTS
+    # Per client: its token and one $batch (an unconsented client: the refused token only).
+    assert max(client_requests.values()) == 2
+    assert sorted(set(client_requests.values())) in ([1, 2], [2])
+    vendor = [e for e in http if e.get("tenantId") == VENDOR_TENANT_ID]
+    partner_pages = [e for e in vendor if e["path"].endswith("/crossTenantAccessPolicy/partners")]
+    signins = [e for e in vendor if e["path"].endswith("/auditLogs/signIns")]
+    assert len(partner_pages) == 2  # paged, once per sweep, not once per client
+    assert len(signins) == 1  # sign-in evidence: one query per sweep
+    assert not [e for e in vendor if "/crossTenantAccessPolicy/partners/" in e["path"]]
+    assert len(vendor) <= 8  # token, default, authorization policy, 2 pages, sign-ins
+    assert len(http) / CLIENTS <= 2.05
+
+    # Bounded per-tenant caches, whatever the number of clients.
+    assert result["graph_clients"] <= CACHE and result["credentials"] <= CACHE
+    assert result["graph_evictions"] >= CLIENTS - CACHE
+    assert result["credential_evictions"] >= CLIENTS - CACHE
