@@ -12,7 +12,8 @@ Order of checks on every authenticated route, cheapest and least revealing first
    UTF-8 JSON without duplicate keys (400 naming ``body``), then field validation (400
    naming the field). Only then is Graph or storage touched.
 
-``GET /api/v1/health`` is anonymous and says only "ok" or "unavailable". Bad input is
+``GET /api/v1/health`` is anonymous and says "ok", "unavailable" (storage does not answer)
+or "degraded" with the watchdog's reasons (no identifiers, no secrets). Bad input is
 never a 500; a Graph or storage outage is a 502/503, never a stack trace.
 """
 
@@ -330,7 +331,16 @@ async def _health() -> ApiResponse:
         return ApiResponse(503, {"status": "unavailable"})
     if not await storage_healthy(app):
         return ApiResponse(503, {"status": "unavailable"}, {"Retry-After": "5"})
-    return ApiResponse(200, {"status": "ok"})
+    from shared.services.watchdog import watchdog_health
+
+    try:
+        watch = await watchdog_health(app, _now())
+    except Exception:  # storage answered the probe; the watchdog's row is a detail
+        log.warning("watchdog state not read for health", exc_info=True)
+        return ApiResponse(200, {"status": "ok"})
+    # Degraded is still 200: the app serves, and a platform health check must not recycle
+    # instances because a Teams flow is broken. The reasons say what the watchdog found.
+    return ApiResponse(200, watch.body())
 
 
 def easy_auth_missing(env: Mapping[str, str]) -> bool:

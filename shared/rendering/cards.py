@@ -431,6 +431,8 @@ SECTION_ORDER: dict[AlertKind, tuple[Section, ...]] = {
     AlertKind.DELIVERY_FAILING: (_facts_section, _todo_section),
     AlertKind.POISON_MESSAGE: (_facts_section, _todo_section),
     AlertKind.DIGEST: (_facts_section, _digest_section, _todo_section),
+    AlertKind.WATCHDOG: (_facts_section, _todo_section),
+    AlertKind.HEARTBEAT: (_facts_section, _todo_section),
 }
 
 

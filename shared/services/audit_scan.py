@@ -37,6 +37,8 @@ from shared.domain.audit_severity import (
 )
 from shared.domain.source_health import SourceKind
 from shared.rendering.digest import collapse
+from shared.services.detection import audit_latency
+from shared.services.detection import observe as observe_latency
 from shared.services.source_health import report_source
 
 if TYPE_CHECKING:
@@ -159,7 +161,7 @@ async def scan_audit(app: App, now: datetime) -> ScanOutcome:
             else (item.event.partner_tenant_id)
         )
         client = clients.get((partner or "").lower())
-        alerts.append(to_alert_record(item, severity, reasons, client, now))
+        alerts.append(audit_latency(to_alert_record(item, severity, reasons, client, now)))
         if isinstance(item, UnknownAuditShape):
             outcome.unknown += 1
         else:
@@ -169,6 +171,7 @@ async def scan_audit(app: App, now: datetime) -> ScanOutcome:
     for alert in collapse(alerts, settings.digest_threshold, now):
         await app.queues.send(QUEUE_ALERTS, alert.fitted())
         outcome.alerts.append(alert.dedup_key)
+    observe_latency(alerts)
 
     await _remember(app, fresh, now, horizon=now - 2 * overlap)
     await store.put(CURSOR_KEY, {"scanned_to": read.complete_until.isoformat()}, etag)

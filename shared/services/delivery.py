@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.config import QUEUE_ALERTS, TABLE_DELIVERIES
+from shared.services.channel_health import record_delivery
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -212,6 +213,7 @@ async def deliver_alert(
         try:
             await _send(app, route, alert, view)
         except DeliveryError as exc:
+            await record_delivery(app, route.id, route.channel, False, now, str(exc))
             if exc.transient:
                 await ledger.finish(alert.dedup_key, route, now, "retrying", str(exc))
                 transient.append(f"{route.id}: {exc}")
@@ -226,6 +228,7 @@ async def deliver_alert(
                 await _report_failing_channel(app, route, alert, str(exc), now)
             continue
         await ledger.finish(alert.dedup_key, route, now, "delivered")
+        await record_delivery(app, route.id, route.channel, True, now)
         outcome.delivered.append(route.id)
     if transient:
         raise TransientDeliveryFailure("; ".join(transient))

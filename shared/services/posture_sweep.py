@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
 from shared.domain.clients import ClientRecord, ConsentStatus
 from shared.domain.messages import CheckClient
+from shared.services.activity import record_transitions
+from shared.services.detection import observe as observe_latency
+from shared.services.detection import posture_latency
 from shared.services.source_health import read_signin_evidence
 
 if TYPE_CHECKING:
@@ -225,7 +228,7 @@ async def check_client(
     previous_verdict = (previous_posture or {}).get("verdict")
     alerts = [
         alert_for_transition(t, client, result, ctx, previous_verdict).model_copy(
-            update={"batch_id": message.sweep_id}
+            update={"batch_id": message.sweep_id, **posture_latency(t, previous_posture, now)}
         )
         for t in transitions
     ]
@@ -252,6 +255,8 @@ async def check_client(
 
     for alert in alerts:
         await app.queues.send(QUEUE_ALERTS, alert)
+    observe_latency(alerts)
+    await record_transitions(app, client, transitions)
 
     for t in transitions:
         if t.kind is TransitionKind.RECOVERED:
