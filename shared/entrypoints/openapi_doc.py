@@ -253,7 +253,25 @@ _SCHEMAS: dict[str, Any] = {
     "Health": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}},
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+            "reasons": {
+                "type": "array",
+                "description": "Only when degraded: what the watchdog found (issue 18.3).",
+                "items": {
+                    "type": "object",
+                    "required": ["check", "reason", "since"],
+                    "properties": {
+                        "check": {
+                            "type": "string",
+                            "enum": ["audit_scan", "sweep", "channel", "watchdog"],
+                        },
+                        "reason": _STRING,
+                        "since": _DATE_TIME,
+                    },
+                },
+            },
+        },
     },
     "Error": {
         "type": "object",
@@ -375,10 +393,15 @@ def _paths() -> dict[str, Any]:
         "/api/v1/health": {
             "get": {
                 "operationId": "getHealth",
-                "summary": "Liveness (anonymous; reveals nothing but ok/unavailable)",
+                "summary": "Liveness (anonymous): ok, degraded (with the watchdog's "
+                "reasons) or unavailable",
                 "security": [],
                 "responses": {
-                    "200": _ok("Up.", "Health"),
+                    "200": _ok(
+                        "Up: ok, or degraded (an audit scan stalled, a sweep unfinished, a "
+                        "channel failing, the watchdog not running).",
+                        "Health",
+                    ),
                     "503": _ok("Storage unreachable.", "Health"),
                 },
             }

@@ -125,6 +125,7 @@ async def run_watchdog(app: App, now: datetime) -> WatchdogOutcome:
         # Timer runs are singletons; a manual run raced it. Its state stands; the alerts
         # are keyed by episode, so a duplicate is dropped at delivery.
         log.info("watchdog state written concurrently; keeping the other run's")
+    app.extras.pop("watchdog_health", None)  # this process's health answer follows at once
     return outcome
 
 

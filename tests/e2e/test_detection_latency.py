@@ -1,0 +1,142 @@
+"""Change → alert latency end to end (issue 18.4): the audit watcher and the posture sweep put
+it on their alert records and record ``xtap.change_to_alert_seconds``.
+
+Latencies are checked against the times the simulator and the injected clock gave, never
+against how long the run took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from devtools.local_env import (
+    BLOCK_INBOUND,
+    BLOCK_OUTBOUND,
+    VENDOR_TENANT_ID,
+    load_demo_scenario,
+    seed_registry,
+)
+from shared.telemetry import CHANGE_TO_ALERT_METRIC, record_change_to_alert
+
+pytestmark = pytest.mark.e2e
+
+CONTOSO = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+
+
+@pytest.fixture
+def metric(monkeypatch: pytest.MonkeyPatch) -> InMemoryMetricReader:
+    """The producers' histogram, read from an in-memory SDK provider."""
+    import shared.services.detection as detection
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(
+        detection,
+        "record_change_to_alert",
+        lambda seconds, source, basis=None: record_change_to_alert(
+            seconds, source, basis=basis, provider=provider
+        ),
+    )
+    return reader
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, Any]:
+    data = reader.get_metrics_data()
+    out = {}
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for m in scope.metrics:
+                if m.name == CHANGE_TO_ALERT_METRIC:
+                    for p in m.data.data_points:
+                        out[p.attributes["xtap.source"]] = p
+    return out
+
+
+async def _outbox(app: Any) -> list[dict[str, Any]]:
+    from shared.config import QUEUE_ALERTS
+
+    out = []
+    while batch := await app.queues.receive(QUEUE_ALERTS, max_messages=32):
+        for message in batch:
+            out.append(json.loads(message.content))
+            await app.queues.delete(QUEUE_ALERTS, message)
+    return out
+
+
+def _run(use: Any) -> Any:
+    async def run() -> Any:
+        from devtools.runner import LocalRunner
+        from shared.bootstrap import get_app, set_app
+
+        set_app(None)
+        app = await get_app()
+        runner = LocalRunner()
+        try:
+            await seed_registry(app, load_demo_scenario())
+            return await use(runner, app)
+        finally:
+            await runner.close()
+            await app.close()
+            set_app(None)
+
+    return asyncio.run(run())
+
+
+def test_an_audit_alert_carries_its_exact_latency_and_records_it(app_env, demo_sim, metric):
+    async def use(runner: Any, app: Any) -> list[dict[str, Any]]:
+        await runner.fire_timer("audit_timer")
+        await _outbox(app)
+        event = demo_sim.control.set_partner_policy(VENDOR_TENANT_ID, CONTOSO, BLOCK_INBOUND)
+        await runner.fire_timer("audit_timer")
+        return [event, *await _outbox(app)]
+
+    event, *alerts = _run(use)
+    (alert,) = [a for a in alerts if a["kind"] == "vendor_setting_changed"]
+    changed = datetime.fromisoformat(alert["changed_at"])
+    assert changed == datetime.fromisoformat(event["activityDateTime"].replace("Z", "+00:00"))
+    assert alert["detection_latency_basis"] == "audit_event"
+    created = datetime.fromisoformat(alert["created_at"])
+    assert alert["detection_latency_seconds"] == pytest.approx(
+        (created - changed).total_seconds(), abs=0.001
+    )
+    point = _points(metric)["audit"]
+    assert point.count == 1 and point.attributes["xtap.latency_basis"] == "audit_event"
+
+
+def test_a_drift_alert_carries_the_bound_since_the_previous_check(
+    app_env, demo_sim, metric, monkeypatch
+):
+    from shared.entrypoints import triggers
+
+    first = datetime.now(UTC).replace(microsecond=0)
+    clock = {"now": first}
+    monkeypatch.setattr(triggers, "_now", lambda: clock["now"])
+
+    async def use(runner: Any, app: Any) -> list[dict[str, Any]]:
+        await runner.fire_timer("sweep_timer")
+        await runner.drain(["check_client"])
+        await _outbox(app)
+        demo_sim.control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
+        clock["now"] = first + timedelta(hours=1)
+        await runner.fire_timer("sweep_timer")
+        await runner.drain(["check_client"])
+        return await _outbox(app)
+
+    alerts = _run(use)
+    (drift,) = [
+        a for a in alerts
+        if a["kind"] == "client_drifted" and a["client"]["tenant_id"] == CONTOSO
+    ]
+    assert drift["detection_latency_basis"] == "previous_check"
+    assert datetime.fromisoformat(drift["changed_at"]) == first
+    assert drift["detection_latency_seconds"] == 3600.0
+    point = _points(metric)["posture"]
+    assert point.attributes["xtap.latency_basis"] == "previous_check"
+    assert point.max == 3600.0
