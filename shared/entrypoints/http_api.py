@@ -333,14 +333,25 @@ async def _health() -> ApiResponse:
         return ApiResponse(503, {"status": "unavailable"}, {"Retry-After": "5"})
     from shared.services.watchdog import watchdog_health
 
+    body: dict[str, Any] = {"status": "ok"}
+    # Alert channels that cannot work (e.g. an unresolved Key Vault reference): the app
+    # runs and alerts on the other channel, and says so here.
+    problems = dict(app.settings.channel_problems)
+    if problems:
+        body = {
+            "status": "degraded",
+            "channels": {route: f"unavailable: {why}" for route, why in problems.items()},
+        }
     try:
         watch = await watchdog_health(app, _now())
     except Exception:  # storage answered the probe; the watchdog's row is a detail
         log.warning("watchdog state not read for health", exc_info=True)
-        return ApiResponse(200, {"status": "ok"})
+        return ApiResponse(200, body)
+    if watch.degraded:
+        body = {**body, **watch.body()}
     # Degraded is still 200: the app serves, and a platform health check must not recycle
     # instances because a Teams flow is broken. The reasons say what the watchdog found.
-    return ApiResponse(200, watch.body())
+    return ApiResponse(200, body)
 
 
 def easy_auth_missing(env: Mapping[str, str]) -> bool:

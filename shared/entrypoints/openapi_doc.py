@@ -255,6 +255,9 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["status"],
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+            # degraded: an alert channel cannot work (e.g. an unresolved Key Vault
+            # reference); the app runs and alerts on the other channel.
+            "channels": {"type": "object", "additionalProperties": _STRING},
             "reasons": {
                 "type": "array",
                 "description": "Only when degraded: what the watchdog found (issue 18.3).",
@@ -393,6 +396,8 @@ def _paths() -> dict[str, Any]:
         "/api/v1/health": {
             "get": {
                 "operationId": "getHealth",
+                "summary": "Liveness (anonymous): ok, degraded (an alert channel is "
+                "unavailable, named in channels) or unavailable",
                 "summary": "Liveness (anonymous): ok, degraded (with the watchdog's "
                 "reasons) or unavailable",
                 "security": [],
