@@ -103,14 +103,17 @@ def _utc_text(moment: datetime) -> str:
 
 
 def describe(seconds: float | None, basis: str | None, changed_at: datetime | None) -> str | None:
-    """One line for a card or an e-mail; None when the alert carries no latency."""
+    """The card's "Detected" line; None when the alert carries no latency.
+
+    ``2 min 14 s after the change`` (exact, from the audit event), or ``at most 1 h after
+    the change (the check at … still saw the old posture)`` (a bound, from a posture check).
+    """
     if seconds is None or basis is None:
         return None
     took = format_duration(seconds)
     if basis == "audit_event":
-        when = f" (changed {_utc_text(changed_at)})" if changed_at else ""
-        return f"Detected {took} after the change{when}."
-    when = ""
-    if changed_at:
-        when = f" (the check at {_utc_text(changed_at)} still saw the old posture)"
-    return f"Detected at most {took} after the change{when}."
+        return f"{took} after the change"
+    when = (
+        f" (the check at {_utc_text(changed_at)} still saw the old posture)" if changed_at else ""
+    )
+    return f"at most {took} after the change{when}"

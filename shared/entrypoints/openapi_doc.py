@@ -397,9 +397,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getHealth",
                 "summary": "Liveness (anonymous): ok, degraded (an alert channel is "
-                "unavailable, named in channels) or unavailable",
-                "summary": "Liveness (anonymous): ok, degraded (with the watchdog's "
-                "reasons) or unavailable",
+                "unavailable, named in channels; or the watchdog's reasons) or unavailable",
                 "security": [],
                 "responses": {
                     "200": _ok(

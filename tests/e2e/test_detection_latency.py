@@ -70,6 +70,23 @@ async def _outbox(app: Any) -> list[dict[str, Any]]:
     return out
 
 
+async def _delivered_cards(
+    runner: Any, app: Any, control: Any, alerts: list[dict[str, Any]], kind: str
+) -> list[str]:
+    """Deliver the alerts of ``kind`` to the simulator's Teams webhook; the cards posted."""
+    from devtools.local_env import WEBHOOK_NAME
+    from shared.config import QUEUE_ALERTS
+    from shared.domain.messages import AlertRecord
+
+    before = len(control.webhook_messages(WEBHOOK_NAME))
+    for alert in alerts:
+        if alert["kind"] == kind:
+            await app.queues.send(QUEUE_ALERTS, AlertRecord.model_validate(alert))
+    await runner.drain(["deliver_alert"])
+    posted = control.webhook_messages(WEBHOOK_NAME)[before:]
+    return [json.dumps(m["body"]) for m in posted]
+
+
 def _run(use: Any) -> Any:
     async def run() -> Any:
         from devtools.runner import LocalRunner
@@ -95,9 +112,13 @@ def test_an_audit_alert_carries_its_exact_latency_and_records_it(app_env, demo_s
         await _outbox(app)
         event = demo_sim.control.set_partner_policy(VENDOR_TENANT_ID, CONTOSO, BLOCK_INBOUND)
         await runner.fire_timer("audit_timer")
-        return [event, *await _outbox(app)]
+        alerts = await _outbox(app)
+        cards = await _delivered_cards(
+            runner, app, demo_sim.control, alerts, "vendor_setting_changed"
+        )
+        return [event, cards, *alerts]
 
-    event, *alerts = _run(use)
+    event, cards, *alerts = _run(use)
     (alert,) = [a for a in alerts if a["kind"] == "vendor_setting_changed"]
     changed = datetime.fromisoformat(alert["changed_at"])
     assert changed == datetime.fromisoformat(event["activityDateTime"].replace("Z", "+00:00"))
@@ -108,6 +129,8 @@ def test_an_audit_alert_carries_its_exact_latency_and_records_it(app_env, demo_s
     )
     point = _points(metric)["audit"]
     assert point.count == 1 and point.attributes["xtap.latency_basis"] == "audit_event"
+    (card,) = cards
+    assert '"Detected"' in card and " after the change" in card
 
 
 def test_a_drift_alert_carries_the_bound_since_the_previous_check(
@@ -127,9 +150,12 @@ def test_a_drift_alert_carries_the_bound_since_the_previous_check(
         clock["now"] = first + timedelta(hours=1)
         await runner.fire_timer("sweep_timer")
         await runner.drain(["check_client"])
-        return await _outbox(app)
+        alerts = await _outbox(app)
+        drifted = [a for a in alerts if (a.get("client") or {}).get("tenant_id") == CONTOSO]
+        cards = await _delivered_cards(runner, app, demo_sim.control, drifted, "client_drifted")
+        return [cards, *alerts]
 
-    alerts = _run(use)
+    cards, *alerts = _run(use)
     (drift,) = [
         a for a in alerts
         if a["kind"] == "client_drifted" and a["client"]["tenant_id"] == CONTOSO
@@ -140,3 +166,5 @@ def test_a_drift_alert_carries_the_bound_since_the_previous_check(
     point = _points(metric)["posture"]
     assert point.attributes["xtap.latency_basis"] == "previous_check"
     assert point.max == 3600.0
+    (card,) = cards
+    assert "at most 1 h after the change" in card
