@@ -61,6 +61,7 @@ OPERATIONS = {
     "ensure_access_review": "POST",
     "get_access_review": "GET",
     "health": "GET",
+    "acknowledgement": "POST, DELETE",
     "openapi": "GET",
 }
 
@@ -271,7 +272,84 @@ async def _get_posture(route_params: Mapping[str, str]) -> ApiResponse:
         known = await ClientRegistry(app.tables).get(tenant_id) is not None
         message = "not checked yet" if known else "not a registered client"
         return _error(404, "not_found", message)
-    return ApiResponse(200, {"tenantId": tenant_id, **posture})
+    from shared.services.acknowledgements import read_acknowledgement
+
+    ack = await read_acknowledgement(app, tenant_id)
+    extra = {"acknowledgement": ack.view(_now())} if ack is not None else {}
+    return ApiResponse(200, {"tenantId": tenant_id, **posture, **extra})
+
+
+def _json_body(headers: Mapping[str, str], body: bytes) -> Any:
+    """The decoded JSON body, or the 413/415/400 response to send instead."""
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    if not _is_json_media_type(headers.get("content-type")):
+        return _error(415, "unsupported_media_type", "send application/json (UTF-8)")
+    try:
+        return decode_json_body(body)
+    except BadBody as exc:
+        return _error(400, "invalid_request", f"body {exc}", field="body")
+
+
+async def _acknowledge(
+    principal: ClientPrincipal,
+    headers: Mapping[str, str],
+    route_params: Mapping[str, str],
+    body: bytes,
+) -> ApiResponse:
+    """Acknowledge a client's drift: reminders pause until ``until`` (issue 18.1)."""
+    from shared.domain.acknowledgement import AcknowledgementInvalid, NotDrifted, parse_request
+    from shared.domain.reinvite import is_guid
+    from shared.services.acknowledgements import ClientNotRegistered, set_acknowledgement
+
+    tenant_id = route_params.get("tenantId", "")
+    if not is_guid(tenant_id):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="tenantId")
+    raw = _json_body(headers, body)
+    if isinstance(raw, ApiResponse):
+        return raw
+    now = _now()
+    try:
+        request = parse_request(raw, now)
+    except AcknowledgementInvalid as exc:
+        return _error(400, "invalid_request", exc.message, field=exc.field)
+    app = await _app()
+    try:
+        change = await set_acknowledgement(app, tenant_id, request, principal.display, now)
+    except ClientNotRegistered:
+        return _error(404, "not_found", "not a registered client")
+    except NotDrifted as exc:
+        return _error(409, "not_drifted", str(exc))
+    return ApiResponse(
+        200,
+        {"tenantId": change.tenant_id, "acknowledgement": change.acknowledgement.view(now)},
+    )
+
+
+async def _lift_acknowledgement(
+    principal: ClientPrincipal, route_params: Mapping[str, str]
+) -> ApiResponse:
+    from shared.domain.reinvite import is_guid
+    from shared.services.acknowledgements import (
+        ClientNotRegistered,
+        NoAcknowledgement,
+        lift_acknowledgement,
+    )
+
+    tenant_id = route_params.get("tenantId", "")
+    if not is_guid(tenant_id):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="tenantId")
+    app = await _app()
+    now = _now()
+    try:
+        change = await lift_acknowledgement(app, tenant_id, principal.display, now)
+    except ClientNotRegistered:
+        return _error(404, "not_found", "not a registered client")
+    except NoAcknowledgement:
+        return _error(404, "not_found", "the client's drift is not acknowledged")
+    return ApiResponse(
+        200, {"tenantId": change.tenant_id, "lifted": change.acknowledgement.view(now)}
+    )
 
 
 def review_status_url(app: App, job_id: str) -> str:
@@ -408,7 +486,7 @@ async def _dispatch(
     if operation not in OPERATIONS:
         return _error(404, "not_found", "no such operation")
     allowed = OPERATIONS[operation]
-    if method != allowed:
+    if method not in allowed.split(", "):
         return _error(405, "method_not_allowed", f"use {allowed}", headers={"Allow": allowed})
     if operation == "health":
         return await _health()
@@ -446,6 +524,10 @@ async def _dispatch(
         return await _get_posture(params)
     if operation == "ensure_access_review":
         return await _ensure_access_review(principal, params)
+    if operation == "acknowledgement":
+        if method == "DELETE":
+            return await _lift_acknowledgement(principal, params)
+        return await _acknowledge(principal, headers, params, body)
     if operation == "get_access_review":
         return await _get_access_review(params)
     return ApiResponse(200, _openapi_document())
