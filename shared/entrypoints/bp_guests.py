@@ -50,9 +50,10 @@ async def api_access_review_ensure(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="v1/clients/{tenantId}/acknowledgement", auth_level=ANONYMOUS)
 async def api_client_acknowledgement(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.entrypoints.http_api import respond
+    from shared.entrypoints.http_api import operation_for, respond
 
-    return await respond("acknowledgement", req)
+    operations = {"POST": "acknowledge", "DELETE": "lift_acknowledgement"}
+    return await respond(operation_for(operations, req.method), req)
 
 
 @bp.route(route="v1/access-reviews/{jobId}", auth_level=ANONYMOUS)

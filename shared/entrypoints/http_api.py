@@ -61,9 +61,20 @@ OPERATIONS = {
     "ensure_access_review": "POST",
     "get_access_review": "GET",
     "health": "GET",
-    "acknowledgement": "POST, DELETE",
+    "acknowledge": "POST",
+    "lift_acknowledgement": "DELETE",
     "openapi": "GET",
 }
+
+
+# Routes that serve more than one operation: what a wrong method's 405 allows.
+ROUTE_METHODS = {"acknowledge": "POST, DELETE", "lift_acknowledgement": "POST, DELETE"}
+
+
+def operation_for(route_operations: Mapping[str, str], method: str) -> str:
+    """The operation a multi-operation route serves for ``method`` (its first otherwise,
+    which then answers 405 naming every method the route takes)."""
+    return route_operations.get(method.upper(), next(iter(route_operations.values())))
 
 
 @dataclass(frozen=True)
@@ -486,8 +497,9 @@ async def _dispatch(
     if operation not in OPERATIONS:
         return _error(404, "not_found", "no such operation")
     allowed = OPERATIONS[operation]
-    if method not in allowed.split(", "):
-        return _error(405, "method_not_allowed", f"use {allowed}", headers={"Allow": allowed})
+    if method != allowed:
+        allow = ROUTE_METHODS.get(operation, allowed)
+        return _error(405, "method_not_allowed", f"use {allow}", headers={"Allow": allow})
     if operation == "health":
         return await _health()
     # Refuse anonymous callers before building anything (no storage, no Graph).
@@ -524,10 +536,10 @@ async def _dispatch(
         return await _get_posture(params)
     if operation == "ensure_access_review":
         return await _ensure_access_review(principal, params)
-    if operation == "acknowledgement":
-        if method == "DELETE":
-            return await _lift_acknowledgement(principal, params)
+    if operation == "acknowledge":
         return await _acknowledge(principal, headers, params, body)
+    if operation == "lift_acknowledgement":
+        return await _lift_acknowledgement(principal, params)
     if operation == "get_access_review":
         return await _get_access_review(params)
     return ApiResponse(200, _openapi_document())

@@ -26,10 +26,10 @@ from shared.domain.acknowledgement import (
     expired_title,
     fold,
 )
+from shared.domain.messages import AlertRecord, Link
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
-    from shared.domain.messages import AlertRecord
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,20 @@ def apply_acknowledgement(
     return AppliedAck(folded, state)
 
 
-def annotate(alert: AlertRecord, applied: AppliedAck, now: datetime) -> AlertRecord:
-    """Say on the alert whether the client's drift is acknowledged (or just stopped being)."""
+# Alerts about an open drift: they link to how to acknowledge it.
+_DRIFT_KINDS = frozenset({"client_drifted", "client_reminder", "signin_evidence"})
+
+
+def acknowledge_link(docs_base_url: str) -> Link:
+    """The documented API call (and CLI command) that acknowledges a drift."""
+    return Link(title="Acknowledge", url=f"{docs_base_url.rstrip('/')}/api.md#acknowledge-a-drift")
+
+
+def annotate(
+    alert: AlertRecord, applied: AppliedAck, now: datetime, docs_base_url: str
+) -> AlertRecord:
+    """Say on the alert whether the client's drift is acknowledged (or just stopped being),
+    and on a drift card how to acknowledge it."""
     current, ended = applied.fold.current, applied.fold.ended
     facts = dict(alert.facts)
     if current is not None:
@@ -186,9 +198,12 @@ def annotate(alert: AlertRecord, applied: AppliedAck, now: datetime) -> AlertRec
             facts["Acknowledgement"] = f"expired {current.line()}"
     elif ended is not None:
         facts["Acknowledgement"] = f"ended by this change (was {ended.line()})"
-    else:
+    links = alert.links
+    if alert.kind.value in _DRIFT_KINDS and alert.client is not None:
+        links = (*links, acknowledge_link(docs_base_url))
+    if facts == alert.facts and links == alert.links:
         return alert
-    return alert.model_copy(update={"facts": facts})
+    return alert.model_copy(update={"facts": facts, "links": links})
 
 
 def expiry_alert(

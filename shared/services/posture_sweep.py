@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Any
 from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT
 from shared.domain.clients import ClientRecord, ConsentStatus
 from shared.domain.messages import CheckClient
+from shared.services.acknowledgements import (
+    annotate,
+    apply_acknowledgement,
+    expiry_alert,
+    record_ack_activity,
+)
 from shared.services.activity import record_transitions
 from shared.services.detection import observe as observe_latency
 from shared.services.detection import posture_latency
@@ -132,6 +138,7 @@ async def check_client(
     from shared.adapters.repositories import ClientRegistry, PostureStore, alert_state_store
     from shared.domain.client_state import (
         ClientAlertState,
+        Transition,
         TransitionKind,
         next_state,
         observe,
@@ -223,6 +230,9 @@ async def check_client(
     state, transitions = next_state(
         previous, observation, now, timedelta(hours=settings.reminder_hours)
     )
+    # An acknowledged drift: reminders pause, its expiry reminds once (issue 18.1).
+    acked = apply_acknowledgement(raw_state, state, transitions, now)
+    state, transitions = acked.state, acked.transitions
     postures = PostureStore(app.tables)
     previous_posture = await postures.get(client.tenant_id) if transitions else None
     previous_verdict = (previous_posture or {}).get("verdict")
@@ -234,6 +244,20 @@ async def check_client(
         )
         for t in transitions
     ]
+    if acked.fold.expired is not None:
+        reminder = Transition(
+            TransitionKind.REMINDER,
+            client.tenant_id,
+            state.episode,
+            0,
+            now,
+            observation,
+            state.episode_started_at,
+        )
+        base = alert_for_transition(reminder, client, result, ctx, previous_verdict)
+        expired = expiry_alert(base, acked, client.name, now)
+        alerts.append(expired.model_copy(update={"batch_id": message.sweep_id}))
+    alerts = [annotate(a, acked, now, settings.docs_base_url) for a in alerts]
 
     vendor_findings: list[Finding] = []
     vendor_signature = (raw_state or {}).get("vendor_signature", "")
@@ -259,6 +283,7 @@ async def check_client(
         await app.queues.send(QUEUE_ALERTS, alert)
     observe_latency(alerts)
     await record_transitions(app, client, transitions)
+    await record_ack_activity(app, client.tenant_id, client.name, acked, now)
 
     for t in transitions:
         if t.kind is TransitionKind.RECOVERED:
@@ -287,7 +312,7 @@ async def check_client(
     await postures.save(client.tenant_id, now, record)
     await store.put(
         client.tenant_id,
-        {"client": state.to_dict(), "vendor_signature": vendor_signature},
+        {"client": state.to_dict(), "vendor_signature": vendor_signature, **acked.document()},
         etag,
     )
     if consent is not client.consent:
