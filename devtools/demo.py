@@ -3,7 +3,10 @@
 Default: starts Azurite and the Graph simulator (demo scenario: the vendor and five
 clients), runs the audit scan and the posture sweep through the local Functions runner,
 then makes one client drift (and a vendor admin change a setting), runs again, delivers
-the alerts to the simulator's Teams webhook and mailbox, and prints what happened.
+the alerts to the simulator's Teams webhook and mailbox, and prints what happened. Last,
+the runner serves the portfolio report (``GET /api/v1/report``) and the demo prints its
+address and saves an HTML copy (``--report-file``; ``--screenshot PNG`` renders it in
+headless Chromium, ``--serve`` keeps it open until Ctrl+C).
 
 Against a real tenant: export the ``XTAP_*`` settings (see README, "Run against your
 tenant"; at least XTAP_VENDOR_TENANT_ID, XTAP_VENDOR_APP_IDS and a credential) and run
@@ -21,11 +24,13 @@ import os
 import sys
 import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devtools.local_env import (
     BLOCK_OUTBOUND,
+    ROOT,
     VENDOR_TENANT_ID,
     WEBHOOK_NAME,
     load_demo_scenario,
@@ -102,7 +107,67 @@ async def _round(runner: Any, app: Any, label: str) -> list[dict[str, Any]]:
     return alerts
 
 
-async def run_demo(sim: Any) -> int:
+@dataclass(frozen=True)
+class ReportOptions:
+    html_copy: Path = ROOT / ".local" / "demo-report.html"
+    screenshot: Path | None = None
+    serve: bool = False
+    port: int = 0
+
+
+async def _show_report(runner: Any, app: Any, options: ReportOptions) -> None:
+    """Serve the portfolio report through the runner, save a copy, maybe a screenshot."""
+    import aiohttp
+
+    from devtools.easy_auth import demo_operator, serve_signed_in
+
+    heading("Portfolio report")
+    roles = tuple(dict.fromkeys((app.settings.report_role, app.settings.api_role)))
+    site, port = await serve_signed_in(runner, demo_operator(VENDOR_TENANT_ID, roles), options.port)
+    url = f"http://127.0.0.1:{port}/api/v1/report"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url, headers={"Accept": "text/html"}) as response:
+                response.raise_for_status()
+                html = await response.text()
+            async with http.get(url, headers={"Accept": "application/json"}) as response:
+                totals = (await response.json())["totals"]
+        options.html_copy.parent.mkdir(parents=True, exist_ok=True)
+        options.html_copy.write_text(html, encoding="utf-8")
+        say("  ".join(f"{n} {verdict}" for verdict, n in totals.items()))
+        say(f"Served by the local runner:  {url}")
+        say("  (GET /api/v1/report; a local stand-in for App Service Authentication signs you")
+        say("   in as demo.operator@osttra.com with the Report.Read role)")
+        say(f"HTML copy:                   {options.html_copy}")
+        if options.screenshot is not None:
+            await _screenshot(url, options.screenshot)
+            say(f"Screenshot (headless Chromium): {options.screenshot}")
+        if options.serve:
+            say("Serving the report until Ctrl+C …")
+            await asyncio.Event().wait()
+        else:
+            say("(the server stops with the demo: ./scripts/demo --serve keeps it open)")
+    finally:
+        await site.cleanup()
+
+
+async def _screenshot(url: str, target: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    from devtools.report_browser import LAPTOP_VIEWPORT, launch_options
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(**launch_options())
+        try:
+            page = await browser.new_page(viewport=LAPTOP_VIEWPORT)
+            await page.goto(url)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(target), full_page=True)
+        finally:
+            await browser.close()
+
+
+async def run_demo(sim: Any, report: ReportOptions | None = None) -> int:
     from devtools.runner import LocalRunner
     from shared.bootstrap import get_app, set_app
 
@@ -135,6 +200,7 @@ async def run_demo(sim: Any) -> int:
         say(f"E-mails sent through Graph sendMail:         {len(mail)}")
         say()
         say("Nothing was sent anywhere real: the webhook and mailbox are the simulator's.")
+        await _show_report(runner, app, report or ReportOptions())
     finally:
         await runner.close()
         await app.close()
@@ -142,7 +208,7 @@ async def run_demo(sim: Any) -> int:
     return 0
 
 
-async def run_real() -> int:
+async def run_real(report: ReportOptions | None = None) -> int:
     from devtools.runner import LocalRunner
     from shared.bootstrap import get_app, set_app
 
@@ -152,6 +218,7 @@ async def run_real() -> int:
     try:
         alerts = await _round(runner, app, "Audit scan + posture sweep against your tenant")
         say(f"\n{len(alerts)} alert(s) processed.")
+        await _show_report(runner, app, report or ReportOptions())
     finally:
         await runner.close()
         await app.close()
@@ -165,7 +232,26 @@ def main(argv: list[str] | None = None) -> int:
         "--real", action="store_true", help="use the XTAP_* settings of your environment"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--report-file",
+        type=Path,
+        default=ReportOptions.html_copy,
+        help="where the HTML copy of the portfolio report goes",
+    )
+    parser.add_argument(
+        "--screenshot", type=Path, help="also save a PNG of the report (headless Chromium)"
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="keep serving the report until Ctrl+C"
+    )
+    parser.add_argument("--port", type=int, default=0, help="port for the report (default: free)")
     args = parser.parse_args(argv)
+    report = ReportOptions(
+        html_copy=args.report_file.resolve(),
+        screenshot=args.screenshot.resolve() if args.screenshot else None,
+        serve=args.serve,
+        port=args.port,
+    )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
@@ -181,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             except ConfigError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            return asyncio.run(run_real())
+            return _interruptible(run_real(report))
 
         from sim.testing import start_simulator
 
@@ -198,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
                 say(
                     "xtap-watch demo — Azurite and the Graph simulator (a test double) on 127.0.0.1"
                 )
-                return asyncio.run(run_demo(sim))
+                return _interruptible(run_demo(sim, report))
+
+
+def _interruptible(main: Any) -> int:
+    try:
+        return int(asyncio.run(main))
+    except KeyboardInterrupt:  # --serve ends with Ctrl+C
+        return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.entrypoints.cli_clients",
     "shared.entrypoints.cli_run",
     "shared.entrypoints.cli_reinvite",
+    "shared.entrypoints.cli_report",
 )
 
 

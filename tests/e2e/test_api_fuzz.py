@@ -46,6 +46,8 @@ AUTHENTICATED_EXAMPLES = {
     ("DELETE", "/api/v1/clients/{tenantId}/acknowledgement"): 30,
     ("GET", "/api/v1/health"): 20,
     ("GET", "/api/v1/openapi.json"): 20,
+    ("GET", "/api/v1/report"): 5,
+    ("POST", "/api/v1/whatif"): 15,
 }
 ANONYMOUS_EXAMPLES = 40
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
@@ -163,7 +165,7 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
 
     schema = schemathesis.openapi.from_path(str(OPENAPI_PATH))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 9
+    assert len(operations) == 11
     checks = [
         not_a_server_error,
         status_code_conformance,
@@ -230,6 +232,20 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
     response = acknowledged.call(base_url=base_url)
     assert response.status_code == 200, response.text
     acknowledged.validate_response(response, checks=checks)
+    report = by_id["GET /api/v1/report"].Case(
+        headers={PRINCIPAL_HEADER: PRINCIPAL, "Accept": "application/json"}
+    )
+    response = report.call(base_url=base_url)
+    assert response.status_code == 200, response.text
+    report.validate_response(response, checks=checks)
+    whatif = by_id["POST /api/v1/whatif"].Case(
+        body={"partners": [{"tenantId": CONTOSO, "policy": None}]},
+        media_type="application/json",
+        headers={PRINCIPAL_HEADER: PRINCIPAL},
+    )
+    response = whatif.call(base_url=base_url)
+    assert response.status_code == 200, response.text
+    whatif.validate_response(response, checks=checks)
     for label, params in (
         ("GET /api/v1/clients/{tenantId}/posture", {"tenantId": TAILSPIN}),
         ("DELETE /api/v1/clients/{tenantId}/acknowledgement", {"tenantId": TAILSPIN}),
