@@ -104,7 +104,11 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
             return _contoso(out)
 
         async def api(method: str, route: str, body: Any = None) -> tuple[int, Any]:
-            headers = {"X-MS-CLIENT-PRINCIPAL": SUPPORT, "Content-Type": "application/json"}
+            headers = {
+                "X-MS-CLIENT-PRINCIPAL": SUPPORT,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
             raw = json.dumps(body).encode() if body is not None else b""
             status, _, answer = await runner.handle_http(method, route, headers=headers, body=raw)
             return status, json.loads(answer)
@@ -126,6 +130,7 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
                 {"reason": "ticket 4711: Contoso fixes it today", "until": until.isoformat()},
             )
             seen["posture"] = await api("GET", f"/api/v1/clients/{CONTOSO}/posture")
+            seen["report"] = await api("GET", "/api/v1/report")
             await runner.fire_timer("heartbeat_timer")
             seen["heartbeat"] = []
             for message in await app.queues.receive(QUEUE_ALERTS, max_messages=32):
@@ -175,6 +180,13 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     status, posture = seen["posture"]
     assert status == 200 and posture["acknowledgement"]["reason"].startswith("ticket 4711")
     assert posture["acknowledgement"]["active"] is True
+
+    status, report = seen["report"]
+    assert status == 200, report
+    (row,) = [r for r in report["rows"] if r["tenantId"] == CONTOSO]
+    assert row["acknowledgement"]["reason"] == "ticket 4711: Contoso fixes it today"
+    assert row["acknowledgement"]["by"].startswith("alice@osttra.com")
+    assert row["acknowledgement"]["active"] is True
 
     beats = [a for a in seen["heartbeat"] if a["kind"] == "heartbeat"]
     assert len(beats) == 1, [(a["kind"], a["dedup_key"]) for a in seen["heartbeat"]]
