@@ -33,6 +33,9 @@ AUDIT_MISSED_RUNS: Final = 3
 SWEEP_GRACE_FACTOR: Final = 2
 CHANNEL_FAILING_FOR: Final = timedelta(hours=1)
 CHANNELS: Final = ("teams", "email")
+# The admins' own routes (shared.services.delivery): only their failure takes a channel away
+# from alerts about xtap-watch itself; a client's own Teams webhook failing does not.
+ADMIN_ROUTES: Final = frozenset({"teams:admins", "email"})
 
 
 class WatchCheck(StrEnum):
@@ -243,7 +246,7 @@ def channel_problem(health: ChannelHealth, now: datetime) -> WatchProblem | None
             "Failing since": _utc(since),
             "Last error": health.detail or "(not recorded)",
         },
-        channel=health.channel,
+        channel=health.channel if health.route_id in ADMIN_ROUTES else None,
     )
 
 

@@ -197,3 +197,14 @@ def test_last_due_is_inclusive_and_due_runs_exclusive_of_the_start():
         NOW + _minutes(5), NOW + _minutes(10)
     ]
     assert due_runs("* * * * * *", NOW, NOW + timedelta(hours=5)).__len__() == 100
+
+
+def test_a_clients_own_webhook_failing_does_not_take_teams_from_the_admins():
+    failing = ChannelHealth("teams:XTAP_TEAMS_WEBHOOK_CONTOSO", "teams", "ok").after(
+        False, NOW - _minutes(61)
+    )
+    problem = channel_problem(failing, NOW)
+    assert problem is not None and problem.channel is None
+    _, events = next_watchdog_state(WatchdogState(), [problem], NOW)
+    assert watchdog_alert(events[0], NOW, [problem.channel]).only_channels == ()
+
