@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from shared.domain.moments import aware, parse_time, utc_minutes
+
 MAX_DURATION: Final = timedelta(days=30)
 MAX_REASON_LENGTH: Final = 500
 MAX_BY_LENGTH: Final = 256
@@ -55,14 +57,6 @@ class AckRequest:
     until: datetime
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _utc(moment: datetime) -> str:
-    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def parse_request(raw: Any, now: datetime) -> AckRequest:
     """``{"reason": "...", "until": "2026-11-25T17:00:00Z"}``, strictly."""
     if not isinstance(raw, Mapping):
@@ -93,12 +87,13 @@ def parse_request(raw: Any, now: datetime) -> AckRequest:
 
 
 def checked_until(until: datetime, now: datetime) -> datetime:
-    until = _aware(until).astimezone(UTC)
+    until = aware(until).astimezone(UTC)
     if until <= now:
         raise AcknowledgementInvalid("until", "must be in the future")
     if until - now > MAX_DURATION:
         raise AcknowledgementInvalid(
-            "until", f"must be at most {MAX_DURATION.days} days ahead ({_utc(now + MAX_DURATION)})"
+            "until",
+            f"must be at most {MAX_DURATION.days} days ahead ({utc_minutes(now + MAX_DURATION)})",
         )
     return until
 
@@ -116,7 +111,7 @@ class Acknowledgement:
     expired_notified_at: datetime | None = None
 
     def active(self, now: datetime) -> bool:
-        return _aware(self.until) > _aware(now)
+        return aware(self.until) > aware(now)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,7 +130,7 @@ class Acknowledgement:
     def from_dict(cls, raw: Any) -> Acknowledgement | None:
         if not isinstance(raw, Mapping):
             return None
-        until, at = _time(raw.get("until")), _time(raw.get("at"))
+        until, at = parse_time(raw.get("until")), parse_time(raw.get("at"))
         if until is None or at is None:
             return None
         try:
@@ -149,7 +144,7 @@ class Acknowledgement:
             at=at,
             episode=episode,
             number=number,
-            expired_notified_at=_time(raw.get("expiredNotifiedAt")),
+            expired_notified_at=parse_time(raw.get("expiredNotifiedAt")),
         )
 
     def view(self, now: datetime) -> dict[str, Any]:
@@ -164,16 +159,7 @@ class Acknowledgement:
 
     def line(self) -> str:
         """One line for a card: ``by alice@… until 2026-11-25 17:00 UTC: client fixing``."""
-        return f"by {self.by} until {_utc(self.until)}: {self.reason}"[:200]
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
-    except ValueError:
-        return None
+        return f"by {self.by} until {utc_minutes(self.until)}: {self.reason}"[:200]
 
 
 def acknowledge(
@@ -244,12 +230,12 @@ def expired_title(client_name: str) -> str:
 
 
 def expired_summary(ack: Acknowledgement, now: datetime) -> str:
-    lasted = _aware(now) - _aware(ack.at)
+    lasted = aware(now) - aware(ack.at)
     days = lasted.days
     hours = lasted.seconds // 3600
     span = f"{days} d {hours} h" if days else f"{hours} h"
     return (
-        f"The acknowledgement by {ack.by} ({ack.reason}) expired at {_utc(ack.until)}, "
+        f"The acknowledgement by {ack.by} ({ack.reason}) expired at {utc_minutes(ack.until)}, "
         f"{span} after it was given, and the drift is still open: reminders resume. "
         "Acknowledge again with a new date if the client needs longer."
     )

@@ -17,8 +17,10 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from shared.domain.moments import aware, utc_seconds
 
 LatencyBasis = Literal["audit_event", "previous_check"]
 
@@ -42,13 +44,9 @@ class DetectionLatency:
         }
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _between(changed_at: datetime, created_at: datetime) -> float:
     # Clocks of Entra and of this app differ by a little: never a negative latency.
-    return max(0.0, round((_aware(created_at) - _aware(changed_at)).total_seconds(), 3))
+    return max(0.0, round((aware(created_at) - aware(changed_at)).total_seconds(), 3))
 
 
 def from_audit_event(
@@ -57,7 +55,7 @@ def from_audit_event(
     """Exact latency of an audit-detected change; None when the event had no time."""
     if activity_time is None:
         return None
-    changed = _aware(activity_time)
+    changed = aware(activity_time)
     return DetectionLatency(_between(changed, created_at), "audit_event", changed)
 
 
@@ -77,8 +75,8 @@ def from_previous_check(
             previous_checked_at = datetime.fromisoformat(previous_checked_at)
         except ValueError:
             return None
-    previous = _aware(previous_checked_at)
-    if previous > _aware(created_at):
+    previous = aware(previous_checked_at)
+    if previous > aware(created_at):
         return None
     return DetectionLatency(_between(previous, created_at), "previous_check", previous)
 
@@ -98,10 +96,6 @@ def format_duration(seconds: float) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
-def _utc_text(moment: datetime) -> str:
-    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def describe(seconds: float | None, basis: str | None, changed_at: datetime | None) -> str | None:
     """The card's "Detected" line; None when the alert carries no latency.
 
@@ -114,6 +108,6 @@ def describe(seconds: float | None, basis: str | None, changed_at: datetime | No
     if basis == "audit_event":
         return f"{took} after the change"
     when = (
-        f" (the check at {_utc_text(changed_at)} still saw the old posture)" if changed_at else ""
+        f" (the check at {utc_seconds(changed_at)} still saw the old posture)" if changed_at else ""
     )
     return f"at most {took} after the change{when}"

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from shared.domain.messages import AlertKind, AlertRecord, Link, Severity
+from shared.domain.moments import aware
 
 WINDOW: Final = timedelta(hours=24)
 VERDICT_ORDER: Final = ("BLOCKED", "LIMITED", "UNKNOWN", "ALLOWED", "NOT CHECKED")
@@ -60,17 +61,13 @@ def sweep_covering(checked_at: Mapping[str, datetime | None]) -> datetime | None
     client has never been checked, or there are no clients."""
     if not checked_at or any(v is None for v in checked_at.values()):
         return None
-    return min(_aware(v) for v in checked_at.values() if v is not None)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return min(aware(v) for v in checked_at.values() if v is not None)
 
 
 def _utc(moment: datetime | None) -> str:
     if moment is None:
         return "never"
-    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _names(names: Sequence[str]) -> str:
@@ -126,7 +123,7 @@ def heartbeat_alert(
         steps.insert(0, "xtap-watch is degraded: see the watchdog's alert for what to do.")
     links = (Link(title="Operations guide", url=operations_url),) if operations_url else ()
     return AlertRecord(
-        dedup_key=f"heartbeat:{_aware(due_at):%Y%m%dT%H%M%S}",
+        dedup_key=f"heartbeat:{aware(due_at):%Y%m%dT%H%M%S}",
         kind=AlertKind.HEARTBEAT,
         severity=Severity.MEDIUM if facts.degraded else Severity.INFO,
         title=title[:300],

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 from shared.domain.messages import AlertKind, AlertRecord, Severity
+from shared.domain.moments import aware, parse_time, utc_seconds
 
 AUDIT_MISSED_RUNS: Final = 3
 SWEEP_GRACE_FACTOR: Final = 2
@@ -58,14 +59,6 @@ class WatchProblem:
     channel: str | None = None  # for CHANNEL: "teams" | "email"
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 # ----------------------------------------------------------------------- the checks
 def audit_scan_problem(
     last_advanced: datetime | None, missed_runs: Sequence[datetime], *, never_ran: bool = False
@@ -78,11 +71,11 @@ def audit_scan_problem(
     """
     if last_advanced is None or len(missed_runs) < AUDIT_MISSED_RUNS:
         return None
-    since = _aware(last_advanced)
+    since = aware(last_advanced)
     reason = (
-        f"the audit scan has not completed since {_utc(since)}"
+        f"the audit scan has not completed since {utc_seconds(since)}"
         if not never_ran
-        else f"no audit scan has completed since the watchdog started ({_utc(since)})"
+        else f"no audit scan has completed since the watchdog started ({utc_seconds(since)})"
     )
     return WatchProblem(
         key=WatchCheck.AUDIT_SCAN.value,
@@ -97,9 +90,9 @@ def audit_scan_problem(
             "completes reads the whole gap."
         ),
         facts={
-            "Audit cursor": _utc(since),
+            "Audit cursor": utc_seconds(since),
             "Missed scans": str(len(missed_runs)),
-            "Last scheduled scan": _utc(_aware(missed_runs[-1])),
+            "Last scheduled scan": utc_seconds(aware(missed_runs[-1])),
         },
     )
 
@@ -121,10 +114,10 @@ def sweep_problem(
     """
     if due_at is None:
         return None
-    due = _aware(due_at)
+    due = aware(due_at)
 
     def before_due(moment: datetime | None) -> bool:
-        return moment is not None and _aware(moment) < due
+        return moment is not None and aware(moment) < due
 
     eligible = [t for t in clients if not _after(registered_at.get(t), due)]
     unchecked = sorted(
@@ -139,7 +132,7 @@ def sweep_problem(
         key=WatchCheck.SWEEP.value,
         check=WatchCheck.SWEEP,
         reason=(
-            f"the sweep due at {_utc(due)} did not finish: {len(unchecked)} of "
+            f"the sweep due at {utc_seconds(due)} did not finish: {len(unchecked)} of "
             f"{len(eligible)} clients not checked after {SWEEP_GRACE_FACTOR}x its expected "
             f"{_minutes(expected)}"
         ),
@@ -151,7 +144,7 @@ def sweep_problem(
             "Function App is running; `xtap-watch check <tenant>` re-checks one client."
         ),
         facts={
-            "Sweep due": _utc(due),
+            "Sweep due": utc_seconds(due),
             "Unchecked clients": f"{len(unchecked)} of {len(eligible)}",
             "Not checked": names + more,
         },
@@ -159,7 +152,7 @@ def sweep_problem(
 
 
 def _after(moment: datetime | None, limit: datetime) -> bool:
-    return moment is not None and _aware(moment) > limit
+    return moment is not None and aware(moment) > limit
 
 
 def _minutes(span: timedelta) -> str:
@@ -223,14 +216,14 @@ class ChannelHealth:
 def channel_problem(health: ChannelHealth, now: datetime) -> WatchProblem | None:
     if health.status != "failing" or health.failing_since is None:
         return None
-    since = _aware(health.failing_since)
-    if _aware(now) - since < CHANNEL_FAILING_FOR:
+    since = aware(health.failing_since)
+    if aware(now) - since < CHANNEL_FAILING_FOR:
         return None
     return WatchProblem(
         key=f"channel:{health.route_id}",
         check=WatchCheck.CHANNEL,
         reason=(
-            f"alert delivery to {health.route_id} has failed since {_utc(since)} "
+            f"alert delivery to {health.route_id} has failed since {utc_seconds(since)} "
             "without one success"
         ),
         since=since,
@@ -243,21 +236,11 @@ def channel_problem(health: ChannelHealth, now: datetime) -> WatchProblem | None
         ),
         facts={
             "Channel": health.route_id,
-            "Failing since": _utc(since),
+            "Failing since": utc_seconds(since),
             "Last error": health.detail or "(not recorded)",
         },
         channel=health.channel if health.route_id in ADMIN_ROUTES else None,
     )
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A stored timestamp (datetime or ISO text); None for anything else."""
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
-    except ValueError:
-        return None
 
 
 # ------------------------------------------------------------------ the state machine
@@ -423,7 +406,7 @@ def watchdog_alert(
     episode = event.episode
     if episode is None:
         raise ValueError("a recovered event needs its episode")
-    lasted = _aware(now) - _aware(episode.since)
+    lasted = aware(now) - aware(episode.since)
     return AlertRecord(
         dedup_key=f"watchdog:{event.key}:{episode.since:%Y%m%dT%H%M%S}:recovered"[:256],
         kind=AlertKind.WATCHDOG,
@@ -436,8 +419,8 @@ def watchdog_alert(
         remediation_steps=("No action needed.",),
         facts={
             "Check": episode.check,
-            "Problem since": _utc(_aware(episode.since)),
-            "Resolved at": _utc(_aware(now)),
+            "Problem since": utc_seconds(aware(episode.since)),
+            "Resolved at": utc_seconds(aware(now)),
         },
         when=now,
         created_at=now,
@@ -461,11 +444,11 @@ def stale_watchdog(
     the health endpoint, which is the only thing left to say so)."""
     if state.checked_at is None or len(missed_runs) < AUDIT_MISSED_RUNS:
         return None
-    since = _aware(state.checked_at)
+    since = aware(state.checked_at)
     return WatchProblem(
         key=WatchCheck.WATCHDOG.value,
         check=WatchCheck.WATCHDOG,
-        reason=f"the watchdog has not run since {_utc(since)}",
+        reason=f"the watchdog has not run since {utc_seconds(since)}",
         since=since,
         fix="Check that the Function App runs its timers (watchdog_timer, XTAP_WATCHDOG_SCHEDULE).",
     )

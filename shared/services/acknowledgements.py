@@ -30,6 +30,7 @@ from shared.domain.messages import AlertRecord, Link
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
+    from shared.domain.clients import ClientRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ def _client_status(doc: dict[str, Any] | None) -> tuple[str | None, int]:
     )
 
 
+async def _registered(app: App, tenant: str) -> ClientRecord:
+    client = await ClientRegistry(app.tables).get(tenant)
+    if client is None:
+        raise ClientNotRegistered(tenant)
+    return client
+
+
 async def read_acknowledgement(app: App, tenant_id: str) -> Acknowledgement | None:
     doc, _ = await alert_state_store(app.tables).get(tenant_id.lower())
     return Acknowledgement.from_dict((doc or {}).get(ACK_KEY))
@@ -71,9 +79,7 @@ async def set_acknowledgement(
 ) -> AckChange:
     """Acknowledge the client's open drift; raises ClientNotRegistered or NotDrifted."""
     tenant = tenant_id.lower()
-    client = await ClientRegistry(app.tables).get(tenant)
-    if client is None:
-        raise ClientNotRegistered(tenant)
+    client = await _registered(app, tenant)
     store = alert_state_store(app.tables)
     for _ in range(ATTEMPTS):
         doc, etag = await store.get(tenant)
@@ -101,9 +107,7 @@ async def set_acknowledgement(
 async def lift_acknowledgement(app: App, tenant_id: str, by: str, now: datetime) -> AckChange:
     """Remove the client's acknowledgement; raises ClientNotRegistered or NoAcknowledgement."""
     tenant = tenant_id.lower()
-    client = await ClientRegistry(app.tables).get(tenant)
-    if client is None:
-        raise ClientNotRegistered(tenant)
+    client = await _registered(app, tenant)
     store = alert_state_store(app.tables)
     for _ in range(ATTEMPTS):
         doc, etag = await store.get(tenant)

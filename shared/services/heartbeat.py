@@ -31,7 +31,8 @@ from shared.domain.heartbeat import (
     heartbeat_alert,
     sweep_covering,
 )
-from shared.domain.watchdog import WatchdogState, parse_time
+from shared.domain.moments import parse_time
+from shared.domain.watchdog import WatchdogState
 from shared.services.audit_scan import CURSOR_KEY as AUDIT_CURSOR_KEY
 from shared.services.schedule_times import last_due
 from shared.services.watchdog import WATCHDOG_KEY

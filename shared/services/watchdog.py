@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from shared.adapters.repositories import cursor_store
 from shared.adapters.storage import EntityConflict
 from shared.config import QUEUE_ALERTS, TABLE_CLIENTS, TABLE_POSTURE
+from shared.domain.moments import parse_time
 from shared.domain.watchdog import (
     SWEEP_GRACE_FACTOR,
     WatchdogState,
@@ -29,7 +30,6 @@ from shared.domain.watchdog import (
     audit_scan_problem,
     channel_problem,
     next_watchdog_state,
-    parse_time,
     stale_watchdog,
     sweep_problem,
     watchdog_alert,

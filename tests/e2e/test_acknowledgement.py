@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from devtools.local_env import (
     seed_registry,
 )
 from shared.domain.principal import encode_client_principal
+from tests.e2e.injected_time import Clock, install_clock
 
 pytestmark = pytest.mark.e2e
 
@@ -50,22 +50,9 @@ SUPPORT = encode_client_principal(
 )
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    from shared.entrypoints import http_api, triggers
-
-    fake = Clock(datetime.now(UTC).replace(microsecond=0))
-    monkeypatch.setattr(triggers, "_now", fake)
-    monkeypatch.setattr(http_api, "_now", fake)
-    yield fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return install_clock(monkeypatch, datetime.now(UTC).replace(microsecond=0))
 
 
 def _contoso(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devtools.local_env import (
@@ -23,7 +22,8 @@ from devtools.local_env import (
     load_demo_scenario,
     seed_registry,
 )
-from shared.telemetry import CHANGE_TO_ALERT_METRIC, record_change_to_alert
+from tests.e2e.injected_time import install_clock
+from tests.metric_reader import change_to_alert_points, route_producers_to
 
 pytestmark = pytest.mark.e2e
 
@@ -33,30 +33,12 @@ CONTOSO = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 @pytest.fixture
 def metric(monkeypatch: pytest.MonkeyPatch) -> InMemoryMetricReader:
     """The producers' histogram, read from an in-memory SDK provider."""
-    import shared.services.detection as detection
-
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    monkeypatch.setattr(
-        detection,
-        "record_change_to_alert",
-        lambda seconds, source, basis=None: record_change_to_alert(
-            seconds, source, basis=basis, provider=provider
-        ),
-    )
+    reader, _ = route_producers_to(monkeypatch)
     return reader
 
 
 def _points(reader: InMemoryMetricReader) -> dict[str, Any]:
-    data = reader.get_metrics_data()
-    out = {}
-    for resource in data.resource_metrics if data else ():
-        for scope in resource.scope_metrics:
-            for m in scope.metrics:
-                if m.name == CHANGE_TO_ALERT_METRIC:
-                    for p in m.data.data_points:
-                        out[p.attributes["xtap.source"]] = p
-    return out
+    return {p.attributes["xtap.source"]: p for p in change_to_alert_points(reader)}
 
 
 async def _outbox(app: Any) -> list[dict[str, Any]]:
@@ -136,18 +118,15 @@ def test_an_audit_alert_carries_its_exact_latency_and_records_it(app_env, demo_s
 def test_a_drift_alert_carries_the_bound_since_the_previous_check(
     app_env, demo_sim, metric, monkeypatch
 ):
-    from shared.entrypoints import triggers
-
     first = datetime.now(UTC).replace(microsecond=0)
-    clock = {"now": first}
-    monkeypatch.setattr(triggers, "_now", lambda: clock["now"])
+    clock = install_clock(monkeypatch, first)
 
     async def use(runner: Any, app: Any) -> list[dict[str, Any]]:
         await runner.fire_timer("sweep_timer")
         await runner.drain(["check_client"])
         await _outbox(app)
         demo_sim.control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
-        clock["now"] = first + timedelta(hours=1)
+        clock.at(first + timedelta(hours=1))
         await runner.fire_timer("sweep_timer")
         await runner.drain(["check_client"])
         alerts = await _outbox(app)

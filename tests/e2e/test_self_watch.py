@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from devtools.local_env import (
     load_demo_scenario,
     seed_registry,
 )
+from tests.e2e.injected_time import Clock, install_clock
 
 pytestmark = pytest.mark.e2e
 
@@ -32,27 +33,11 @@ CONTOSO = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 AUDIT_PATH = "/auditLogs/directoryAudits"
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, moment: datetime) -> None:
-        self.now = moment
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    from shared.entrypoints import http_api, triggers
-
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     # Next hour after the real one: rows written now (the registry) precede every fake time.
     start = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-    fake = Clock(start)
-    monkeypatch.setattr(triggers, "_now", fake)
-    monkeypatch.setattr(http_api, "_now", fake)
-    yield fake
+    return install_clock(monkeypatch, start)
 
 
 class Stack:

@@ -5,25 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared.domain.messages import AlertKind, AlertRecord, Severity
 from shared.services.detection import observe
-from shared.telemetry import CHANGE_TO_ALERT_METRIC, record_change_to_alert
+from shared.telemetry import record_change_to_alert
+from tests.metric_reader import change_to_alert_points, route_producers_to
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
-def _points(reader: InMemoryMetricReader) -> list[HistogramDataPoint]:
-    data = reader.get_metrics_data()
-    points: list[HistogramDataPoint] = []
-    for resource in data.resource_metrics if data else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == CHANGE_TO_ALERT_METRIC:
-                    assert metric.unit == "s"
-                    points.extend(metric.data.data_points)  # type: ignore[arg-type]
-    return points
 
 
 def test_the_histogram_records_each_latency_with_its_source_and_basis():
@@ -33,7 +22,7 @@ def test_the_histogram_records_each_latency_with_its_source_and_basis():
     record_change_to_alert(6.0, "audit", basis="audit_event", provider=provider)
     record_change_to_alert(3600.0, "posture", basis="previous_check", provider=provider)
 
-    by_source = {p.attributes["xtap.source"]: p for p in _points(reader)}
+    by_source = {p.attributes["xtap.source"]: p for p in change_to_alert_points(reader)}
     assert set(by_source) == {"audit", "posture"}
     audit = by_source["audit"]
     assert audit.count == 2 and audit.sum == 140.0 and audit.min == 6.0 and audit.max == 134.0
@@ -44,17 +33,7 @@ def test_the_histogram_records_each_latency_with_its_source_and_basis():
 
 
 def test_observing_alerts_records_only_those_that_carry_a_latency(monkeypatch):
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    import shared.services.detection as detection
-
-    monkeypatch.setattr(
-        detection,
-        "record_change_to_alert",
-        lambda seconds, source, basis=None: record_change_to_alert(
-            seconds, source, basis=basis, provider=provider
-        ),
-    )
+    reader, _ = route_producers_to(monkeypatch)
     base = AlertRecord(
         dedup_key="k", kind=AlertKind.VENDOR_SETTING_CHANGED, severity=Severity.HIGH,
         title="t", created_at=NOW, source="audit",
@@ -64,7 +43,7 @@ def test_observing_alerts_records_only_those_that_carry_a_latency(monkeypatch):
                 "changed_at": NOW}
     )
     observe([base, dated])
-    (point,) = _points(reader)
+    (point,) = change_to_alert_points(reader)
     assert point.count == 1 and point.sum == 42.0
 
 
