@@ -44,6 +44,16 @@ async def purge_timer(timer: func.TimerRequest) -> None:
     await triggers.purge_timer()
 
 
+@app.timer_trigger(arg_name="timer", schedule="%XTAP_HEARTBEAT_SCHEDULE%", run_on_startup=False)
+async def heartbeat_timer(timer: func.TimerRequest) -> None:
+    await triggers.heartbeat_timer()
+
+
+@app.timer_trigger(arg_name="timer", schedule="%XTAP_WATCHDOG_SCHEDULE%", run_on_startup=False)
+async def watchdog_timer(timer: func.TimerRequest) -> None:
+    await triggers.watchdog_timer()
+
+
 @app.queue_trigger(arg_name="msg", queue_name=QUEUE_CHECK_CLIENT, connection=STORAGE)
 async def check_client(msg: func.QueueMessage) -> None:
     await triggers.check_client(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)

@@ -136,6 +136,8 @@ async def _call(handler: Callable[..., Any], **kwargs: Any) -> Any:
     return result
 
 
+_ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+
 # A failed message comes back after this many seconds during a drain (the host waits
 # visibilityTimeout): short enough for tests, long enough not to spin on a held claim.
 DRAIN_RETRY_DELAY = 1
@@ -389,9 +391,11 @@ class LocalRunner:
         for info in self.by_kind("http"):
             template = info.binding.get("route") or info.name
             pattern = re.sub(r"\{(\w+)(:[^}]*)?\}", r"(?P<\1>[^/]+)", template.strip("/"))
+            # The host answers every method when a trigger lists none (function.json
+            # "methods": "If not specified, the function responds to all HTTP methods").
             methods = {
                 str(getattr(m, "value", m)).upper()
-                for m in info.binding.get("methods") or ["GET", "POST"]
+                for m in info.binding.get("methods") or _ALL_METHODS
             }
             routes.append((re.compile(f"^{pattern}$"), methods, info))
         return routes

@@ -218,6 +218,23 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="5000",
     ),
     SettingSpec(
+        "XTAP_HEARTBEAT_SCHEDULE",
+        "NCRONTAB of the daily heartbeat summary to every channel (UTC unless the app sets "
+        "WEBSITE_TIME_ZONE); a missing heartbeat means the alert path is broken.",
+        default="0 0 8 * * *",
+    ),
+    SettingSpec(
+        "XTAP_WATCHDOG_SCHEDULE",
+        "NCRONTAB of the watchdog: audit scan stalled, sweep unfinished, channel failing.",
+        default="45 */5 * * * *",
+    ),
+    SettingSpec(
+        "XTAP_SWEEP_EXPECTED_MINUTES",
+        "How long a posture sweep of every client should take; the watchdog calls a sweep "
+        "unfinished when clients are still unchecked after twice this.",
+        default="10",
+    ),
+    SettingSpec(
         "XTAP_API_ROLE", "App role a caller needs for the support API.", default="Reinvite.Request"
     ),
     SettingSpec(
@@ -428,6 +445,15 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class SelfWatchSettings:
+    """xtap-watch watching itself (shared/services/watchdog.py, heartbeat.py)."""
+
+    heartbeat_schedule: str = "0 0 8 * * *"
+    watchdog_schedule: str = "45 */5 * * * *"
+    sweep_expected_minutes: int = 10
+
+
+@dataclass(frozen=True)
 class Settings:
     vendor_tenant_id: str
     vendor_app_ids: tuple[str, ...]
@@ -473,6 +499,7 @@ class Settings:
     public_api_url: str | None
     storage: StorageSettings
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    self_watch: SelfWatchSettings = field(default_factory=SelfWatchSettings)
     # Alert routes that cannot work, with why (route id, reason): the app still starts
     # and alerts on the other channel (an unresolved Key Vault reference for the Teams
     # webhook must not stop e-mail).
@@ -624,6 +651,14 @@ def _retention(r: _Reader) -> RetentionSettings:
     )
 
 
+def _self_watch(r: _Reader) -> SelfWatchSettings:
+    return SelfWatchSettings(
+        heartbeat_schedule=r.schedule("XTAP_HEARTBEAT_SCHEDULE"),
+        watchdog_schedule=r.schedule("XTAP_WATCHDOG_SCHEDULE"),
+        sweep_expected_minutes=r.positive_int("XTAP_SWEEP_EXPECTED_MINUTES"),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     r = _Reader(os.environ if env is None else env)
@@ -689,6 +724,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_api_url=r.optional_url("XTAP_PUBLIC_API_URL"),
         storage=_storage(r),
         retention=_retention(r),
+        self_watch=_self_watch(r),
         channel_problems=channel_problems,
         report_role=r.text("XTAP_REPORT_ROLE"),
     )

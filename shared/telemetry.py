@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 
 CONNECTION_STRING_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 CLIENT_TENANT_ATTRIBUTE = "xtap.client_tenant_id"
@@ -321,7 +321,58 @@ def current_client_tenant() -> str | None:
     return _client_tenant.get()
 
 
+# ------------------------------------------------------------------------------ metrics
+CHANGE_TO_ALERT_METRIC = "xtap.change_to_alert_seconds"
+SOURCE_ATTRIBUTE = "xtap.source"
+LATENCY_BASIS_ATTRIBUTE = "xtap.latency_basis"
+# Buckets from seconds to a day: an audit event is usually minutes late, a posture change
+# is seen within a sweep interval, an outage of the watcher can stretch it to hours.
+CHANGE_TO_ALERT_BUCKETS = (
+    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0
+)
+_histograms: dict[int, Any] = {}
+
+
+def change_to_alert_histogram(provider: metrics.MeterProvider | None = None) -> Any:
+    """The ``xtap.change_to_alert_seconds`` histogram of ``provider`` (default: the global
+    one, a no-op until Azure Monitor export configures the SDK; the API's proxy binds to the
+    real provider once it is set)."""
+    source = provider if provider is not None else metrics.get_meter_provider()
+    key = id(source)
+    histogram = _histograms.get(key)
+    if histogram is None:
+        histogram = source.get_meter(TRACER_NAME).create_histogram(
+            CHANGE_TO_ALERT_METRIC,
+            unit="s",
+            description="From a change (audit activityDateTime, or the previous check for "
+            "posture changes) to the alert xtap-watch created about it",
+            explicit_bucket_boundaries_advisory=list(CHANGE_TO_ALERT_BUCKETS),
+        )
+        _histograms[key] = histogram
+    return histogram
+
+
+def record_change_to_alert(
+    seconds: float,
+    source: str,
+    *,
+    basis: str | None = None,
+    provider: metrics.MeterProvider | None = None,
+) -> None:
+    """Record one change → alert latency, tagged with its source (``audit`` | ``posture``)
+    and basis (``audit_event``: exact; ``previous_check``: an upper bound). Never raises:
+    a metric must not cost an alert."""
+    attributes = {SOURCE_ATTRIBUTE: source}
+    if basis:
+        attributes[LATENCY_BASIS_ATTRIBUTE] = basis
+    try:
+        change_to_alert_histogram(provider).record(max(0.0, float(seconds)), attributes)
+    except Exception:  # a broken exporter is logged by OpenTelemetry; alerts go on
+        logging.getLogger(__name__).debug("change_to_alert metric not recorded", exc_info=True)
+
+
 __all__ = [
+    "CHANGE_TO_ALERT_METRIC",
     "CLIENT_TENANT_ATTRIBUTE",
     "REDACTED",
     "RedactSecretsFilter",
@@ -331,6 +382,7 @@ __all__ = [
     "escape_controls",
     "install_log_redaction",
     "quiet_noisy_loggers",
+    "record_change_to_alert",
     "redact",
     "trigger_span",
 ]

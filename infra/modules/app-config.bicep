@@ -121,6 +121,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_DELIVERY_RETENTION_DAYS: '90'
     XTAP_SEEN_EVENTS_MARGIN_MINUTES: '60'
     XTAP_PURGE_MAX_ROWS: '5000'
+    // xtap-watch watching itself (shared/services/heartbeat.py, watchdog.py); UTC schedules.
+    XTAP_HEARTBEAT_SCHEDULE: '0 0 8 * * *'
+    XTAP_WATCHDOG_SCHEDULE: '45 */5 * * * *'
+    XTAP_SWEEP_EXPECTED_MINUTES: '10'
     XTAP_API_ROLE: supportAppRole
     XTAP_REINVITE_REDIRECT_URL: reinviteRedirectUrl
     XTAP_ACCESS_REVIEW_REVIEWERS: accessReviewReviewers

@@ -41,6 +41,11 @@ def _empty(value: object) -> bool:
     return not value
 
 
+def _unset(value: object) -> bool:
+    """Like :func:`_empty`, for fields where zero is a value (a latency of 0 s)."""
+    return value is None
+
+
 def _size(record: BaseModel) -> int:
     return len(record.model_dump_json().encode("utf-8"))
 
@@ -78,6 +83,11 @@ class AlertKind(StrEnum):
     DIGEST = "digest"
     # A log source xtap-watch reads (sign-in evidence, the audit log) is failing.
     SOURCE_UNAVAILABLE = "source_unavailable"
+    # xtap-watch watching itself (issue 18): a stalled audit scan, an unfinished sweep, a
+    # channel failing for an hour (and the note when it is back to normal).
+    WATCHDOG = "watchdog"
+    # The daily summary on every channel; a missing one means the alert path is broken.
+    HEARTBEAT = "heartbeat"
 
 
 class VendorSnapshot(Message):
@@ -235,7 +245,28 @@ class AlertRecord(Message):
         return record
 
     created_at: AwareDatetime
-    source: Literal["posture", "audit", "reinvite", "review", "hygiene", "delivery", "poison"]
+    source: Literal[
+        "posture",
+        "audit",
+        "reinvite",
+        "review",
+        "hygiene",
+        "delivery",
+        "poison",
+        "watchdog",
+        "heartbeat",
+    ]
+    # Detection latency (issue 18.4) of an alert about a change: when the change happened
+    # and how long after it this alert was created. ``audit_event``: the audit event's
+    # activityDateTime, exact. ``previous_check``: the change is not dated (a client's
+    # policy carries no modification time), so ``changed_at`` is the previous check that
+    # still saw the old posture and the latency is an upper bound.
+    # Left out of the JSON when unset, so records without them stay as small as before.
+    changed_at: AwareDatetime | None = Field(default=None, exclude_if=_unset)
+    detection_latency_seconds: float | None = Field(default=None, ge=0, exclude_if=_unset)
+    detection_latency_basis: Literal["audit_event", "previous_check"] | None = Field(
+        default=None, exclude_if=_unset
+    )
 
 
 class FlushDigest(Message):

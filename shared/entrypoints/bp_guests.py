@@ -48,6 +48,14 @@ async def api_access_review_ensure(req: func.HttpRequest) -> func.HttpResponse:
     return await respond("ensure_access_review", req)
 
 
+@bp.route(route="v1/clients/{tenantId}/acknowledgement", auth_level=ANONYMOUS)
+async def api_client_acknowledgement(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.entrypoints.http_api import operation_for, respond
+
+    operations = {"POST": "acknowledge", "DELETE": "lift_acknowledgement"}
+    return await respond(operation_for(operations, req.method), req)
+
+
 @bp.route(route="v1/access-reviews/{jobId}", auth_level=ANONYMOUS)
 async def api_access_review_status(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http_api import respond

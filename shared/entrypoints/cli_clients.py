@@ -198,3 +198,7 @@ def register(subparsers: Any) -> None:
     exp = sub.add_parser("export", help="the registry as JSON")
     exp.add_argument("file", nargs="?")
     exp.set_defaults(handler=_export)
+
+    from shared.entrypoints.cli_ack import register_under_clients
+
+    register_under_clients(sub)

@@ -13,7 +13,8 @@ Order of checks on every authenticated route, cheapest and least revealing first
    UTF-8 JSON without duplicate keys (400 naming ``body``), then field validation (400
    naming the field). Only then is Graph or storage touched.
 
-``GET /api/v1/health`` is anonymous and says only "ok" or "unavailable". With ``?deep=true``
+``GET /api/v1/health`` is anonymous and says "ok", "unavailable" (storage does not answer)
+or "degraded" with the watchdog's reasons (no identifiers, no secrets). With ``?deep=true``
 it is an authenticated route like the others and returns the doctor's report (503 when a
 check fails); ``GET /api/v1/doctor`` returns the same report (always 200) on a path App
 Service Authentication never excludes. Bad input is never a 500; a Graph or storage outage
@@ -64,11 +65,23 @@ OPERATIONS = {
     "ensure_access_review": "POST",
     "get_access_review": "GET",
     "health": "GET",
+    "acknowledge": "POST",
+    "lift_acknowledgement": "DELETE",
     "openapi": "GET",
     "doctor": "GET",
     "get_report": "GET",
     "whatif": "POST",
 }
+
+
+# Routes that serve more than one operation: what a wrong method's 405 allows.
+ROUTE_METHODS = {"acknowledge": "POST, DELETE", "lift_acknowledgement": "POST, DELETE"}
+
+
+def operation_for(route_operations: Mapping[str, str], method: str) -> str:
+    """The operation a multi-operation route serves for ``method`` (its first otherwise,
+    which then answers 405 naming every method the route takes)."""
+    return route_operations.get(method.upper(), next(iter(route_operations.values())))
 
 
 @dataclass(frozen=True)
@@ -273,7 +286,84 @@ async def _get_posture(route_params: Mapping[str, str]) -> ApiResponse:
         known = await ClientRegistry(app.tables).get(tenant_id) is not None
         message = "not checked yet" if known else "not a registered client"
         return _error(404, "not_found", message)
-    return ApiResponse(200, {"tenantId": tenant_id, **posture})
+    from shared.services.acknowledgements import read_acknowledgement
+
+    ack = await read_acknowledgement(app, tenant_id)
+    extra = {"acknowledgement": ack.view(_now())} if ack is not None else {}
+    return ApiResponse(200, {"tenantId": tenant_id, **posture, **extra})
+
+
+def _json_body(headers: Mapping[str, str], body: bytes) -> Any:
+    """The decoded JSON body, or the 413/415/400 response to send instead."""
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    if not _is_json_media_type(headers.get("content-type")):
+        return _error(415, "unsupported_media_type", "send application/json (UTF-8)")
+    try:
+        return decode_json_body(body)
+    except BadBody as exc:
+        return _error(400, "invalid_request", f"body {exc}", field="body")
+
+
+async def _acknowledge(
+    principal: ClientPrincipal,
+    headers: Mapping[str, str],
+    route_params: Mapping[str, str],
+    body: bytes,
+) -> ApiResponse:
+    """Acknowledge a client's drift: reminders pause until ``until`` (issue 18.1)."""
+    from shared.domain.acknowledgement import AcknowledgementInvalid, NotDrifted, parse_request
+    from shared.domain.reinvite import is_guid
+    from shared.services.acknowledgements import ClientNotRegistered, set_acknowledgement
+
+    tenant_id = route_params.get("tenantId", "")
+    if not is_guid(tenant_id):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="tenantId")
+    raw = _json_body(headers, body)
+    if isinstance(raw, ApiResponse):
+        return raw
+    now = _now()
+    try:
+        request = parse_request(raw, now)
+    except AcknowledgementInvalid as exc:
+        return _error(400, "invalid_request", exc.message, field=exc.field)
+    app = await _app()
+    try:
+        change = await set_acknowledgement(app, tenant_id, request, principal.display, now)
+    except ClientNotRegistered:
+        return _error(404, "not_found", "not a registered client")
+    except NotDrifted as exc:
+        return _error(409, "not_drifted", str(exc))
+    return ApiResponse(
+        200,
+        {"tenantId": change.tenant_id, "acknowledgement": change.acknowledgement.view(now)},
+    )
+
+
+async def _lift_acknowledgement(
+    principal: ClientPrincipal, route_params: Mapping[str, str]
+) -> ApiResponse:
+    from shared.domain.reinvite import is_guid
+    from shared.services.acknowledgements import (
+        ClientNotRegistered,
+        NoAcknowledgement,
+        lift_acknowledgement,
+    )
+
+    tenant_id = route_params.get("tenantId", "")
+    if not is_guid(tenant_id):
+        return _error(400, "invalid_request", "must be a tenant ID (GUID)", field="tenantId")
+    app = await _app()
+    now = _now()
+    try:
+        change = await lift_acknowledgement(app, tenant_id, principal.display, now)
+    except ClientNotRegistered:
+        return _error(404, "not_found", "not a registered client")
+    except NoAcknowledgement:
+        return _error(404, "not_found", "the client's drift is not acknowledged")
+    return ApiResponse(
+        200, {"tenantId": change.tenant_id, "lifted": change.acknowledgement.view(now)}
+    )
 
 
 def review_status_url(app: App, job_id: str) -> str:
@@ -333,13 +423,27 @@ async def _health() -> ApiResponse:
         return ApiResponse(503, {"status": "unavailable"})
     if not await storage_healthy(app):
         return ApiResponse(503, {"status": "unavailable"}, {"Retry-After": "5"})
+    from shared.services.watchdog import watchdog_health
+
+    body: dict[str, Any] = {"status": "ok"}
     # Alert channels that cannot work (e.g. an unresolved Key Vault reference): the app
     # runs and alerts on the other channel, and says so here.
     problems = dict(app.settings.channel_problems)
     if problems:
-        return ApiResponse(200, {"status": "degraded", "channels": {
-            route: f"unavailable: {why}" for route, why in problems.items()}})
-    return ApiResponse(200, {"status": "ok"})
+        body = {
+            "status": "degraded",
+            "channels": {route: f"unavailable: {why}" for route, why in problems.items()},
+        }
+    try:
+        watch = await watchdog_health(app, _now())
+    except Exception:  # storage answered the probe; the watchdog's row is a detail
+        log.warning("watchdog state not read for health", exc_info=True)
+        return ApiResponse(200, body)
+    if watch.degraded:
+        body = {**body, **watch.body()}
+    # Degraded is still 200: the app serves, and a platform health check must not recycle
+    # instances because a Teams flow is broken. The reasons say what the watchdog found.
+    return ApiResponse(200, body)
 
 
 def _wants_deep_health(operation: str, query: Mapping[str, str]) -> bool:
@@ -427,7 +531,8 @@ async def _dispatch(
         return _error(404, "not_found", "no such operation")
     allowed = OPERATIONS[operation]
     if method != allowed:
-        return _error(405, "method_not_allowed", f"use {allowed}", headers={"Allow": allowed})
+        allow = ROUTE_METHODS.get(operation, allowed)
+        return _error(405, "method_not_allowed", f"use {allow}", headers={"Allow": allow})
     deep_health = _wants_deep_health(operation, query or {})
     if operation == "health" and not deep_health:
         return await _health()
@@ -467,6 +572,10 @@ async def _dispatch(
         return await _get_posture(params)
     if operation == "ensure_access_review":
         return await _ensure_access_review(principal, params)
+    if operation == "acknowledge":
+        return await _acknowledge(principal, headers, params, body)
+    if operation == "lift_acknowledgement":
+        return await _lift_acknowledgement(principal, params)
     if operation == "get_access_review":
         return await _get_access_review(params)
     if deep_health:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared.domain.acknowledgement import MAX_DURATION as ACK_MAX_DURATION
+from shared.domain.acknowledgement import MAX_REASON_LENGTH as ACK_MAX_REASON_LENGTH
 from shared.domain.messages import GUID_PATTERN
 from shared.domain.reinvite import (
     EMAIL_PATTERN,
@@ -273,6 +275,53 @@ _SCHEMAS: dict[str, Any] = {
             "verdict": {"type": "string", "description": "ALLOWED | LIMITED | BLOCKED | UNKNOWN"},
             "checkedAt": _DATE_TIME,
             "findings": {"type": "array", "items": {"type": "object"}},
+            "acknowledgement": {"$ref": "#/components/schemas/Acknowledgement"},
+        },
+    },
+    "AcknowledgementRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason", "until"],
+        "properties": {
+            "reason": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": ACK_MAX_REASON_LENGTH,
+                "description": "Why the drift is acknowledged (shown on every card).",
+            },
+            "until": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When reminders resume: a future ISO 8601 date-time with a "
+                f"time zone, at most {ACK_MAX_DURATION.days} days ahead.",
+            },
+        },
+    },
+    "Acknowledgement": {
+        "type": "object",
+        "required": ["by", "reason", "until", "at", "active"],
+        "properties": {
+            "by": _STRING,
+            "reason": _STRING,
+            "until": _DATE_TIME,
+            "at": _DATE_TIME,
+            "active": {"type": "boolean", "description": "False once until has passed."},
+        },
+    },
+    "AcknowledgementSet": {
+        "type": "object",
+        "required": ["tenantId", "acknowledgement"],
+        "properties": {
+            "tenantId": _STRING,
+            "acknowledgement": {"$ref": "#/components/schemas/Acknowledgement"},
+        },
+    },
+    "AcknowledgementLifted": {
+        "type": "object",
+        "required": ["tenantId", "lifted"],
+        "properties": {
+            "tenantId": _STRING,
+            "lifted": {"$ref": "#/components/schemas/Acknowledgement"},
         },
     },
     "PortfolioReport": {
@@ -410,6 +459,22 @@ _SCHEMAS: dict[str, Any] = {
             # degraded: an alert channel cannot work (e.g. an unresolved Key Vault
             # reference); the app runs and alerts on the other channel.
             "channels": {"type": "object", "additionalProperties": _STRING},
+            "reasons": {
+                "type": "array",
+                "description": "Only when degraded: what the watchdog found (issue 18.3).",
+                "items": {
+                    "type": "object",
+                    "required": ["check", "reason", "since"],
+                    "properties": {
+                        "check": {
+                            "type": "string",
+                            "enum": ["audit_scan", "sweep", "channel", "watchdog"],
+                        },
+                        "reason": _STRING,
+                        "since": _DATE_TIME,
+                    },
+                },
+            },
         },
     },
     "DoctorReport": {
@@ -540,6 +605,49 @@ def _paths() -> dict[str, Any]:
                 ),
             }
         },
+        "/api/v1/clients/{tenantId}/acknowledgement": {
+            "post": {
+                "operationId": "acknowledgeDrift",
+                "summary": "Acknowledge the client's open drift: reminders pause until `until`",
+                "description": (
+                    "Who (the caller), why and until when are stored with the client's alert "
+                    "state and shown on its cards, in GET …/posture and in the daily "
+                    "heartbeat. Reminders stop until then; a new transition (worse or "
+                    "different drift, recovery) still alerts. Expiry with the drift still "
+                    "open sends one 'acknowledgement expired' reminder. A second POST "
+                    "replaces the first."
+                ),
+                "parameters": [_path_param("tenantId", GUID_PATTERN)],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        _JSON: {"schema": {"$ref": "#/components/schemas/AcknowledgementRequest"}}
+                    },
+                },
+                "responses": _responses(
+                    {
+                        "200": _ok("Acknowledged.", "AcknowledgementSet"),
+                        "400": _err("A field is missing or invalid (named in error.field)."),
+                        "404": _err("Not a registered client."),
+                        "409": _err("The client is not drifted (nothing to acknowledge)."),
+                        "413": _err("Body larger than 16 KiB."),
+                        "415": _err("Body is not application/json (UTF-8)."),
+                    }
+                ),
+            },
+            "delete": {
+                "operationId": "liftAcknowledgement",
+                "summary": "Lift the client's acknowledgement: reminders resume",
+                "parameters": [_path_param("tenantId", GUID_PATTERN)],
+                "responses": _responses(
+                    {
+                        "200": _ok("Lifted.", "AcknowledgementLifted"),
+                        "400": _err("tenantId is not a GUID."),
+                        "404": _err("Not a registered client, or not acknowledged."),
+                    }
+                ),
+            },
+        },
         "/api/v1/access-reviews/{jobId}": {
             "get": {
                 "operationId": "getAccessReview",
@@ -620,7 +728,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getHealth",
                 "summary": "Liveness (anonymous): ok, degraded (an alert channel is "
-                "unavailable, named in channels) or unavailable",
+                "unavailable, named in channels; or the watchdog's reasons) or unavailable",
                 "description": (
                     "With `?deep=true` this route is authenticated like the others and"
                     " returns the doctor's report (DoctorReport; 503 when a check fails), the"
@@ -628,7 +736,11 @@ def _paths() -> dict[str, Any]:
                 ),
                 "security": [],
                 "responses": {
-                    "200": _ok("Up.", "Health"),
+                    "200": _ok(
+                        "Up: ok, or degraded (an audit scan stalled, a sweep unfinished, a "
+                        "channel failing, the watchdog not running).",
+                        "Health",
+                    ),
                     "503": _ok("Storage unreachable.", "Health"),
                 },
             }

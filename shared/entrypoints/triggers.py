@@ -197,3 +197,25 @@ async def purge_timer() -> dict[str, Any]:
         "deleted": outcome.deleted,
         "tables": {t.table: t.deleted for t in outcome.tables},
     }
+
+
+async def heartbeat_timer() -> dict[str, Any]:
+    from shared.bootstrap import get_app
+    from shared.services.heartbeat import send_heartbeat
+    from shared.telemetry import trigger_span
+
+    with trigger_span("timer.heartbeat"):
+        app = await get_app()
+        outcome = await send_heartbeat(app, _now())
+    return {"heartbeat": outcome.alert.dedup_key, "title": outcome.alert.title}
+
+
+async def watchdog_timer() -> dict[str, Any]:
+    from shared.bootstrap import get_app
+    from shared.services.watchdog import run_watchdog
+    from shared.telemetry import trigger_span
+
+    with trigger_span("timer.watchdog"):
+        app = await get_app()
+        outcome = await run_watchdog(app, _now())
+    return {"problems": outcome.problems, "alerts": outcome.alerts}

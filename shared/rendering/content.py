@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.domain.detection_latency import describe as describe_latency
 from shared.domain.messages import AlertKind, AlertRecord, FindingRef, Severity
 from shared.rendering.presentation import (
     SEVERITY_LABEL,
@@ -59,6 +60,9 @@ CLIENT_SIDE_KINDS = frozenset({
     AlertKind.CLIENT_CONSENT_MISSING,
     AlertKind.SIGNIN_EVIDENCE,
 })
+
+# Kinds whose facts are the message (the heartbeat's figures): every fact stays visible.
+ALL_FACTS_KINDS = frozenset({AlertKind.HEARTBEAT, AlertKind.WATCHDOG})
 
 _WHO_LABEL = {
     AlertKind.VENDOR_SETTING_CHANGED: "Changed by",
@@ -395,6 +399,11 @@ def _facts(alert: AlertRecord) -> tuple[tuple[FactLine, ...], tuple[FactLine, ..
         visible.append(FactLine(_WHO_LABEL.get(alert.kind, "Who"), alert.who))
     if alert.when:
         visible.append(FactLine("When", format_when(alert.when)))
+    detected = describe_latency(
+        alert.detection_latency_seconds, alert.detection_latency_basis, alert.changed_at
+    )
+    if detected:  # how long after the change xtap-watch saw it (issue 18.4)
+        visible.append(FactLine("Detected", detected))
     facts = dict(alert.facts)
     previous = facts.pop("Previous verdict", None) or facts.pop("previous_verdict", None)
     seen_values = {f.value for f in visible} | ({client.tenant_id} if client else set())
@@ -410,7 +419,7 @@ def _facts(alert: AlertRecord) -> tuple[tuple[FactLine, ...], tuple[FactLine, ..
             continue
         seen_values.add(value)
         if (_is_identifier(key, value) or len(value) > VISIBLE_VALUE_MAX_CHARS
-                or shown >= VISIBLE_PRODUCER_FACTS):
+                or (shown >= VISIBLE_PRODUCER_FACTS and alert.kind not in ALL_FACTS_KINDS)):
             hidden.append(FactLine(label, value, _is_identifier(key, value)))
             continue
         visible.append(FactLine(label, value))

@@ -233,6 +233,22 @@ KIND_PRESENTATION: dict[AlertKind, KindPresentation] = {
         None,
         "",
     ),
+    AlertKind.WATCHDOG: KindPresentation(
+        "Watchdog",
+        "xtap-watch checks itself: part of its watch has stopped (an audit scan that does "
+        "not complete, a sweep that leaves clients unchecked, a channel that keeps failing). "
+        "The steps below say where to look; a note follows when it is back to normal.",
+        None,
+        "",
+    ),
+    AlertKind.HEARTBEAT: KindPresentation(
+        "Daily heartbeat",
+        "The daily summary of the watch. It arrives every day at the same hour: the day it "
+        "does not, the alert path (the Teams flow, or the app) is broken.",
+        None,
+        "",
+        good_news=True,
+    ),
     AlertKind.DIGEST: KindPresentation(
         "Digest",
         "Many alerts came from one run, often after a change to a default policy. Start "

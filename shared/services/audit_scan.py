@@ -37,6 +37,8 @@ from shared.domain.audit_severity import (
 )
 from shared.domain.source_health import SourceKind
 from shared.rendering.digest import collapse
+from shared.services.detection import audit_latency
+from shared.services.detection import observe as observe_latency
 from shared.services.source_health import report_source
 from shared.services.vendor_policy import note_vendor_policy_change
 
@@ -160,7 +162,7 @@ async def scan_audit(app: App, now: datetime) -> ScanOutcome:
             else (item.event.partner_tenant_id)
         )
         client = clients.get((partner or "").lower())
-        alerts.append(to_alert_record(item, severity, reasons, client, now))
+        alerts.append(audit_latency(to_alert_record(item, severity, reasons, client, now)))
         if isinstance(item, UnknownAuditShape):
             outcome.unknown += 1
         else:
@@ -170,6 +172,7 @@ async def scan_audit(app: App, now: datetime) -> ScanOutcome:
     for alert in collapse(alerts, settings.digest_threshold, now):
         await app.queues.send(QUEUE_ALERTS, alert.fitted())
         outcome.alerts.append(alert.dedup_key)
+    observe_latency(alerts)
 
     # The vendor changed its own policy: checks of older snapshots re-read it (issue 14.3).
     await note_vendor_policy_change(app, fresh, now)

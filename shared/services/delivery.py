@@ -48,6 +48,7 @@ from shared.rendering.digest import make_digest
 from shared.rendering.email import graph_mail_payload, render_admin_email
 from shared.rendering.onboarding import vendor_site
 from shared.rendering.presentation import RenderSettings
+from shared.services.channel_health import record_delivery
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -338,6 +339,7 @@ async def deliver_alert(
         try:
             receipt = await _send(app, route, alert, view)
         except DeliveryError as exc:
+            await record_delivery(app, route.id, route.channel, False, now, str(exc))
             if exc.transient:
                 await ledger.finish(alert.dedup_key, route, now, "retrying", str(exc))
                 transient.append(f"{route.id}: {exc}")
@@ -354,6 +356,7 @@ async def deliver_alert(
             continue
         confirmation = receipt.confirmation if receipt is not None else ""
         await ledger.finish(alert.dedup_key, route, now, "delivered", confirmation=confirmation)
+        await record_delivery(app, route.id, route.channel, True, now)
         outcome.delivered.append(route.id)
         if receipt is not None and not receipt.confirmed:
             outcome.unconfirmed.append(route.id)

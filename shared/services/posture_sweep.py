@@ -56,6 +56,16 @@ from shared.domain.signin_evidence import (
 from shared.domain.token_errors import TokenFailureKind
 from shared.domain.vendor_alerts import per_client, period_key, vendor_identity_alert
 from shared.domain.vendor_checks import evaluate_vendor_side
+from shared.services.acknowledgements import (
+    AppliedAck,
+    annotate,
+    apply_acknowledgement,
+    expiry_alert,
+    record_ack_activity,
+)
+from shared.services.activity import record_transitions
+from shared.services.detection import observe as observe_latency
+from shared.services.detection import posture_latency
 from shared.services.guest_hygiene import resets_after_recovery
 from shared.services.source_health import read_signin_evidence
 from shared.services.vendor_inputs import inviter_role_ids, vendor_side_inputs
@@ -162,6 +172,7 @@ class StateStep:
     transitions: list[Transition]
     alerts: list[AlertRecord]
     vendor_signature: str  # the signature last alerted for vendor-side findings
+    acked: AppliedAck  # the client's acknowledgement folded into this check (issue 18.1)
 
 
 @dataclass
@@ -391,6 +402,9 @@ async def _transition(
         timedelta(hours=app.settings.reminder_hours),
         unknown_alert_after=timedelta(hours=app.settings.unknown_alert_hours),
     )
+    # An acknowledged drift: reminders pause, its expiry reminds once (issue 18.1).
+    acked = apply_acknowledgement(raw_state, state, transitions, now)
+    state, transitions = acked.state, acked.transitions
     previous_posture: dict[str, Any] | None = None
     if transitions:
         previous_posture = await PostureStore(app.tables).get(client.tenant_id)
@@ -401,12 +415,31 @@ async def _transition(
         alert_for_transition(
             t, client, result, ctx, previous_verdict, previous_effective
         ).model_copy(
-            update={"batch_id": message.sweep_id}
+            update={"batch_id": message.sweep_id, **posture_latency(t, previous_posture, now)}
         )
         for t in transitions
     ]
+    if acked.fold.expired is not None:
+        reminder = Transition(
+            TransitionKind.REMINDER,
+            client.tenant_id,
+            state.episode,
+            0,
+            now,
+            observation,
+            state.episode_started_at,
+        )
+        base = alert_for_transition(reminder, client, result, ctx, previous_verdict)
+        expired = expiry_alert(base, acked, client.name, now)
+        alerts.append(expired.model_copy(update={"batch_id": message.sweep_id}))
+    alerts = [annotate(a, acked, now, app.settings.docs_base_url) for a in alerts]
     return StateStep(
-        state, etag, transitions, alerts, str((raw_state or {}).get("vendor_signature", ""))
+        state,
+        etag,
+        transitions,
+        alerts,
+        str((raw_state or {}).get("vendor_signature", "")),
+        acked,
     )
 
 
@@ -479,6 +512,9 @@ async def _store(
     await asyncio.gather(
         *(app.queues.send(QUEUE_ALERTS, a) for a in [*step.alerts, *vendor.alerts])
     )
+    observe_latency(step.alerts)
+    await record_transitions(app, client, step.transitions)
+    await record_ack_activity(app, client.tenant_id, client.name, step.acked, now)
     await _reset_stranded_guests(app, client, step.transitions, now)
     record: dict[str, Any] = result.to_dict() | {
         "clientName": client.name,
@@ -498,7 +534,11 @@ async def _store(
         PostureStore(app.tables).save(client.tenant_id, now, record),
         store.put(
             client.tenant_id,
-            {"client": step.state.to_dict(), "vendor_signature": vendor.signature},
+            {
+                "client": step.state.to_dict(),
+                "vendor_signature": vendor.signature,
+                **step.acked.document(),
+            },
             step.etag,
         ),
     )

@@ -42,6 +42,8 @@ AUTHENTICATED_EXAMPLES = {
     ("GET", "/api/v1/clients/{tenantId}/posture"): 120,
     ("POST", "/api/v1/clients/{tenantId}/access-review"): 100,
     ("GET", "/api/v1/access-reviews/{jobId}"): 100,
+    ("POST", "/api/v1/clients/{tenantId}/acknowledgement"): 40,
+    ("DELETE", "/api/v1/clients/{tenantId}/acknowledgement"): 20,
     ("GET", "/api/v1/health"): 20,
     ("GET", "/api/v1/openapi.json"): 20,
     # Each example runs the whole doctor (a dozen storage and Graph probes).
@@ -52,6 +54,7 @@ AUTHENTICATED_EXAMPLES = {
 ANONYMOUS_EXAMPLES = 40
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 CONTOSO = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+TAILSPIN = "4d5e6f7a-8b9c-4d0e-9f2a-3b4c5d6e7f80"
 
 
 class ApiServer:
@@ -214,6 +217,24 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
     assert response.status_code == 202, response.text
     review.validate_response(response, checks=checks)
     review_job_id = response.json()["jobId"]
+    # Tailspin drifted on sign-in evidence in that sweep: it can be acknowledged, then lifted.
+    acknowledged = by_id["POST /api/v1/clients/{tenantId}/acknowledgement"].Case(
+        path_parameters={"tenantId": TAILSPIN},
+        body={"reason": "conformance check", "until": "2099-01-01T00:00:00Z"},
+        media_type="application/json",
+        headers={PRINCIPAL_HEADER: PRINCIPAL},
+    )
+    response = acknowledged.call(base_url=base_url)
+    assert response.status_code == 400 and response.json()["error"]["field"] == "until"
+    from datetime import UTC, datetime, timedelta
+
+    acknowledged.body = {
+        "reason": "conformance check",
+        "until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+    }
+    response = acknowledged.call(base_url=base_url)
+    assert response.status_code == 200, response.text
+    acknowledged.validate_response(response, checks=checks)
     report = by_id["GET /api/v1/report"].Case(
         headers={PRINCIPAL_HEADER: PRINCIPAL, "Accept": "application/json"}
     )
@@ -229,6 +250,8 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
     assert response.status_code == 200, response.text
     whatif.validate_response(response, checks=checks)
     for label, params in (
+        ("GET /api/v1/clients/{tenantId}/posture", {"tenantId": TAILSPIN}),
+        ("DELETE /api/v1/clients/{tenantId}/acknowledgement", {"tenantId": TAILSPIN}),
         ("GET /api/v1/reinvites/{jobId}", {"jobId": job_id}),
         ("GET /api/v1/clients/{tenantId}/posture", {"tenantId": CONTOSO}),
         ("GET /api/v1/access-reviews/{jobId}", {"jobId": review_job_id}),

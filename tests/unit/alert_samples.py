@@ -464,7 +464,45 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
     ]
     (digest,) = collapse(many, threshold=5, now=SAMPLE_NOW)
     records[AlertKind.DIGEST] = digest
+    records.update(_self_watch_records())
     return records
+
+
+def _self_watch_records() -> dict[AlertKind, AlertRecord]:
+    """Heartbeat and watchdog samples, built by the code that builds the real ones."""
+    from shared.domain.heartbeat import AckLine, HeartbeatFacts, heartbeat_alert
+    from shared.domain.watchdog import (
+        WatchEvent,
+        WatchTransition,
+        audit_scan_problem,
+        watchdog_alert,
+    )
+
+    heartbeat = heartbeat_alert(
+        HeartbeatFacts(
+            clients=5,
+            verdicts={"BLOCKED": 1, "LIMITED": 1, "UNKNOWN": 1, "ALLOWED": 2},
+            drifted_now=[CONTOSO.name],
+            opened=[CONTOSO.name],
+            closed=[WINGTIP.name],
+            acknowledged=[
+                AckLine(FABRIKAM.name, "alice@osttra.com", "client fixing on Friday", _at(-2880))
+            ],
+            last_audit_scan=_at(1),
+            last_complete_sweep=_at(30),
+            deliveries_failed=0,
+        ),
+        SAMPLE_NOW,
+        SAMPLE_NOW,
+        "OSTTRA",
+        operations_url="https://github.com/xtap-watch/xtap-watch/blob/main/docs/operations.md",
+    )
+    stalled = audit_scan_problem(_at(4), [_at(3), _at(2), _at(1)])
+    assert stalled is not None
+    watchdog = watchdog_alert(
+        WatchEvent(WatchTransition.DEGRADED, stalled.key, stalled, None), SAMPLE_NOW
+    )
+    return {AlertKind.HEARTBEAT: heartbeat, AlertKind.WATCHDOG: watchdog}
 
 
 SAMPLE_ALERTS: dict[AlertKind, AlertRecord] = _sample_records()

@@ -155,6 +155,8 @@ EXPECTED_FUNCTIONS = (
     "guest_hygiene_timer",
     "access_review_timer",
     "purge_timer",
+    "watchdog_timer",
+    "heartbeat_timer",
     # queues
     "check_client",
     "deliver_alert",
@@ -164,6 +166,7 @@ EXPECTED_FUNCTIONS = (
     "api_health",
     "api_openapi",
     "api_client_posture",
+    "api_client_acknowledgement",
     "api_reinvite_create",
     "api_reinvite_status",
     "api_access_review_ensure",
