@@ -56,3 +56,7 @@ async def deliver_alert(msg: func.QueueMessage) -> None:
 from shared.entrypoints.bp_guests import bp as guests_bp  # noqa: E402
 
 app.register_functions(guests_bp)
+
+from shared.entrypoints.bp_runbooks import bp as runbooks_bp  # noqa: E402
+
+app.register_functions(runbooks_bp)

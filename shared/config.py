@@ -201,8 +201,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "XTAP_DOCS_BASE_URL",
-        "Base URL where docs/findings pages are published (alert links).",
-        default="https://github.com/xtap-watch/xtap-watch/blob/main/docs",
+        "Optional override: base URL of a published copy of docs/ (alert links then point "
+        "to <base>/findings/<CODE>.md). Unset, alerts link to the runbooks this app serves "
+        "itself, <public URL>/api/v1/runbooks/<CODE>.",
     ),
     SettingSpec(
         "AzureWebJobsStorage",
@@ -316,7 +317,7 @@ class Settings:
     reinvite_redirect_url: str
     access_review_reviewers: tuple[str, ...]
     entra_portal_url: str
-    docs_base_url: str
+    docs_base_url: str  # where finding links point (shared/domain/runbooks.py)
     public_api_url: str | None
     storage: StorageSettings
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -420,6 +421,22 @@ def _storage(r: _Reader) -> StorageSettings:
     )
 
 
+def _runbook_base(r: _Reader) -> str:
+    """Where alert links to finding pages point: the override, else this app's own route.
+
+    The app's public address is XTAP_PUBLIC_API_URL, else the default host name App Service
+    gives every app (WEBSITE_HOSTNAME), else the local runner's default address.
+    """
+    from shared.domain.runbooks import LOCAL_APP_URL, app_runbook_base
+
+    override = r.optional_url("XTAP_DOCS_BASE_URL")
+    if override:
+        return override
+    public = r.optional_url("XTAP_PUBLIC_API_URL")
+    host = (r.env.get("WEBSITE_HOSTNAME") or "").strip()
+    return app_runbook_base(public or (f"https://{host}" if host else LOCAL_APP_URL))
+
+
 def _retention(r: _Reader) -> RetentionSettings:
     for name in ("XTAP_JOB_RETENTION_DAYS", "XTAP_DELIVERY_RETENTION_DAYS"):
         if r.positive_int(name) < MIN_LEDGER_RETENTION_DAYS:
@@ -485,7 +502,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reinvite_redirect_url=r.url("XTAP_REINVITE_REDIRECT_URL"),
         access_review_reviewers=r.guid_list("XTAP_ACCESS_REVIEW_REVIEWERS"),
         entra_portal_url=r.url("XTAP_ENTRA_PORTAL_URL"),
-        docs_base_url=r.url("XTAP_DOCS_BASE_URL"),
+        docs_base_url=_runbook_base(r),
         public_api_url=r.optional_url("XTAP_PUBLIC_API_URL"),
         storage=_storage(r),
         retention=_retention(r),
