@@ -5,16 +5,20 @@ clients), runs the audit scan and the posture sweep through the local Functions 
 then makes one client drift (and a vendor admin change a setting), runs again, delivers
 the alerts to the simulator's Teams webhook and mailbox, and prints what happened.
 
-Against a real tenant: export the ``XTAP_*`` settings (see README, "Run against your
-tenant"; at least XTAP_VENDOR_TENANT_ID, XTAP_VENDOR_APP_IDS and a credential) and run
-``./scripts/demo --real``: one audit scan and one sweep of the clients already in the
-registry, with Azurite as storage. Alerts are delivered only to the channels you set.
+Against a real tenant: export the ``XTAP_*`` settings (README, "Against your tenant": the
+vendor tenant, its sign-in apps, the vendor credential and the client reader credential)
+and run ``./scripts/demo --real``: one audit scan and one sweep of the clients in the
+registry. Storage is an Azurite that keeps its data in ``.local/azurite-real`` (or the
+storage in ``AzureWebJobsStorage`` if you set it), so the registry and the alert state
+survive between runs and an alert is sent once, not on every run. Alerts go only to the
+channels you set; ``--no-deliver`` prints them in full and sends nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +30,7 @@ from typing import Any
 
 from devtools.local_env import (
     BLOCK_OUTBOUND,
+    ROOT,
     VENDOR_TENANT_ID,
     WEBHOOK_NAME,
     load_demo_scenario,
@@ -75,6 +80,8 @@ async def _peek_outbox(app: Any) -> list[dict[str, Any]]:
     from shared.config import QUEUE_ALERTS
 
     count = await app.queues.approximate_count(QUEUE_ALERTS)
+    if not count:  # Peek Messages takes 1 to 32 messages; an empty outbox has none
+        return []
     return [json.loads(m) for m in await app.queues.peek_all(QUEUE_ALERTS, limit=count)]
 
 
@@ -139,16 +146,93 @@ async def run_demo(sim: Any) -> int:
     return 0
 
 
-async def run_real() -> int:
+REAL_STORAGE = ROOT / ".local" / "azurite-real"
+LOCAL_AZURITE = "UseDevelopmentStorage=true"  # stands in while settings are checked
+
+
+def _print_alert_in_full(alert: dict[str, Any]) -> None:
+    say(f"[{alert['severity'].upper():<6}] {alert['kind']:<24} {alert['title']}")
+    indent = " " * 9
+    if alert.get("summary"):
+        say(textwrap.indent(textwrap.fill(alert["summary"], WIDTH - 9), indent))
+    for step in alert.get("remediation_steps", []):
+        say(textwrap.indent(textwrap.fill(f"→ {step}", WIDTH - 9), indent))
+    for link in alert.get("links", []):
+        say(f"{indent}{link['title']}: {link['url']}")
+
+
+async def _take_outbox(app: Any) -> list[dict[str, Any]]:
+    """Every alert in the outbox, removed from it unsent (Peek would show only 32)."""
+    from shared.config import QUEUE_ALERTS
+
+    taken = []
+    while batch := await app.queues.receive(QUEUE_ALERTS, max_messages=32, visibility_timeout=60):
+        for message in batch:
+            taken.append(json.loads(message.content))
+            await app.queues.delete(QUEUE_ALERTS, message)
+    return taken
+
+
+async def run_real(*, deliver: bool = True, storage_note: str = "") -> int:
     from devtools.runner import LocalRunner
+    from shared.adapters.repositories import ClientRegistry
     from shared.bootstrap import get_app, set_app
+    from shared.config import QUEUE_ALERTS
 
     set_app(None)
     app = await get_app()
     runner = LocalRunner()
     try:
-        alerts = await _round(runner, app, "Audit scan + posture sweep against your tenant")
-        say(f"\n{len(alerts)} alert(s) processed.")
+        await app.ensure_storage()
+        say(f"xtap-watch against tenant {app.settings.vendor_tenant_id}")
+        if storage_note:
+            say(storage_note)
+        clients = await ClientRegistry(app.tables).list()
+        if not clients:
+            say()
+            say("No clients are registered yet, so there is nothing to sweep. Register one with")
+            say("  xtap-watch clients add --domain <a client's domain>")
+            say("against this storage (./scripts/demo --real --keep keeps it up and prints how).")
+        heading("Audit scan + posture sweep against your tenant")
+        await runner.fire_timer("audit_timer")
+        await runner.fire_timer("sweep_timer")
+        await runner.drain(["check_client"])
+        await _postures(app)
+        say()
+        if not deliver:
+            alerts = await _take_outbox(app)
+            say(f"Alerts (--no-deliver: printed, not sent) ({len(alerts)}):")
+            for alert in alerts:
+                _print_alert_in_full(alert)
+            say()
+            say(f"{len(alerts)} alert(s) removed from the outbox unsent. They count as handled:")
+            say("the next run alerts only on what changes after this one.")
+            return 0
+        queued = await app.queues.approximate_count(QUEUE_ALERTS)
+        alerts = await _peek_outbox(app)  # the first 32: Peek Messages returns no more
+        say(f"Alerts to deliver ({queued}):")
+        for alert in alerts:
+            _print_alert_in_full(alert)
+        if queued > len(alerts):
+            say(f"… and {queued - len(alerts)} more (in the Teams channel and mailbox you set)")
+        await runner.drain(["deliver_alert"])
+        channels = [
+            name
+            for name, on in (
+                ("Teams (XTAP_TEAMS_WEBHOOK_URL)", app.settings.teams_webhook_url),
+                ("e-mail (XTAP_MAIL_SENDER)", app.settings.mail_sender),
+            )
+            if on
+        ]
+        say()
+        say(
+            f"{queued} alert(s) delivered through "
+            + (", ".join(channels) if channels else "no channel (none is configured)")
+            + "; an alert is sent once, at the state change, not on every run."
+        )
+        if not (os.environ.get("XTAP_PUBLIC_API_URL") or os.environ.get("XTAP_DOCS_BASE_URL")):
+            say("Runbook links point at this machine (http://127.0.0.1:7071/api/v1/runbooks/…):")
+            say("set XTAP_PUBLIC_API_URL to your deployment's address so recipients can open them.")
     finally:
         await runner.close()
         await app.close()
@@ -156,10 +240,62 @@ async def run_real() -> int:
     return 0
 
 
+def real_settings_problems(env: dict[str, str]) -> list[str]:
+    """Every setting problem of a --real run, one line each (empty: good to go)."""
+    from shared.config import ConfigError, ConfigErrors, credential_problems, load_settings
+
+    problems: list[ConfigError] = []
+    try:
+        load_settings(env)
+    except ConfigErrors as exc:
+        problems += exc.problems
+    except ConfigError as exc:
+        problems.append(exc)
+    named = {p.setting for p in problems}
+    problems += [p for p in credential_problems(env) if p.setting not in named]
+    return [str(p) for p in problems]
+
+
+def main_real(*, deliver: bool) -> int:
+    from devtools.azurite import start_azurite
+
+    own_storage = bool(os.environ.get("AzureWebJobsStorage"))
+    # Settings are checked before anything starts: a mistake costs a second, not a sweep.
+    problems = real_settings_problems(
+        dict(os.environ) | ({} if own_storage else {"AzureWebJobsStorage": LOCAL_AZURITE})
+    )
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(
+            "(the settings for --real: README, \"Against your tenant\"; "
+            "local.settings.example.json lists them all)",
+            file=sys.stderr,
+        )
+        return 2
+    with contextlib.ExitStack() as stack:
+        if own_storage:
+            note = "Storage: AzureWebJobsStorage from your environment."
+        else:
+            azurite = stack.enter_context(start_azurite(location=REAL_STORAGE))
+            os.environ["AzureWebJobsStorage"] = azurite.connection_string
+            stack.callback(os.environ.pop, "AzureWebJobsStorage", None)
+            note = (
+                f"Storage: Azurite keeping its data in {REAL_STORAGE.relative_to(ROOT)} "
+                "(registry and alert state survive; delete the folder to start over)."
+            )
+        return asyncio.run(run_real(deliver=deliver, storage_note=note))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--real", action="store_true", help="use the XTAP_* settings of your environment"
+    )
+    parser.add_argument(
+        "--no-deliver",
+        action="store_true",
+        help="with --real: print the alerts in full and send none",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -168,18 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     from devtools.azurite import start_azurite
-    from shared.config import ConfigError, load_settings
 
+    if args.real:
+        return main_real(deliver=not args.no_deliver)
+    if args.no_deliver:
+        parser.error("--no-deliver goes with --real (the demo delivers only to the simulator)")
     with start_azurite() as azurite:
-        if args.real:
-            os.environ.setdefault("AzureWebJobsStorage", azurite.connection_string)
-            try:
-                load_settings()
-            except ConfigError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-            return asyncio.run(run_real())
-
         from sim.testing import start_simulator
 
         with tempfile.TemporaryDirectory(prefix="xtap-demo-") as work:

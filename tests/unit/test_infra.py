@@ -558,7 +558,11 @@ def test_easy_auth_requires_entra_except_for_health(app_config: BicepFile) -> No
     assert validation["requireAuthentication"] == "true"
     assert validation["unauthenticatedClientAction"] == "'Return401'"
     assert validation["excludedPaths"] == "anonymousPaths"
-    assert string_literals(app_config.params()["anonymousPaths"] or "[]") == ["/api/v1/health"]
+    assert string_literals(app_config.params()["anonymousPaths"] or "[]") == [
+        "/api/v1/health",
+        "/api/v1/runbooks",
+        "/api/v1/runbooks/*",
+    ]
     entra = object_entries(object_entries(props["identityProviders"])["azureActiveDirectory"])
     assert object_entries(entra["registration"])["clientId"] == "apiAppId"
     assert "clientSecretSettingName" not in auth["properties"]
