@@ -9,7 +9,7 @@ import os
 
 import azure.functions as func
 
-from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT, load_settings
+from shared.config import QUEUE_ALERTS, QUEUE_CHECK_CLIENT, load_settings, under_functions_host
 from shared.entrypoints import triggers
 from shared.telemetry import configure_telemetry
 
@@ -17,7 +17,7 @@ from shared.telemetry import configure_telemetry
 # (a cheap no-op otherwise); always installs the log filter that redacts secrets.
 configure_telemetry()
 
-if os.environ.get("FUNCTIONS_WORKER_RUNTIME"):
+if under_functions_host(os.environ):
     # Under the Functions host: refuse to start on bad configuration, naming the setting,
     # instead of failing on the first trigger at 3 a.m.
     load_settings()

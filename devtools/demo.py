@@ -115,6 +115,9 @@ async def run_demo(sim: Any) -> int:
 
     set_app(None)
     app = await get_app()
+    # The flow docs/teams-workflow.md asks the vendor to build: it answers 200 only after
+    # the card was posted, so delivery is confirmed (a plain Workflows webhook answers 202).
+    sim.control.set_webhook_flow(WEBHOOK_NAME, "confirming")
     registered = await seed_registry(app, load_demo_scenario())
     say(f"Registered {registered} clients of the demo scenario in the Azurite registry.")
     runner = LocalRunner()

@@ -107,6 +107,8 @@ async def seed_registry(app: Any, scenario: dict[str, Any]) -> int:
                 tenant_id=client.tenant_id,
                 name=client.name,
                 domains=client.domains,
+                # the client administrator the vendor's onboarding recorded
+                contacts=(f"it-admin@{client.domains[0]}",) if client.domains else (),
                 expected_scope=ExpectedScope(
                     user_groups=DEMO_EXPECTED_GROUPS.get(client.tenant_id, ())
                 ),

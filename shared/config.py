@@ -22,6 +22,29 @@ AUTHORITY_HOST = "https://login.microsoftonline.com"
 LOG_ANALYTICS_ENDPOINT = "https://api.loganalytics.io"
 
 
+# App Service passes an app setting whose Key Vault reference it could not resolve as the
+# reference text itself ("If a reference isn't resolved properly, the reference string is
+# used instead", App Service docs "Use Key Vault references as app settings").
+KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
+
+
+def is_unresolved_reference(value: str | None) -> bool:
+    return bool(value) and value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
+
+
+def under_functions_host(env: Mapping[str, str]) -> bool:
+    """Running in Azure (App Service / Functions, any plan).
+
+    ``WEBSITE_SITE_NAME`` is set by the platform on every app (App Service "Environment
+    variables and app settings" reference: read-only, the app name). The Flex Consumption
+    plan does not take ``FUNCTIONS_WORKER_RUNTIME`` as an app setting (the runtime lives in
+    ``functionAppConfig.runtime``: "Flex Consumption plan deprecations"), so that variable
+    alone is no longer a reliable sign; it is still honoured where it is set.
+    """
+    return any(env.get(name) for name in ("WEBSITE_SITE_NAME", "FUNCTIONS_WORKER_RUNTIME",
+                                          "WEBSITE_INSTANCE_ID"))
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed. ``setting`` names it."""
 
@@ -341,6 +364,10 @@ class Settings:
     public_api_url: str | None
     storage: StorageSettings
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    # Alert routes that cannot work, with why (route id, reason): the app still starts
+    # and alerts on the other channel (an unresolved Key Vault reference for the Teams
+    # webhook must not stop e-mail).
+    channel_problems: tuple[tuple[str, str], ...] = ()
 
 
 class _Reader:
@@ -352,6 +379,13 @@ class _Reader:
         value = self.env.get(name)
         if value is not None:
             value = value.strip()
+        if is_unresolved_reference(value):
+            raise ConfigError(
+                name,
+                "is an unresolved Key Vault reference (App Service passed the reference "
+                "text): give the app's managed identity the Key Vault Secrets User role on "
+                "the vault and check that the secret exists",
+            )
         if not value:
             value = spec.default
         if not value and spec.required:
@@ -533,6 +567,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     reader_credential = r.choice(
         "XTAP_CLIENT_READER_CREDENTIAL", ("federated_managed_identity", "client_secret")
     )
+    teams_webhook_url: str | None = None
+    channel_problems: tuple[tuple[str, str], ...] = ()
+    if is_unresolved_reference(r.env.get("XTAP_TEAMS_WEBHOOK_URL")):
+        # One channel unusable is not a reason to stop every function, e-mail included.
+        channel_problems = ((
+            "teams:admins",
+            "XTAP_TEAMS_WEBHOOK_URL is an unresolved Key Vault reference (App Service "
+            "passed the reference text instead of the webhook URL)",
+        ),)
+    else:
+        teams_webhook_url = r.optional_url("XTAP_TEAMS_WEBHOOK_URL")
     settings = Settings(
         vendor_tenant_id=r.guid("XTAP_VENDOR_TENANT_ID") or "",
         vendor_app_ids=r.guid_list("XTAP_VENDOR_APP_IDS"),
@@ -555,7 +600,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         log_analytics_workspace_id=r.guid("XTAP_LOG_ANALYTICS_WORKSPACE_ID"),
         log_analytics_endpoint=r.url("XTAP_LOG_ANALYTICS_ENDPOINT"),
-        teams_webhook_url=r.optional_url("XTAP_TEAMS_WEBHOOK_URL"),
+        teams_webhook_url=teams_webhook_url,
         mail_sender=r.raw("XTAP_MAIL_SENDER"),
         alert_emails=r.emails("XTAP_ALERT_EMAILS"),
         sweep_schedule=r.schedule("XTAP_SWEEP_SCHEDULE"),
@@ -577,6 +622,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_api_url=r.optional_url("XTAP_PUBLIC_API_URL"),
         storage=_guarded(r, _storage, StorageSettings(None, None, None, None)),
         retention=_guarded(r, _retention, RetentionSettings()),
+        channel_problems=channel_problems,
     )
     if not r.problems:
         for problem in _combination_problems(settings):

@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
 from typing import Any
 
 from aiohttp import web
 
-from sim.clock import iso_seconds, utcnow
+from sim.clock import utcnow
 from sim.graph import GraphApi, GraphHttpError, GraphRequest, fault_response, throttled_response
 from sim.kql import KqlError
 from sim.loganalytics import la_error, run_query, semantic_error
@@ -32,14 +31,12 @@ from sim.tokens import (
     peek_identity,
 )
 from sim.traffic import Traffic
+from sim.workflows import WorkflowsWebhooks
 
 STATE: web.AppKey[SimState] = web.AppKey("state", SimState)
 TRAFFIC: web.AppKey[Traffic] = web.AppKey("traffic", Traffic)
 GRAPH: web.AppKey[GraphApi] = web.AppKey("graph", GraphApi)
 
-TEAMS_MAX_BYTES = 28 * 1024
-TEAMS_MAX_PER_SECOND = 4
-ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 LOG_ANALYTICS_AUDIENCES = {"https://api.loganalytics.io", "https://api.loganalytics.azure.com"}
 
 
@@ -278,81 +275,10 @@ async def log_analytics_query(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------------------------------
-# Teams Workflows webhook
+# Teams Workflows webhook: sim/workflows.py (202 before the flow runs, flow-run log)
 # ---------------------------------------------------------------------------------------
 
-
-class WebhookReceiver:
-    """Records Workflows webhook posts with Teams' limits (28 KB, 4 requests/s per webhook)."""
-
-    def __init__(self, state: SimState) -> None:
-        self.state = state
-        self.windows: dict[str, deque[float]] = {}
-        self.rejected: dict[str, list[dict[str, Any]]] = {}
-
-    def _reject(
-        self, name: str, status: int, reason: str, headers: dict[str, str] | None = None
-    ) -> web.Response:
-        self.rejected.setdefault(name, []).append(
-            {"status": status, "reason": reason, "at": iso_seconds(utcnow())}
-        )
-        return _json(status, {"error": {"code": str(status), "message": reason}}, headers)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        now = time.monotonic()
-        window = self.windows.setdefault(name, deque())
-        while window and window[0] <= now - 1.0:
-            window.popleft()
-        if len(window) >= TEAMS_MAX_PER_SECOND:
-            return self._reject(
-                name,
-                429,
-                "Too many requests: a webhook accepts at most 4 requests per second.",
-                {"Retry-After": "1"},
-            )
-        window.append(now)
-        raw = await request.read()
-        if len(raw) > TEAMS_MAX_BYTES:
-            return self._reject(
-                name, 413, f"Message size {len(raw)} bytes exceeds the 28 KB limit."
-            )
-        try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return self._reject(name, 400, "The body is not valid JSON.")
-        problem = _workflow_payload_problem(payload)
-        if problem:
-            return self._reject(name, 400, problem)
-        self.state.webhook_messages.setdefault(name, []).append(
-            {"name": name, "receivedAt": iso_seconds(utcnow()), "size": len(raw), "body": payload}
-        )
-        return web.Response(status=202)
-
-
-WEBHOOKS: web.AppKey[WebhookReceiver] = web.AppKey("webhooks", WebhookReceiver)
-
-
-def _workflow_payload_problem(payload: Any) -> str | None:
-    if not isinstance(payload, dict):
-        return "The body must be a JSON object."
-    if payload.get("type") != "message":
-        return 'The body must have "type": "message".'
-    attachments = payload.get("attachments")
-    if not isinstance(attachments, list) or not attachments:
-        return 'The body must have a non-empty "attachments" list.'
-    for index, attachment in enumerate(attachments):
-        if not isinstance(attachment, dict):
-            return f"attachments[{index}] must be an object."
-        if attachment.get("contentType") != ADAPTIVE_CARD:
-            return f"attachments[{index}].contentType must be {ADAPTIVE_CARD!r}."
-        content = attachment.get("content")
-        if not isinstance(content, dict) or content.get("type") != "AdaptiveCard":
-            return (
-                f"attachments[{index}].content must be an Adaptive Card object"
-                ' ("type": "AdaptiveCard").'
-            )
-    return None
+WEBHOOKS: web.AppKey[WorkflowsWebhooks] = web.AppKey("webhooks", WorkflowsWebhooks)
 
 
 # ---------------------------------------------------------------------------------------
@@ -389,7 +315,7 @@ def _policy_args(body: dict[str, Any]) -> dict[str, Any]:
 def control_routes(app: web.Application) -> None:
     state = app[STATE]
     traffic = app[TRAFFIC]
-    webhooks: WebhookReceiver = app[WEBHOOKS]
+    webhooks: WorkflowsWebhooks = app[WEBHOOKS]
 
     async def health(request: web.Request, body: Any) -> Any:
         return {
@@ -512,11 +438,12 @@ def control_routes(app: web.Application) -> None:
         return {"removed": removed}
 
     async def webhook(request: web.Request, body: Any) -> Any:
-        name = request.match_info["name"]
-        return {
-            "messages": state.webhook_messages.get(name, []),
-            "rejected": webhooks.rejected.get(name, []),
-        }
+        return webhooks.describe(request.match_info["name"])
+
+    async def set_webhook_flow(request: web.Request, body: Any) -> Any:
+        if "runDelayMs" in body:
+            webhooks.run_delay_seconds = float(body["runDelayMs"]) / 1000
+        return webhooks.configure(request.match_info["name"], body.get("kind", "accepting"))
 
     async def reset(request: web.Request, body: Any) -> Any:
         traffic.reset_counters()
@@ -552,6 +479,7 @@ def control_routes(app: web.Application) -> None:
     r.add_get("/_sim/mailbox", _control(mailbox))
     r.add_delete("/_sim/mailbox", _control(clear_mailbox))
     r.add_get("/_sim/webhooks/{name}", _control(webhook))
+    r.add_put("/_sim/webhooks/{name}/flow", _control(set_webhook_flow))
     r.add_post("/_sim/counters/reset", _control(reset))
     r.add_get("/_sim/stats", _control(stats))
 
@@ -573,7 +501,7 @@ def build_app(
     app[STATE] = state
     app[TRAFFIC] = traffic
     app[GRAPH] = GraphApi(state, traffic, page_size=page_size)
-    receiver = WebhookReceiver(state)
+    receiver = WorkflowsWebhooks(state)
     app[WEBHOOKS] = receiver
     control_routes(app)
     app.router.add_get("/", root)

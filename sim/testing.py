@@ -258,11 +258,26 @@ class SimControl:
         return int(self._call("DELETE", "/mailbox")["removed"])
 
     def webhook_messages(self, name: str) -> list[dict[str, Any]]:
-        """Accepted posts to ``/webhooks/teams/{name}`` (``body`` is the posted JSON)."""
+        """Cards the flow behind ``/webhooks/teams/{name}`` really posted to the channel
+        (``body`` is the posted JSON); a post whose flow run failed is not here."""
         return self._call("GET", f"/webhooks/{quote(name, safe='')}")["messages"]
 
     def webhook_rejections(self, name: str) -> list[dict[str, Any]]:
+        """Requests the trigger itself refused (no run started)."""
         return self._call("GET", f"/webhooks/{quote(name, safe='')}")["rejected"]
+
+    def flow_runs(self, name: str) -> list[dict[str, Any]]:
+        """The flow's run history: ``{runId, status: Running|Succeeded|Failed, error?}``."""
+        return self._call("GET", f"/webhooks/{quote(name, safe='')}")["runs"]
+
+    def set_webhook_flow(self, name: str, kind: str, run_delay_ms: float | None = None
+                         ) -> dict[str, Any]:
+        """``accepting`` (202 before the run; the default) or ``confirming`` (200 after
+        the post, 502 when it failed: the flow docs/teams-workflow.md describes)."""
+        body: dict[str, Any] = {"kind": kind}
+        if run_delay_ms is not None:
+            body["runDelayMs"] = run_delay_ms
+        return self._call("PUT", f"/webhooks/{quote(name, safe='')}/flow", body)
 
     def access_review_definitions(self, tenant_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/tenants/{tenant_id}/accessReviewDefinitions")["definitions"]

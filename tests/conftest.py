@@ -57,6 +57,10 @@ def app_env(azurite: Any, demo_sim: Any, monkeypatch: pytest.MonkeyPatch) -> dic
             monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # The Teams flow docs/teams-workflow.md tells the vendor to build: it answers after the
+    # post, so a throttled or refused post is an error the product sees and retries. (A
+    # plain Workflows webhook answers 202 first; tests that need that say so.)
+    demo_sim.control.set_webhook_flow(WEBHOOK_NAME, "confirming")
     return env
 
 

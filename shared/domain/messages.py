@@ -20,6 +20,12 @@ GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 QUEUE_MESSAGE_LIMIT_BYTES = 46_000
 
 
+def _empty(value: object) -> bool:
+    """Fields added after the first release are left out of the JSON while unused, so
+    their messages stay readable by a consumer that predates them."""
+    return not value
+
+
 def _size(record: BaseModel) -> int:
     return len(record.model_dump_json().encode("utf-8"))
 
@@ -111,6 +117,8 @@ class ClientRef(Message):
     name: str
     tenant_id: str
     domains: tuple[str, ...] = ()
+    # The client's administrators (registry ``contacts``): who to send instructions to.
+    contacts: tuple[str, ...] = Field(default=(), exclude_if=_empty)
 
 
 class AlertRecord(Message):
@@ -145,6 +153,13 @@ class AlertRecord(Message):
     # People to tell besides the admins (e.g. the support engineer who asked for a
     # re-invite); delivered by e-mail when mail is configured.
     notify: tuple[str, ...] = ()
+    # Supporting lines an admin may want but need not read first (the effective policy
+    # line by line, raw values): behind "Show details" on the card, last in the e-mail.
+    details: tuple[str, ...] = Field(default=(), exclude_if=_empty)
+    # A digest that could not carry all its members in one message: how many are not in
+    # ``items``, and their event IDs (or keys) as far as they fit.
+    omitted: int = Field(default=0, ge=0, exclude_if=_empty)
+    omitted_refs: tuple[str, ...] = Field(default=(), exclude_if=_empty)
 
     def fitted(self, limit_bytes: int = QUEUE_MESSAGE_LIMIT_BYTES) -> AlertRecord:
         """This record, trimmed until its JSON fits one queue message.

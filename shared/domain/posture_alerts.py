@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from shared.domain.client_state import Transition, TransitionKind
 from shared.domain.clients import ClientRecord
+from shared.domain.effective_changes import effective_changes
 from shared.domain.finding_catalog import Finding
 from shared.domain.messages import (
     AlertKind,
@@ -82,6 +84,7 @@ def alert_for_transition(
     result: PostureResult,
     ctx: AlertContext,
     previous_verdict: str | None = None,
+    previous_effective: Mapping[str, Any] | None = None,
 ) -> AlertRecord:
     kind = t.alert_kind
     if kind is None:  # every transition kind maps to an alert kind; guard the invariant
@@ -104,6 +107,12 @@ def alert_for_transition(
                 after=result.verdict.value,
             ),
         )
+    # The effective settings that changed since the last check say more than the verdict.
+    changes = effective_changes(
+        previous_effective,
+        result.effective.to_json() if result.effective else None,
+        ctx.vendor_name,
+    ) or changes
     links = (
         Link(title="Cross-tenant access settings", url=cross_tenant_settings_url(ctx.portal_url)),
         *finding_links(findings, ctx),
@@ -120,12 +129,13 @@ def alert_for_transition(
         kind=kind,
         severity=t.severity,
         title=_title(t, client, result, ctx.vendor_name),
-        summary=" ".join(result.explanation)
+        summary=_summary(findings, result)
         if kind is not AlertKind.CLIENT_RECOVERED
         else (
             f"{client.name}'s outbound policy allows {ctx.vendor_name} again "
             f"(verdict {result.verdict.value})."
         ),
+        details=result.explanation,
         client=_client_ref(client),
         changes=changes,
         when=t.at,
@@ -137,6 +147,16 @@ def alert_for_transition(
         created_at=t.at,
         source="posture",
     )
+
+
+def _summary(findings: Sequence[Finding], result: PostureResult) -> str:
+    """One or two sentences: the most severe finding says what is wrong; the effective
+    policy, line by line, goes to the alert's details."""
+    if findings:
+        order = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.REVIEW: 2, Severity.LOW: 3,
+                 Severity.INFO: 4}
+        return min(findings, key=lambda f: order[f.severity]).message
+    return " ".join(result.explanation)
 
 
 def vendor_side_signature(findings: Sequence[Finding]) -> str:

@@ -330,6 +330,12 @@ async def _health() -> ApiResponse:
         return ApiResponse(503, {"status": "unavailable"})
     if not await storage_healthy(app):
         return ApiResponse(503, {"status": "unavailable"}, {"Retry-After": "5"})
+    # Alert channels that cannot work (e.g. an unresolved Key Vault reference): the app
+    # runs and alerts on the other channel, and says so here.
+    problems = dict(app.settings.channel_problems)
+    if problems:
+        return ApiResponse(200, {"status": "degraded", "channels": {
+            route: f"unavailable: {why}" for route, why in problems.items()}})
     return ApiResponse(200, {"status": "ok"})
 
 

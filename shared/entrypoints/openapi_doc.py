@@ -253,7 +253,12 @@ _SCHEMAS: dict[str, Any] = {
     "Health": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}},
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+            # degraded: an alert channel cannot work (e.g. an unresolved Key Vault
+            # reference); the app runs and alerts on the other channel.
+            "channels": {"type": "object", "additionalProperties": _STRING},
+        },
     },
     "Error": {
         "type": "object",
@@ -375,7 +380,8 @@ def _paths() -> dict[str, Any]:
         "/api/v1/health": {
             "get": {
                 "operationId": "getHealth",
-                "summary": "Liveness (anonymous; reveals nothing but ok/unavailable)",
+                "summary": "Liveness (anonymous): ok, degraded (an alert channel is "
+                "unavailable, named in channels) or unavailable",
                 "security": [],
                 "responses": {
                     "200": _ok("Up.", "Health"),

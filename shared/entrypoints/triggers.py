@@ -98,9 +98,23 @@ async def _run_queue_handler(
         with trigger_span(f"queue.{queue}", client_tenant_id=tenant, dequeue_count=dequeue_count):
             await work(message, dequeue_count >= MAX_DEQUEUE_COUNT)
     except Exception as exc:
-        if dequeue_count >= MAX_DEQUEUE_COUNT:
+        if dequeue_count >= MAX_DEQUEUE_COUNT and await _poison_alert_needed(queue, message, exc):
             await _alert_poison(queue, f"failed {dequeue_count} times: {type(exc).__name__}")
         raise
+
+
+async def _poison_alert_needed(queue: str, message: Any, exc: BaseException) -> bool:
+    """On the alerts queue the delivery service decides: an alert about the alert path
+    must not travel the route that is failing (no POISON_MESSAGE feedback loop)."""
+    if queue != QUEUE_ALERTS:
+        return True
+    from shared.services.delivery import poison_alert_needed
+
+    needed = poison_alert_needed(message, exc)
+    if not needed:
+        log.error("alert message failed %s: moved to %s-poison without a further alert",
+                  type(exc).__name__, queue)
+    return needed
 
 
 async def sweep_timer() -> dict[str, Any]:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-# Teams renders Adaptive Cards up to schema 1.5 (Microsoft Copilot Studio docs: "Teams is
-# also limited to version 1.5"). We declare 1.5 and use elements from 1.2 or earlier, plus
-# the 1.5 ``heading`` text style, which older renderers ignore.
+# The Workflows action "Post card in a chat or channel" renders Adaptive Cards only up to
+# 1.4: a 1.5 card shows "We're sorry, this card couldn't be displayed" (microsoft/
+# AdaptiveCards #8965 and #7676, MicrosoftDocs/msteams-docs #9801). So every card declares
+# 1.4 and uses nothing newer (no Table, no ``heading`` style); tests validate each card
+# against the official 1.4 schema (``shared/schemas/adaptive-card-1.4.json``).
 CARD_SCHEMA_URL = "http://adaptivecards.io/schemas/adaptive-card.json"
-CARD_VERSION = "1.5"
+CARD_VERSION = "1.4"
 
 Element = dict[str, Any]
 Color = Literal["default", "dark", "light", "accent", "good", "warning", "attention"]
@@ -38,7 +40,6 @@ def text_block(
     subtle: bool = False,
     spacing: Spacing | None = None,
     separator: bool = False,
-    heading: bool = False,
 ) -> Element:
     """Our own wording (may use Markdown). Never pass outside data here."""
     element: Element = {"type": "TextBlock", "text": text, "wrap": True}
@@ -50,8 +51,6 @@ def text_block(
         element["color"] = color
     if subtle:
         element["isSubtle"] = True
-    if heading:
-        element["style"] = "heading"
     return _spaced(element, spacing, separator)
 
 
@@ -97,8 +96,14 @@ def container(
     bleed: bool = False,
     spacing: Spacing | None = None,
     separator: bool = False,
+    element_id: str | None = None,
+    visible: bool = True,
 ) -> Element:
     element: Element = {"type": "Container", "items": items}
+    if element_id:
+        element["id"] = element_id
+    if not visible:
+        element["isVisible"] = False
     if style:
         element["style"] = style
     if bleed:
@@ -138,6 +143,12 @@ def fact_row(title: str, value: str, *, monospace: bool = False) -> Element:
 
 def open_url(title: str, url: str) -> Element:
     return {"type": "Action.OpenUrl", "title": title, "url": url}
+
+
+def toggle_visibility(title: str, *element_ids: str) -> Element:
+    """A button that shows/hides the elements with these ids (Adaptive Cards 1.2+)."""
+    return {"type": "Action.ToggleVisibility", "title": title,
+            "targetElements": list(element_ids)}
 
 
 def adaptive_card(body: list[Element], actions: list[Element], fallback_text: str) -> Element:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.domain.messages import AlertRecord, FindingRef, Severity
-from shared.rendering.cards import alert_facts, looks_like_json
+from shared.rendering.content import FindingLine, alert_content
 from shared.rendering.onboarding import client_checklist
 from shared.rendering.presentation import (
     SEVERITY_LABEL,
@@ -34,13 +34,9 @@ from shared.rendering.presentation import (
     SEVERITY_TONE,
     TONE_HTML,
     RenderSettings,
-    alert_buttons,
-    alert_tone,
-    format_when,
     is_web_url,
     kind_label,
     shorten,
-    what_to_do,
 )
 
 if TYPE_CHECKING:
@@ -86,65 +82,69 @@ def one_line(text: str, limit: int = SUBJECT_MAX) -> str:
 
 
 def _alert_view(alert: AlertRecord, settings: RenderSettings) -> dict[str, Any]:
-    """Everything the admin templates show about one alert (and each digest member)."""
-    tone = alert_tone(alert)
-    background, accent = TONE_HTML[tone]
+    """Everything the admin templates show about one alert (and each digest member):
+    the card's content (:mod:`shared.rendering.content`), in full, never trimmed."""
+    c = alert_content(alert, settings)
+    background, accent = TONE_HTML[c.tone]
     return {
-        "kind": kind_label(alert.kind, settings),
-        "severity": SEVERITY_LABEL[alert.severity],
+        "kind": c.kind_label,
+        "severity": c.severity_label,
         "background": background,
         "accent": accent,
-        "title": alert.title,
-        "summary": alert.summary,
-        "facts": [
-            {"label": label, "value": value, "mono": mono}
-            for label, value, mono in alert_facts(alert)
-        ],
-        "changes": [
-            {
-                "setting": change.setting,
-                "before": "(not set)" if change.before is None else change.before,
-                "after": "(not set)" if change.after is None else change.after,
-                "mono": looks_like_json(change.before or "") or looks_like_json(change.after or ""),
-            }
-            for change in alert.changes
-        ],
-        "evidence": sorted(alert.evidence.items(), key=lambda kv: (-kv[1], kv[0])),
-        "findings": [
-            {
-                "severity": SEVERITY_LABEL[f.severity],
-                "color": TONE_HTML[SEVERITY_TONE[f.severity]][1],
-                "code": f.code,
-                "message": f.message,
-                "remediation": f.remediation,
-                "runbook": settings.runbook_url(f.code),
-            }
-            for f in sorted(alert.findings, key=lambda f: -SEVERITY_RANK[f.severity])
-        ],
-        "what_to_do": what_to_do(alert.kind, settings),
-        "steps": list(alert.remediation_steps),
-        "links": [
-            {"title": b.title, "url": b.url} for b in alert_buttons(alert, settings, limit=12)
-        ],
+        "title": c.title,
+        "summary": c.summary,
+        "facts": c.facts,
+        "changes": c.changes,
+        "evidence": c.evidence,
+        "findings": [_finding_view(f) for f in c.findings],
+        "advice": c.advice,
+        "steps": c.steps,
+        "buttons": c.buttons,
         "members": [
             _alert_view(item, settings)
             for item in sorted(alert.items,
                                key=lambda a: (-SEVERITY_RANK[a.severity], a.created_at))
         ],
-        "footer": (
-            f"xtap-watch · {alert.source} · {format_when(alert.created_at)} · "
-            f"key {alert.dedup_key}"
-        ),
+        "more_members": c.more_members,
+        "member_refs": c.member_refs,
+        "detail_lines": c.detail_lines,
+        "detail_findings": [_finding_view(f) for f in c.detail_findings],
+        "detail_facts": c.detail_facts,
+        "links": c.links,
+        "footer": c.footer,
+    }
+
+
+def _finding_view(f: FindingLine) -> dict[str, str]:
+    return {
+        "severity": f.severity_label,
+        "color": TONE_HTML[SEVERITY_TONE[f.severity]][1],
+        "code": f.code,
+        "message": f.message,
+        "runbook": f.runbook,
     }
 
 
 def admin_subject(alert: AlertRecord, settings: RenderSettings) -> str:
+    """``[xtap-watch] High · Client drifted: <title>``; the kind is said once, so a title
+    that already starts with it ("Re-invite done: …") is not prefixed again."""
     label = kind_label(alert.kind, settings)
-    return one_line(f"[xtap-watch] {SEVERITY_LABEL[alert.severity]} · {label}: {alert.title}")
+    title = " ".join(alert.title.split())
+    if _starts_with_words(title, label):
+        return one_line(f"[xtap-watch] {SEVERITY_LABEL[alert.severity]} · {title}")
+    return one_line(f"[xtap-watch] {SEVERITY_LABEL[alert.severity]} · {label}: {title}")
+
+
+def _starts_with_words(text: str, prefix: str) -> bool:
+    def words(value: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", value.lower())
+
+    head = words(prefix)
+    return bool(head) and words(text)[: len(head)] == head
 
 
 def render_admin_email(alert: AlertRecord, settings: RenderSettings) -> EmailContent:
-    """The alert for the vendor's admins: the card's facts, in full (never trimmed)."""
+    """The alert for the vendor's admins: the card's content in full (never trimmed)."""
     view = _alert_view(alert, settings)
     context = {"alert": view, "vendor": settings.vendor_name}
     return EmailContent(
@@ -165,12 +165,19 @@ def render_client_email(
     vendor_tenant_id: str,
     findings: Sequence[FindingRef],
     admin_consent_link: str | None,
+    *,
+    consent_granted: bool = False,
+    agreed_codes: Collection[str] = (),
 ) -> EmailContent:
     """What the vendor sends the client's administrator: the onboarding guide's steps for
     their tenant, the steps the findings require marked, and the admin-consent link.
 
-    Vendor-side findings (``VENDOR_…``, ``SIGNIN_VENDOR_…``) are left out: they are the
-    vendor's to fix, not the client's.
+    It speaks to the client: findings in the client's words, nothing about the vendor's
+    own tooling; vendor-side findings (``VENDOR_…``, ``SIGNIN_VENDOR_…``) are left out
+    (they are the vendor's to fix), and so are ``agreed_codes`` — a limited scope the
+    client agreed and the vendor registered is not "action needed". The data statement
+    says what is true: with ``consent_granted`` the vendor's app reads the tenant's
+    policies (Policy.Read.All, read-only); without it, the vendor sees only sign-ins.
     """
     if admin_consent_link is not None and not (
         is_web_url(admin_consent_link) and admin_consent_link.startswith("https://")
@@ -182,6 +189,7 @@ def render_client_email(
         vendor_tenant_id=vendor_tenant_id,
         client_tenant_id=client_tenant_id,
         findings=findings,
+        agreed_codes=agreed_codes,
     )
     context = {
         "client_name": client_name,
@@ -192,6 +200,9 @@ def render_client_email(
         "checklist": checklist,
         "needed": [s.number for s in checklist.steps if s.status == "needed"],
         "admin_consent_link": admin_consent_link,
+        "consent_granted": consent_granted,
+        "agreed_scope": bool(agreed_codes) and any(
+            f.code in agreed_codes for f in findings),
     }
     if any(f.severity is Severity.HIGH for f in checklist.findings):
         subject = (f"Action needed: {client_name} users cannot sign in to {vendor_name} "
@@ -200,6 +211,8 @@ def render_client_email(
         subject = f"Action needed: update your Microsoft Entra settings for {vendor_name}"
     elif checklist.findings:
         subject = f"Please check your Microsoft Entra settings for {vendor_name} sign-in"
+    elif context["agreed_scope"]:
+        subject = f"Your Microsoft Entra settings for {vendor_name} sign-in: no change needed"
     else:
         subject = f"Set up Microsoft Entra cross-tenant access for {vendor_name} sign-in"
     return EmailContent(

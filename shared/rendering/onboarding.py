@@ -15,7 +15,7 @@ that names no topic marks the outbound steps "check".
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -181,11 +181,58 @@ class TailoredStep:
     because: tuple[int, ...] = ()  # 1-based numbers of the findings that need this step
 
 
+# What we found, said to the client's administrator ("your tenant"), for the codes the
+# posture engine emits. The engine's own messages and fixes are written for the vendor's
+# admins (they say "the client" and mention the vendor's registry), so they are not used.
+CLIENT_STATEMENTS: dict[str, str] = {
+    "CLIENT_OUTBOUND_BLOCKED": "Your tenant's organizational setting for {vendor} blocks "
+    "outbound B2B collaboration, so none of your users can sign in to {vendor} (they see "
+    "error AADSTS500212).",
+    "CLIENT_DEFAULT_OUTBOUND_BLOCKED": "Your tenant's default outbound setting blocks B2B "
+    "collaboration and there is no organizational setting for {vendor}, so none of your "
+    "users can sign in to {vendor} (error AADSTS500212).",
+    "CLIENT_VENDOR_ENTRY_MISSING": "Your tenant has no organizational setting for {vendor}; "
+    "the default settings apply, and they do not let your users reach {vendor}.",
+    "CLIENT_OUTBOUND_INHERITS_DEFAULT": "Your organizational setting for {vendor} inherits "
+    "the outbound default instead of allowing {vendor} explicitly; a later change to the "
+    "default would block your users.",
+    "CLIENT_OUTBOUND_USERS_SCOPED": "Your outbound setting for {vendor} allows only some of "
+    "your users or groups; the others cannot sign in to {vendor} (error AADSTS500212).",
+    "CLIENT_VENDOR_APP_NOT_ALLOWED": "Your outbound setting for {vendor} does not allow "
+    "{vendor}'s applications, so sign-ins to them fail (error AADSTS500212).",
+    "CLIENT_OUTBOUND_APPS_UNVERIFIED": "Your outbound setting for {vendor} allows only a list "
+    "of external applications; please make sure {vendor}'s applications are on it, or allow "
+    "all external applications.",
+    "CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN": "Outbound B2B direct connect to {vendor} is "
+    "allowed; {vendor} does not use it, so it should stay blocked.",
+    "CLIENT_AUTO_REDEMPTION_NOT_TICKED": "\"Automatically redeem invitations\" is not "
+    "ticked for {vendor}, so your users see a consent prompt on their first sign-in.",
+    "CLIENT_CONSENT_MISSING": "{vendor}'s read-only monitoring app has no consent in your "
+    "tenant, so we cannot check these settings for you.",
+    "SIGNIN_CLIENT_OUTBOUND_BLOCKED": "Your users' sign-ins to {vendor} fail with "
+    "AADSTS500212: your tenant's outbound settings block {vendor}.",
+    "CLIENT_SUSPECTED_DRIFT": "Your users' sign-ins to {vendor} fail with AADSTS500212, "
+    "which means your tenant's outbound settings most likely block {vendor}.",
+    "SIGNIN_TENANT_RESTRICTIONS_BLOCKED": "Your users' sign-ins to {vendor} fail with "
+    "AADSTS5000211: your tenant restrictions (v2) policy blocks {vendor}'s tenant.",
+}
+
+
+def client_statement(finding: FindingRef, vendor_name: str) -> str:
+    """The finding as the client's administrator should read it."""
+    known = CLIENT_STATEMENTS.get(finding.code)
+    if known:
+        return known.format(vendor=vendor_name)
+    text = re.sub(r"\b[Tt]he client's\b", "Your tenant's", finding.message)
+    return re.sub(r"\bthe client\b", "your tenant", text)
+
+
 @dataclass(frozen=True)
 class ClientChecklist:
     prerequisite: str
     steps: tuple[TailoredStep, ...]
     findings: tuple[FindingRef, ...]
+    statements: tuple[str, ...]  # each finding, worded for the client's administrator
     consent_missing: bool  # a finding says the read-only consent is not (or no longer) there
     tenant_restrictions: str | None  # set when a finding points at tenant restrictions v2
     unplaced: tuple[FindingRef, ...] = field(default=())  # findings we could not place
@@ -204,7 +251,13 @@ def client_checklist(
     vendor_tenant_id: str,
     client_tenant_id: str,
     findings: Sequence[FindingRef],
+    agreed_codes: Collection[str] = (),
 ) -> ClientChecklist:
+    """The guide's steps for one client, marked by the client-side findings.
+
+    ``agreed_codes``: findings that describe what the client agreed with the vendor (a
+    scope registered as the client's expected one): not shown and not "action needed".
+    """
     values = {
         "vendor": vendor_name,
         "vendor_domain": vendor_domain,
@@ -212,7 +265,7 @@ def client_checklist(
         "client_tenant_id": client_tenant_id,
         "vendor_site": vendor_site(vendor_domain),
     }
-    findings = [f for f in findings if is_client_side(f.code)]
+    findings = [f for f in findings if is_client_side(f.code) and f.code not in agreed_codes]
     placed = [(f, finding_topics(f.code)) for f in findings]
     unplaced = tuple(f for f, topics in placed if not topics)
     steps = []
@@ -236,6 +289,7 @@ def client_checklist(
         prerequisite=PREREQUISITE.format(**values),
         steps=tuple(steps),
         findings=tuple(findings),
+        statements=tuple(client_statement(f, vendor_name) for f in findings),
         consent_missing=any("consent" in topics for _, topics in placed),
         tenant_restrictions=(
             TENANT_RESTRICTIONS_NOTE.format(**values)

@@ -95,7 +95,7 @@ TONE_HTML: dict[Tone, tuple[str, str]] = {  # (background, accent for borders an
 @dataclass(frozen=True)
 class KindPresentation:
     label: str  # short name of the alert kind, shown above the title
-    what_to_do: str  # our fixed advice; placeholders: {vendor}
+    what_to_do: str  # fixed advice, shown when the alert carries no step; {vendor}
     entra_blade: str | None  # the admin center page the main button opens
     entra_title: str  # the button's title (short: Teams cuts long ones)
     good_news: bool = False  # shown green whatever the severity
@@ -274,39 +274,46 @@ class Button:
     url: str
 
 
-def alert_buttons(alert: AlertRecord, settings: RenderSettings, limit: int) -> list[Button]:
-    """The links a reader needs, most useful first, de-duplicated, at most ``limit``.
+# Teams shares the card's width among its buttons and cuts longer titles with "…"; titles
+# up to this length stay whole with four buttons on a channel card (measured with the
+# official renderer at the preview's 560 px, tests/integration/test_card_render.py).
+BUTTON_TITLE_MAX = 20
 
-    Order: the producer's first two links (a re-invite status page goes there), the
-    Entra admin center page for this kind, the most severe finding's runbook, the
-    re-invite status URL built from ``facts['job_id']``, then the remaining links.
+
+def alert_buttons(alert: AlertRecord, settings: RenderSettings, limit: int) -> list[Button]:
+    """The links a reader needs first, de-duplicated, at most ``limit``, titles never cut.
+
+    Order: the Entra admin center page for this kind, the most severe finding's runbook,
+    the re-invite status page (from ``facts['job_id']``), then the producer's links whose
+    titles are short enough for a button. Other links are listed in the details.
     """
-    links = [Button(link.title, link.url) for link in alert.links]
-    candidates: list[Button] = links[:2]
+    candidates: list[Button] = []
     presentation = presentation_of(alert.kind)
     if presentation.entra_blade:
         candidates.append(
             Button(presentation.entra_title, settings.entra_url(presentation.entra_blade))
         )
-    # One button for the most severe finding; every finding also links its own runbook
-    # inline, and four long button titles would be cut off in a Teams channel.
     if alert.findings:
         top = max(alert.findings, key=lambda f: SEVERITY_RANK[f.severity])
         candidates.append(Button("Runbook", settings.runbook_url(top.code)))
-    job_id = alert.facts.get("job_id")
+    job_id = alert.facts.get("job_id") or alert.facts.get("Job")
     if job_id and alert.kind in (AlertKind.REINVITE_DONE, AlertKind.REINVITE_FAILED):
         status_url = settings.reinvite_status_url(job_id)
         if status_url:
             candidates.append(Button("Re-invite status", status_url))
-    candidates.extend(links[2:])
+    candidates.extend(
+        Button(" ".join(link.title.split()), link.url)
+        for link in alert.links
+        if len(" ".join(link.title.split())) <= BUTTON_TITLE_MAX
+    )
 
     chosen: list[Button] = []
     seen: set[str] = set()
     for button in candidates:
-        if button.url in seen or not is_web_url(button.url):
+        if button.url in seen or not is_web_url(button.url) or not button.title:
             continue
         seen.add(button.url)
-        chosen.append(Button(shorten(" ".join(button.title.split()), 24), button.url))
+        chosen.append(button)
         if len(chosen) == limit:
             break
     return chosen

@@ -130,6 +130,15 @@ async def client_instructions(
         if s.client_reader_app_id and client.consent is not ConsentStatus.GRANTED
         else None
     )
+    # A limited scope the client agreed and the registry records (the posture is "ok"
+    # although LIMITED) is what was agreed, not something the client must change.
+    agreed = (
+        {"CLIENT_OUTBOUND_USERS_SCOPED"}
+        if client.expected_scope.user_groups
+        and posture.get("verdict") == "LIMITED"
+        and posture.get("state") == "ok"
+        else set()
+    )
     email = render_client_email(
         client.name,
         client.tenant_id,
@@ -138,6 +147,8 @@ async def client_instructions(
         s.vendor_tenant_id,
         findings,
         link,
+        consent_granted=client.consent is ConsentStatus.GRANTED,
+        agreed_codes=agreed,
     )
     result: dict[str, Any] = {"subject": email.subject, "text": email.text, "sentTo": []}
     if send_to:

@@ -224,7 +224,9 @@ async def check_client(
     previous_posture = await postures.get(client.tenant_id) if transitions else None
     previous_verdict = (previous_posture or {}).get("verdict")
     alerts = [
-        alert_for_transition(t, client, result, ctx, previous_verdict).model_copy(
+        alert_for_transition(
+            t, client, result, ctx, previous_verdict, (previous_posture or {}).get("effective")
+        ).model_copy(
             update={"batch_id": message.sweep_id}
         )
         for t in transitions

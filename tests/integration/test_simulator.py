@@ -989,59 +989,7 @@ def test_logs_query_client_reads_signin_and_audit_tables(sim):
     assert unknown.value.status_code == 404
 
 
-# ---------------------------------------------------------------------------------------
-# Teams Workflows webhook
-# ---------------------------------------------------------------------------------------
-
-
-def _card(text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "attachments": [
-            {
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "content": {
-                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard",
-                    "version": "1.5",
-                    "body": [{"type": "TextBlock", "text": text, "wrap": True}],
-                },
-            }
-        ],
-    }
-
-
-def test_webhook_accepts_adaptive_cards_and_enforces_teams_limits(sim):
-    url = sim.webhook_url("limits")
-    with httpx.Client(verify=sim.ca_file) as client:
-        accepted = client.post(url, json=_card("Contoso drifted"))
-        assert accepted.status_code == 202
-        time.sleep(1.1)  # leave the 1 s rate window before the shape checks
-        assert client.post(url, json={"text": "connector style"}).status_code == 400
-        wrong_type = _card("x")
-        wrong_type["attachments"][0]["contentType"] = "application/json"
-        assert client.post(url, json=wrong_type).status_code == 400
-        assert client.post(url, json=_card("x" * 29_000)).status_code == 413
-    messages = sim.control.webhook_messages("limits")
-    assert len(messages) == 1
-    assert messages[0]["body"]["attachments"][0]["content"]["body"][0]["text"] == "Contoso drifted"
-    assert {r["status"] for r in sim.control.webhook_rejections("limits")} == {400, 413}
-
-    async def burst() -> tuple[list[httpx.Response], float]:
-        async with httpx.AsyncClient(verify=sim.ca_file) as client:
-            started = time.monotonic()
-            responses = await asyncio.gather(
-                *(client.post(sim.webhook_url("burst"), json=_card(f"n{i}")) for i in range(12))
-            )
-            return list(responses), time.monotonic() - started
-
-    responses, elapsed = asyncio.run(burst())
-    throttled = [r for r in responses if r.status_code == 429]
-    accepted_count = sum(r.status_code == 202 for r in responses)
-    assert accepted_count + len(throttled) == 12
-    # At most 4 per started second: a property of the limiter, not a timing assertion.
-    assert accepted_count <= 4 * (int(elapsed) + 1)
-    assert throttled and all(r.headers["Retry-After"] == "1" for r in throttled)
+# Teams Workflows webhook: tests/integration/test_sim_workflows.py
 
 
 # ---------------------------------------------------------------------------------------

@@ -137,3 +137,43 @@ def test_importing_function_app_outside_the_host_needs_no_settings_and_no_msgrap
         timeout=60,
     )
     assert int(functions.stdout.strip()) >= 4
+
+
+# ------------------------------------------ unresolved Key Vault references (issue 12.6)
+
+UNRESOLVED = "@Microsoft.KeyVault(SecretUri=https://xtap-kv.vault.azure.net/secrets/teams-webhook/)"
+
+
+def test_an_unresolved_teams_webhook_reference_makes_the_channel_unavailable_not_a_crash():
+    settings = load_settings(_env(XTAP_TEAMS_WEBHOOK_URL=UNRESOLVED,
+                                  XTAP_MAIL_SENDER="xtap@osttra.com",
+                                  XTAP_ALERT_EMAILS="admins@osttra.com"))
+    assert settings.teams_webhook_url is None
+    (route, why), = settings.channel_problems
+    assert route == "teams:admins"
+    assert "XTAP_TEAMS_WEBHOOK_URL is an unresolved Key Vault reference" in why
+    assert settings.mail_sender == "xtap@osttra.com"  # e-mail still works
+
+
+def test_an_unresolved_reference_elsewhere_is_a_startup_error_naming_the_setting():
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_env(XTAP_VENDOR_CREDENTIAL="client_secret",
+                           XTAP_VENDOR_CLIENT_ID="3b8f2d6a-7c41-4e95-a0d2-8f1b6c3e9a74",
+                           XTAP_VENDOR_CLIENT_SECRET=UNRESOLVED.lower()))
+    assert str(refused.value).startswith(
+        "XTAP_VENDOR_CLIENT_SECRET: is an unresolved Key Vault reference")
+
+
+@pytest.mark.parametrize("marker", ["WEBSITE_SITE_NAME", "FUNCTIONS_WORKER_RUNTIME"])
+def test_the_start_check_runs_on_any_plan(marker: str):
+    """Flex Consumption does not take FUNCTIONS_WORKER_RUNTIME as an app setting; App
+    Service sets WEBSITE_SITE_NAME on every app. Either one means "under the host"."""
+    done = _import_function_app({marker: "xtap-prod", **_env(XTAP_VENDOR_TENANT_ID="<unset>")})
+    assert done.returncode != 0
+    assert "XTAP_VENDOR_TENANT_ID: is required" in done.stderr
+
+
+@pytest.mark.parametrize("marker", ["WEBSITE_SITE_NAME", "FUNCTIONS_WORKER_RUNTIME"])
+def test_the_app_starts_under_the_host_with_an_unresolved_teams_webhook_reference(marker: str):
+    done = _import_function_app({marker: "xtap-prod", **_env(XTAP_TEAMS_WEBHOOK_URL=UNRESOLVED)})
+    assert done.returncode == 0, done.stderr

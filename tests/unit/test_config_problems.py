@@ -78,7 +78,10 @@ def test_a_managed_identity_is_fine_where_the_platform_provides_one(marker):
 
 def test_the_reader_app_is_required_and_named():
     problems = credential_problems(
-        {"XTAP_VENDOR_CREDENTIAL": "client_secret", "XTAP_CLIENT_READER_CREDENTIAL": "client_secret"}
+        {
+            "XTAP_VENDOR_CREDENTIAL": "client_secret",
+            "XTAP_CLIENT_READER_CREDENTIAL": "client_secret",
+        }
     )
     assert [p.setting for p in problems] == ["XTAP_CLIENT_READER_APP_ID"]
     assert "every client is UNKNOWN" in str(problems[0])

@@ -132,3 +132,54 @@ def test_no_alert_is_lost(picks: list[tuple[int, Severity]], with_failing: bool,
     assert out_keys == {a.dedup_key for a in alerts}
     assert sum(a.kind is AlertKind.DIGEST for a in result) <= 1
     assert len(result) <= max(threshold, 1) + 1
+
+
+def audit_change(i: int) -> AlertRecord:
+    """An audit alert as ``to_alert_record`` shapes it (event ID and category in facts)."""
+    event_id = f"Directory_{i:08d}-ca87-4b5d-a7f2-d9e4858c316d_635DD_{718182295 + i}"
+    return AlertRecord(
+        dedup_key=f"audit:{event_id}:0",
+        kind=AlertKind.VENDOR_SETTING_CHANGED,
+        severity=Severity.MEDIUM,
+        title=f"Partner cross-tenant access changed: inbound B2B collaboration ({i})",
+        summary="Inbound B2B collaboration for a partner was changed in a bulk import.",
+        who="admin@osttra.com",
+        when=NOW - timedelta(seconds=i),
+        remediation_steps=("Confirm with admin@osttra.com that the change was intended.",),
+        facts={"Event ID": event_id, "Activity": "Update a partner cross-tenant access setting",
+               "Category": "CrossTenantAccessSettings"},
+        created_at=NOW,
+        source="audit",
+    )
+
+
+def test_a_400_change_audit_digest_says_and_n_more_with_event_ids_or_the_query() -> None:
+    """Issue 13.20: the digest used to list what fitted one queue message (32 changes)
+    and say nothing of the rest, though every event was marked seen."""
+    from shared.rendering.email import render_admin_email
+    from shared.rendering.presentation import RenderSettings
+
+    changes = [audit_change(i) for i in range(400)]
+    (digest,) = collapse(changes, threshold=5, now=NOW)
+    digest = digest.fitted()  # what audit_scan enqueues
+    assert len(digest.model_dump_json().encode()) <= 46_000
+    listed = {m.facts["Event ID"] for m in digest.items}
+    assert 0 < len(listed) < 400
+    assert digest.omitted == 400 - len(listed)
+    everything = {c.facts["Event ID"] for c in changes}
+    assert listed | set(digest.omitted_refs) == everything or any(
+        "/auditLogs/directoryAudits?$filter=activityDateTime ge" in d for d in digest.details)
+    query = next(d for d in digest.details if "directoryAudits" in d)
+    assert "category eq 'CrossTenantAccessSettings'" in query
+    assert (NOW - timedelta(seconds=399)).strftime("%Y-%m-%dT%H:%M:%SZ") in query
+
+    email = render_admin_email(digest, RenderSettings())
+    assert "400 alerts, most severe first" in email.text
+    assert f"… and {digest.omitted} more" in email.text
+    for ref in digest.omitted_refs[:3]:
+        assert ref in email.text
+
+
+def test_a_digest_that_fits_omits_nothing() -> None:
+    (digest,) = collapse([audit_change(i) for i in range(12)], threshold=5, now=NOW)
+    assert len(digest.items) == 12 and digest.omitted == 0 and digest.omitted_refs == ()

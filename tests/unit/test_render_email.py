@@ -11,6 +11,7 @@ import subprocess
 import sys
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from shared.rendering.email import (
 )
 from shared.rendering.onboarding import client_checklist, finding_topics
 from shared.rendering.presentation import RenderSettings
-from shared.rendering.samples import (
+from tests.unit.alert_samples import (
     AUTO_REDEEM_OFF,
     DIRECT_CONNECT_OPEN,
     OUTBOUND_BLOCKED,
@@ -45,9 +46,9 @@ CONSENT_LINK = (
 
 
 def client_email(findings: list[FindingRef], link: str | None = CONSENT_LINK,
-                 name: str = "Contoso, Ltd") -> EmailContent:
+                 name: str = "Contoso, Ltd", **options: Any) -> EmailContent:
     return render_client_email(name, CONTOSO_TENANT, "OSTTRA", "sso.osttra.com",
-                               VENDOR_TENANT, findings, link)
+                               VENDOR_TENANT, findings, link, **options)
 
 
 # ------------------------------------------------------------------ admin e-mail
@@ -60,8 +61,10 @@ def test_admin_email_carries_the_cards_facts_in_html_and_text(kind: AlertKind) -
     assert "\n" not in mail.subject and len(mail.subject) <= 200
     assert mail.subject.startswith("[xtap-watch] ")
     page = html.unescape(mail.html)
+    # A client alert says "send the client instructions" once, as its first step.
+    steps = [s for s in alert.remediation_steps if "client instructions" not in s]
     for text in [alert.title, *(f.message for f in alert.findings),
-                 *(f.remediation for f in alert.findings), *alert.remediation_steps,
+                 *(f.remediation for f in alert.findings), *steps,
                  *(c.setting for c in alert.changes), *alert.facts.values(),
                  *(i.title for i in alert.items)]:
         assert text in page, text
@@ -107,7 +110,7 @@ def test_jinja_is_imported_only_when_an_email_is_rendered() -> None:
         "import sys\n"
         "import shared.rendering.cards, shared.rendering.email, shared.rendering.digest\n"
         "assert 'jinja2' not in sys.modules, 'jinja2 imported at module level'\n"
-        "from shared.rendering.samples import SAMPLE_ALERTS\n"
+        "from tests.unit.alert_samples import SAMPLE_ALERTS\n"
         "from shared.rendering.presentation import RenderSettings\n"
         "for alert in SAMPLE_ALERTS.values():\n"
         "    shared.rendering.cards.render_teams_message(alert, RenderSettings())\n"
@@ -180,8 +183,9 @@ def test_client_email_has_the_consent_link_escaped_in_html_and_raw_in_text() -> 
     assert f'href="{html.escape(CONSENT_LINK, quote=True)}"' in mail.html
     assert CONSENT_LINK in mail.text
     assert "Policy.Read.All" in mail.text and "read-only" in mail.text
-    without = client_email([OUTBOUND_BLOCKED], link=None)
-    assert "adminconsent" not in without.html and "consent" not in without.text.lower()
+    granted = client_email([OUTBOUND_BLOCKED], link=None, consent_granted=True)
+    assert "adminconsent" not in granted.html
+    assert "Grant read-only consent" not in granted.text
 
 
 def test_client_email_refuses_a_non_https_consent_link() -> None:
@@ -370,3 +374,77 @@ def test_tenant_restrictions_finding_adds_the_trv2_step() -> None:
     assert f"[ACTION NEEDED] Your tenant restrictions (v2) policy also blocks OSTTRA: " \
         f"sign-ins fail with AADSTS5000211. Allow OSTTRA's tenant ({VENDOR_TENANT}) in that " \
         "policy." in mail.text
+
+
+# ------------------------------------------------- the client e-mail speaks to the client
+
+SCOPED = FindingRef(
+    code="CLIENT_OUTBOUND_USERS_SCOPED",
+    severity=Severity.MEDIUM,
+    message="Outbound B2B collaboration to OSTTRA is allowed for only the users and groups "
+    "8d4f2a6c-1e3b-4c5d-9a7f-0b2c4e6d8f13; other users fail with AADSTS500212. That is fine "
+    "when the client meant it (register the expected scope), otherwise it is drift.",
+    remediation="If all users should reach the vendor: ... Save. If the scope is intended, "
+    "record it as the client's expected scope in the registry so it is not reported as drift.",
+)
+
+
+@pytest.mark.parametrize("part", ["html", "text"])
+def test_client_email_has_no_vendor_internal_advice(part: str) -> None:
+    mail = client_email([SCOPED, OUTBOUND_BLOCKED])
+    body = html.unescape(getattr(mail, part))
+    for internal in ("registry", "expected scope", "xtap-watch", "the client's",
+                     "the vendor's apps", "Graph: PATCH"):
+        assert internal not in body, internal
+    assert "Your outbound setting for OSTTRA allows only some of your users" in body
+
+
+def test_an_agreed_registered_scope_is_not_action_needed() -> None:
+    mail = client_email([SCOPED], consent_granted=True, link=None,
+                        agreed_codes={"CLIENT_OUTBOUND_USERS_SCOPED"})
+    assert "ACTION NEEDED" not in mail.text and "Action needed" not in mail.html
+    assert mail.subject == "Your Microsoft Entra settings for OSTTRA sign-in: no change needed"
+    assert "agreed with OSTTRA; that needs no change" in mail.text
+    assert "allows only some of your users" not in mail.text
+    not_agreed = client_email([SCOPED], consent_granted=True, link=None)
+    assert "[ACTION NEEDED]" in not_agreed.text
+
+
+def test_data_statement_says_the_client_granted_policy_read_all() -> None:
+    granted = client_email([OUTBOUND_BLOCKED], link=None, consent_granted=True)
+    assert ("With your administrator's consent, OSTTRA's monitoring app reads your tenant's "
+            "cross-tenant access settings (Microsoft Graph permission Policy.Read.All, "
+            "read-only)") in granted.text
+    assert "does not read or keep data" not in granted.text
+    missing = client_email([OUTBOUND_BLOCKED])
+    assert "OSTTRA cannot read your tenant's settings" in missing.text
+
+
+# ------------------------------------------------------------- admin e-mail, 3 a.m. view
+
+
+def test_subject_says_the_kind_once() -> None:
+    """Issue 13.23: "Re-invite done: Re-invite done: …"."""
+    done = SAMPLE_ALERTS[AlertKind.REINVITE_DONE].model_copy(
+        update={"title": "Re-invite done: Alex Wilber"})
+    assert render_admin_email(done, SETTINGS).subject == (
+        "[xtap-watch] Info · Re-invite done: Alex Wilber")
+    failed = SAMPLE_ALERTS[AlertKind.REINVITE_FAILED].model_copy(
+        update={"title": "Re-invite failed: megan.bowen@fabrikam.com"})
+    assert render_admin_email(failed, SETTINGS).subject.count("Re-invite failed") == 1
+    drifted = SAMPLE_ALERTS[AlertKind.CLIENT_DRIFTED]
+    assert render_admin_email(drifted, SETTINGS).subject == (
+        f"[xtap-watch] High · Client drifted: {drifted.title}")
+
+
+def test_admin_email_says_each_fix_once_and_keeps_details_last() -> None:
+    from tests.unit.alert_samples import GRAPH_FIX, PORTAL_FIX, PRODUCER_DRIFT
+
+    mail = render_admin_email(PRODUCER_DRIFT, SETTINGS)
+    for body in (mail.text, html.unescape(mail.html)):
+        assert body.count(PORTAL_FIX) == 1
+        details_at = body.index("Details")
+        assert body.index(GRAPH_FIX) > details_at
+        assert body.index(PRODUCER_DRIFT.dedup_key) > details_at
+        assert body.index("Episode") > details_at
+        assert body.index("xtap-watch clients instructions") < details_at

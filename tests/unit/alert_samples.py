@@ -1,4 +1,7 @@
-"""One realistic alert record per alert kind, for card previews and rendering tests.
+"""One realistic alert record per alert kind, for rendering tests (a test fixture).
+
+The README preview and docs/images are rendered from alerts the demo really delivered
+(`python -m devtools.delivered`), never from these records.
 
 Tenant IDs, domains and UPNs follow Microsoft's documented Graph examples (Contoso
 ``6babcaad-…`` from findTenantInformationByDomainName, partner ``9c5d131d-…`` from the
@@ -27,6 +30,7 @@ CONTOSO = ClientRef(
     name="Contoso, Ltd",
     tenant_id="6babcaad-604b-40ac-a9d7-9fd97c0b779f",
     domains=("contoso.com", "CONTOSO18839.onmicrosoft.com"),
+    contacts=("it-admin@contoso.com",),
 )
 FABRIKAM = ClientRef(
     name="Fabrikam Inc",
@@ -406,3 +410,79 @@ def _sample_records() -> dict[AlertKind, AlertRecord]:
 
 
 SAMPLE_ALERTS: dict[AlertKind, AlertRecord] = _sample_records()
+
+
+VENDOR_TENANT = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
+_PORTAL_FIX = (
+    "In the Microsoft Entra admin center (https://entra.microsoft.com) > Entra ID > External "
+    "Identities > Cross-tenant access settings > Organizational settings: if OSTTRA is not "
+    "listed, select Add organization, enter sso.osttra.com (or the tenant ID "
+    f"{VENDOR_TENANT}) and select Add; then select the link in the Outbound access column "
+    "on the row for OSTTRA. On the B2B collaboration tab select Customize settings; under "
+    "Users and groups choose Allow access and Applies to: All users (or select the groups "
+    "that must reach the vendor); under External applications choose Allow access and All "
+    "external applications; Save."
+)
+_GRAPH_FIX = (
+    f"Graph: PATCH /policies/crossTenantAccessPolicy/partners/{VENDOR_TENANT} with "
+    "b2bCollaborationOutbound usersAndGroups and applications set to accessType 'allowed' "
+    "(targets AllUsers / AllApplications); create the entry first with POST "
+    f'/policies/crossTenantAccessPolicy/partners {{"tenantId": "{VENDOR_TENANT}"}} if it '
+    "does not exist."
+)
+# The shape the posture producer really sends (captured from the demo): a summary glued
+# from the effective-policy explanation, the finding's fix repeated as the step, and
+# bookkeeping facts. The card must still be short.
+PRODUCER_DRIFT = AlertRecord(
+    dedup_key="client:1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d:ep1:drifted:0",
+    kind=AlertKind.CLIENT_DRIFTED,
+    severity=Severity.HIGH,
+    title="Contoso Markets: users can no longer reach OSTTRA",
+    summary=(
+        f"Organizational entry for OSTTRA ({VENDOR_TENANT}): present; null fields inherit "
+        "from the default Outbound B2B collaboration, users and groups: blocked [AllUsers] "
+        "(set on the vendor's organizational entry) Outbound B2B collaboration, external "
+        "applications: blocked [AllApplications] (set on the vendor's organizational entry) "
+        "Outbound B2B direct connect, users and groups: blocked [AllUsers] (inherited from "
+        "the default settings) Automatic redemption (outbound): ticked on the entry"
+    ),
+    client=ClientRef(
+        name="Contoso Markets",
+        tenant_id="1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        domains=("contoso-markets.com", "contosomarkets.onmicrosoft.com"),
+        contacts=("it-admin@contoso-markets.com",),
+    ),
+    changes=(
+        SettingChange(setting="Outbound B2B collaboration: users and groups",
+                      before="allowed: all users (inherited from the default)",
+                      after="blocked: all users (set on the OSTTRA entry)"),
+    ),
+    when=SAMPLE_NOW,
+    findings=(
+        FindingRef(
+            code="CLIENT_OUTBOUND_BLOCKED",
+            severity=Severity.HIGH,
+            message="The client's organizational entry for OSTTRA blocks outbound B2B "
+            "collaboration: no user can sign in to the vendor's apps (they fail with "
+            "AADSTS500212).",
+            remediation=f"{_PORTAL_FIX} {_GRAPH_FIX}",
+        ),
+    ),
+    remediation_steps=(f"{_PORTAL_FIX} {_GRAPH_FIX}",),
+    links=(
+        Link(title="Cross-tenant access settings",
+             url="https://entra.microsoft.com/#view/Microsoft_AAD_IAM/"
+             "CompanyRelationshipsMenuBlade/~/CrossTenantAccessSettings"),
+        Link(title="Runbook: The client's entry for the vendor blocks outbound B2B "
+             "collaboration",
+             url="https://github.com/xtap-watch/xtap-watch/blob/main/docs/findings/"
+             "CLIENT_OUTBOUND_BLOCKED.md"),
+    ),
+    facts={"Verdict": "BLOCKED", "Client tenant": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+           "Episode": "1", "Previous verdict": "ALLOWED"},
+    batch_id="20261201T195959-51102e05",
+    created_at=SAMPLE_NOW,
+    source="posture",
+)
+PORTAL_FIX = _PORTAL_FIX
+GRAPH_FIX = _GRAPH_FIX
