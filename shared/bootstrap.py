@@ -55,6 +55,10 @@ class GraphGateway:
     def vendor_credential(self) -> Any:
         return self._vendor_credential
 
+    def reader_credential(self, tenant_id: str) -> Any:
+        """The read-only app's credential in one client tenant (the CLI checks it first)."""
+        return self._reader_credentials.for_tenant(tenant_id)
+
     async def close(self) -> None:
         await self._reader_credentials.close()
         await self._vendor_credential.close()

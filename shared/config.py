@@ -447,6 +447,16 @@ class _Reader:
             )
         return value
 
+    def readable_file(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is not None and not os.path.isfile(value):
+            raise ConfigError(
+                name,
+                f"no such file: {value} (the CA of the local simulator; unset it to use "
+                "Microsoft's services)",
+            )
+        return value
+
     def emails(self, name: str) -> tuple[str, ...]:
         items = tuple(v.strip() for v in (self.raw(name) or "").split(",") if v.strip())
         for item in items:
@@ -467,6 +477,7 @@ _PLACEHOLDERS: dict[str, object] = {
     "positive_int": 1,
     "schedule": "0 0 * * * *",
     "emails": (),
+    "readable_file": None,
 }
 
 
@@ -585,7 +596,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         vendor_domain=r.text("XTAP_VENDOR_DOMAIN"),
         graph_base_url=r.url("XTAP_GRAPH_BASE_URL"),
         authority_host=r.url("XTAP_AUTHORITY_HOST"),
-        tls_ca_file=r.raw("XTAP_TLS_CA_FILE"),
+        tls_ca_file=r.readable_file("XTAP_TLS_CA_FILE"),
         vendor_credential=vendor_credential,  # type: ignore[arg-type]
         managed_identity_client_id=r.guid("AZURE_CLIENT_ID"),
         vendor_client_id=r.guid("XTAP_VENDOR_CLIENT_ID"),

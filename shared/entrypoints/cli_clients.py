@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.entrypoints.cli_app import run_with_app
+from shared.entrypoints.cli_app import GRAPH, STORAGE, run_with_app
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$", re.IGNORECASE)
 _GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$", re.IGNORECASE)
@@ -59,7 +59,7 @@ def _add(args: argparse.Namespace) -> int:
             "adminConsentLink": admin_consent_link(app.settings, record.tenant_id)
         }
 
-    _print(run_with_app(use))
+    _print(run_with_app(use, needs=(STORAGE, GRAPH)))
     return 0
 
 
@@ -122,11 +122,13 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from shared.entrypoints.cli_common import writable_file
     from shared.services.clients import export_clients
 
+    target = writable_file(args.file, "export") if args.file else None  # before any work
     data = {"clients": run_with_app(export_clients)}
-    if args.file:
-        Path(args.file).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if target is not None:
+        target.write_text(json.dumps(data, indent=2), encoding="utf-8")
     else:
         json.dump(data, sys.stdout, indent=2)
         print()

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.entrypoints.cli_app import run_with_app
+from shared.entrypoints.cli_app import APPS, GRAPH, READER, STORAGE, run_with_app
 
 _GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -20,7 +20,7 @@ def _sweep(args: argparse.Namespace) -> int:
         s = await schedule_sweep(app, datetime.now(UTC))
         return {"sweepId": s.sweep_id, "clientsQueued": s.clients}
 
-    print(json.dumps(run_with_app(use), indent=2))
+    print(json.dumps(run_with_app(use, needs=(STORAGE, GRAPH)), indent=2))
     return 0
 
 
@@ -51,7 +51,13 @@ def _check(args: argparse.Namespace) -> int:
             raise CliError(f"{tenant}: {outcome.skipped}")
         return await PostureStore(app.tables).get(tenant)
 
-    print(json.dumps(run_with_app(use), indent=2, default=str))
+    print(
+        json.dumps(
+            run_with_app(use, needs=(STORAGE, GRAPH, APPS, READER), reader_tenant=tenant),
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 
