@@ -22,9 +22,11 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +88,11 @@ async def _peek_outbox(app: Any) -> list[dict[str, Any]]:
 
 
 def _print_alerts(alerts: list[dict[str, Any]]) -> None:
+    from devtools.local_stack import alert_order
+
     if not alerts:
         say("(no alerts)")
-    for alert in alerts:
+    for alert in sorted(alerts, key=alert_order):
         say(f"[{alert['severity'].upper():<6}] {alert['kind']:<24} {alert['title']}")
         for step in alert.get("remediation_steps", [])[:1]:
             step = textwrap.shorten(step, 280, placeholder=" … (full steps in the card)")
@@ -109,10 +113,41 @@ async def _round(runner: Any, app: Any, label: str) -> list[dict[str, Any]]:
     return alerts
 
 
-async def run_demo(sim: Any) -> int:
-    from devtools.runner import LocalRunner
-    from shared.bootstrap import get_app, set_app
+@dataclass(frozen=True)
+class DemoOptions:
+    keep: bool = False  # leave Azurite, the simulator and the runner up (Ctrl+C stops)
+    port: int = 7071  # the runner's HTTP port when free (else any free port)
+    state_dir: Path = ROOT / ".local"  # delivered cards and e-mails, the file to source
+    images: bool = True  # PNG previews of what was delivered, where a renderer is installed
 
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+async def run_demo(sim: Any, options: DemoOptions | None = None) -> int:
+    from devtools.local_stack import (
+        LEGEND,
+        WHAT_NEXT,
+        example_client,
+        how_to_use,
+        save_delivered,
+        serve_runner_http,
+        serve_until_interrupted,
+        write_env_file,
+    )
+    from devtools.runner import LocalRunner
+    from shared.adapters.repositories import ClientRegistry
+    from shared.bootstrap import get_app, set_app
+    from shared.domain.runbooks import app_runbook_base
+
+    options = options or DemoOptions()
+    runner = LocalRunner()
+    # The runner serves the HTTP API from the start, so the runbook links in the alerts the
+    # demo delivers point at pages that answer (GET /api/v1/runbooks/<CODE>).
+    site, port = await serve_runner_http(runner, options.port)
+    api = f"http://127.0.0.1:{port}"
+    os.environ["XTAP_PUBLIC_API_URL"] = api
     set_app(None)
     app = await get_app()
     # The flow docs/teams-workflow.md asks the vendor to build: it answers 200 only after
@@ -120,7 +155,6 @@ async def run_demo(sim: Any) -> int:
     sim.control.set_webhook_flow(WEBHOOK_NAME, "confirming")
     registered = await seed_registry(app, load_demo_scenario())
     say(f"Registered {registered} clients of the demo scenario in the Azurite registry.")
-    runner = LocalRunner()
     try:
         await _round(runner, app, "Round 1: audit scan + posture sweep")
 
@@ -137,12 +171,41 @@ async def run_demo(sim: Any) -> int:
 
         heading("Delivered")
         teams = sim.control.webhook_messages(WEBHOOK_NAME)
-        mail = sim.control.mailbox()
+        mail = [m["message"] for m in sim.control.mailbox()]
+        saved = await asyncio.to_thread(
+            save_delivered, teams, mail, options.state_dir / "demo" / "delivered", options.images
+        )
+        where = _shown(saved.directory)
         say(f"Teams cards posted to the Workflows webhook: {len(teams)}")
         say(f"E-mails sent through Graph sendMail:         {len(mail)}")
+        say(f"Saved as delivered in {where}/: cards as the JSON posted (teams-*.json), e-mails")
+        say("as their HTML bodies (mail-*.html: open one in a browser)"
+            + (f", and {len(saved.images)} PNG previews." if saved.images else "."))
+        if saved.images_note:
+            say(saved.images_note)
         say()
         say("Nothing was sent anywhere real: the webhook and mailbox are the simulator's.")
+
+        heading("Legend")
+        say(LEGEND.format(runbooks=app_runbook_base(api)))
+        say()
+        if options.keep:
+            clients = await ClientRegistry(app.tables).list()
+            env_file = write_env_file(
+                {k: v for k, v in os.environ.items()
+                 if k.startswith("XTAP_") or k == "AzureWebJobsStorage"},
+                {"XTAP_LOCAL_API": api, "XTAP_SIM_URL": sim.base_url},
+                options.state_dir / "xtap-watch.env",
+            )
+            heading("Local operator mode")
+            await serve_until_interrupted(
+                runner,
+                lambda: say(how_to_use(api, sim.base_url, example_client(clients), env_file)),
+            )
+        else:
+            say(WHAT_NEXT)
     finally:
+        await site.cleanup()
         await runner.close()
         await app.close()
         set_app(None)
@@ -290,10 +353,31 @@ def main_real(*, deliver: bool) -> int:
         return asyncio.run(run_real(deliver=deliver, storage_note=note))
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--real", action="store_true", help="use the XTAP_* settings of your environment"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave Azurite, the simulator and the runner up and print how to use them",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DemoOptions.state_dir,
+        help="where the delivered cards and e-mails and the file to source go (.local)",
+    )
+    parser.add_argument(
+        "--no-images", action="store_true", help="do not render PNG previews of the alerts"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DemoOptions.port, help="the runner's HTTP port (7071)"
     )
     parser.add_argument(
         "--no-deliver",
@@ -302,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.keep:
+        # Ctrl+C (or a SIGTERM from a supervisor) stops the stack cleanly, with Azurite and
+        # the simulator, even where the shell started us with SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
@@ -328,7 +417,17 @@ def main(argv: list[str] | None = None) -> int:
                 say(
                     "xtap-watch demo — Azurite and the Graph simulator (a test double) on 127.0.0.1"
                 )
-                return asyncio.run(run_demo(sim))
+                try:
+                    options = DemoOptions(
+                        keep=args.keep,
+                        port=args.port,
+                        state_dir=args.state_dir.resolve(),
+                        images=not args.no_images,
+                    )
+                    return asyncio.run(run_demo(sim, options))
+                except KeyboardInterrupt:  # --keep ends with Ctrl+C
+                    say("\nStopped: Azurite, the simulator and the runner are down.")
+                    return 0
 
 
 if __name__ == "__main__":
