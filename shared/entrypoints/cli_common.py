@@ -60,6 +60,12 @@ def output_format(args: Any, stream: TextIO | None = None) -> str:
     return "table" if stream.isatty() else "json"
 
 
+def explicit_json(args: Any) -> bool:
+    """``--output json`` was asked for. Commands whose result is one text (a link, a header,
+    an e-mail) print that text as it is otherwise, so ``$(xtap-watch ...)`` gets it."""
+    return getattr(args, "output", None) == "json"
+
+
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
 
 
