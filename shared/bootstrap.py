@@ -112,7 +112,7 @@ class App:
         return NoSignInSource()
 
     async def close(self) -> None:
-        for name in ("logs_client", "webhooks"):
+        for name in ("logs_client", "webhooks", "tenant_clouds"):
             client = self.extras.pop(name, None)
             if client is not None:
                 await client.close()

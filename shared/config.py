@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -230,6 +231,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         default="https://myapps.microsoft.com",
     ),
     SettingSpec(
+        "XTAP_REINVITE_REDIRECT_HOSTS",
+        "Comma-separated hosts a re-invite's redirectUrl may point at (default: the vendor's "
+        "sign-in host XTAP_VENDOR_DOMAIN and the host of XTAP_REINVITE_REDIRECT_URL). Not "
+        "set by infra: add it as an app setting to widen the list.",
+        infra=False,
+    ),
+    SettingSpec(
         "XTAP_ACCESS_REVIEW_REVIEWERS",
         "Comma-separated user object IDs who review client guests.",
     ),
@@ -358,6 +366,7 @@ class Settings:
     pending_guest_days: int
     api_role: str
     reinvite_redirect_url: str
+    reinvite_redirect_hosts: tuple[str, ...]
     access_review_reviewers: tuple[str, ...]
     entra_portal_url: str
     docs_base_url: str  # where finding links point (shared/domain/runbooks.py)
@@ -552,6 +561,26 @@ def _runbook_base(r: _Reader) -> str:
     return app_runbook_base(public or (f"https://{host}" if host else LOCAL_APP_URL))
 
 
+_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(?::\d{1,5})?$")
+
+
+def _redirect_hosts(r: _Reader) -> tuple[str, ...]:
+    """Hosts a re-invite may send a guest to: the vendor's own (issue 13.10)."""
+    configured = r.raw("XTAP_REINVITE_REDIRECT_HOSTS")
+    if configured:
+        hosts = tuple(dict.fromkeys(h.strip().lower() for h in configured.split(",") if h.strip()))
+        for host in hosts:
+            if not _HOST.match(host):
+                raise ConfigError(
+                    "XTAP_REINVITE_REDIRECT_HOSTS",
+                    f"must be comma-separated host names, got {host!r}",
+                )
+        return hosts
+    default_host = (urlsplit(r.url("XTAP_REINVITE_REDIRECT_URL")).hostname or "").lower()
+    vendor_host = r.text("XTAP_VENDOR_DOMAIN").strip().lower()
+    return tuple(dict.fromkeys(h for h in (vendor_host, default_host) if h))
+
+
 def _retention(r: _Reader) -> RetentionSettings:
     for name in ("XTAP_JOB_RETENTION_DAYS", "XTAP_DELIVERY_RETENTION_DAYS"):
         if r.positive_int(name) < MIN_LEDGER_RETENTION_DAYS:
@@ -627,6 +656,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pending_guest_days=r.positive_int("XTAP_PENDING_GUEST_DAYS"),
         api_role=r.text("XTAP_API_ROLE"),
         reinvite_redirect_url=r.url("XTAP_REINVITE_REDIRECT_URL"),
+        reinvite_redirect_hosts=_guarded(r, _redirect_hosts, ()),
         access_review_reviewers=r.guid_list("XTAP_ACCESS_REVIEW_REVIEWERS"),
         entra_portal_url=r.url("XTAP_ENTRA_PORTAL_URL"),
         docs_base_url=_runbook_base(r),

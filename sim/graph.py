@@ -141,6 +141,7 @@ class GraphRequest:
     base_url: str
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     batch_id: str | None = None
+    version: str = "v1.0"  # or "beta" (served under /beta)
 
     @property
     def client_request_id(self) -> str:
@@ -383,7 +384,7 @@ async def h_cross_tenant_policy(
             "id": who.tenant.policy_object_id,
             "displayName": "CrossTenantAccessPolicy",
             "definition": [],
-            "allowedCloudEndpoints": [],
+            "allowedCloudEndpoints": list(who.tenant.allowed_cloud_endpoints),
         },
     )
 
@@ -727,10 +728,22 @@ def _invite(
             "Guest invitations not allowed for your company. Contact your company"
             " administrator for more details.",
         )
+    from sim.directory import app_invite_refusal, convert_internal_user, is_external_account
+
+    refusal = app_invite_refusal(tenant, who)
+    if refusal is not None:
+        raise GraphHttpError(403, "Authorization_RequestDenied", refusal)
     reset = bool(body.get("resetRedemption", False))
     now = utcnow()
     invited_user = body.get("invitedUser")
-    if reset:
+    invited_id = invited_user.get("id") if isinstance(invited_user, dict) else None
+    named = tenant.users.get(invited_id.lower()) if isinstance(invited_id, str) else None
+    if named is not None and not is_external_account(named):
+        # An internal account named by invitedUser.id is converted to B2B, one way.
+        invited_view = convert_internal_user(tenant, named, email, record, now)
+        reset = False
+        status = "PendingAcceptance"
+    elif reset:
         user_id = invited_user.get("id") if isinstance(invited_user, dict) else None
         if not isinstance(user_id, str) or not user_id:
             raise GraphHttpError(
@@ -740,13 +753,6 @@ def _invite(
         if user is None:
             raise GraphHttpError(
                 400, "BadRequest", f"The invited user '{user_id}' was not found in this directory."
-            )
-        if user.get("userType") != "Guest":
-            raise GraphHttpError(
-                400,
-                "BadRequest",
-                "The redemption status can be reset only for guest users;"
-                f" '{user['userPrincipalName']}' is a member.",
             )
         if tenant.directory_roles.get(user["id"]):
             raise GraphHttpError(
@@ -884,6 +890,11 @@ async def h_create_review_definition(
         raise GraphHttpError(400, "BadRequest", f"Unsupported scope type '{scope_type}'.")
     if "queryType" in scope and scope["queryType"] != "MicrosoftGraph":
         raise GraphHttpError(400, "BadRequest", "scope.queryType must be 'MicrosoftGraph'.")
+    from sim.directory import SCOPE_DOCS, review_scope_problem
+
+    problem = review_scope_problem(tenant, body)
+    if problem is not None:
+        raise GraphHttpError(400, "BadRequest", f"Invalid scope: {problem}. See {SCOPE_DOCS}.")
     for key in ("reviewers", "fallbackReviewers"):
         value = body.get(key, [])
         if not isinstance(value, list) or any(
@@ -1031,6 +1042,19 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+_VERSIONED: dict[str, tuple[Route, ...]] = {}
+
+
+def _routes(version: str) -> tuple[Route, ...]:
+    """v1.0 routes (this module's and ``sim.directory``'s); beta adds the beta-only ones."""
+    if not _VERSIONED:
+        from sim.directory import BETA_ROUTES, DIRECTORY_ROUTES
+
+        _VERSIONED["v1.0"] = ROUTES + DIRECTORY_ROUTES
+        _VERSIONED["beta"] = ROUTES + DIRECTORY_ROUTES + BETA_ROUTES
+    return _VERSIONED[version]
+
+
 # ---------------------------------------------------------------------------------------
 # The API object
 # ---------------------------------------------------------------------------------------
@@ -1119,7 +1143,7 @@ class GraphApi:
 
     def _route(self, req: GraphRequest) -> tuple[Route, dict[str, str]]:
         method_mismatch = False
-        for route in ROUTES:
+        for route in _routes(req.version):
             match = route.pattern.match(req.path)
             if match is None:
                 continue

@@ -110,6 +110,15 @@ async def traffic_middleware(request: web.Request, handler: Any) -> web.StreamRe
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
         rule = decision.rule
+        if rule is not None and rule.after:
+            # The service acts first; the client then sees the failure.
+            await handler(request)
+            note = "acted, then injected"
+            if rule.drop:
+                raise DropConnection
+            response = _to_web(fault_response(rule.status or 503, rule.retry_after, rule.body))
+            status = response.status
+            return response
         if rule is not None and rule.drop:
             note = "dropped"
             raise DropConnection
@@ -204,6 +213,7 @@ async def graph_entry(request: web.Request) -> web.Response:
         body=body,
         body_invalid=invalid,
         base_url=str(request.url.origin()),
+        version="beta" if request.path.startswith("/beta/") else "v1.0",
     )
     response = await request.app[GRAPH].handle(req)
     response.headers.setdefault("request-id", req.request_id)
@@ -400,6 +410,12 @@ def control_routes(app: web.Application) -> None:
     async def reviews(request: web.Request, body: Any) -> Any:
         return {"definitions": state.tenant(request.match_info["tid"]).access_reviews}
 
+    async def directory(request: web.Request, body: Any) -> Any:
+        from sim.directory import directory_summary, set_directory
+
+        t = state.tenant(request.match_info["tid"])
+        return set_directory(t, body) if request.method == "PATCH" else directory_summary(t)
+
     async def add_fault(request: web.Request, body: Any) -> Any:
         return traffic.add_fault(body).describe()
 
@@ -469,6 +485,8 @@ def control_routes(app: web.Application) -> None:
     r.add_patch("/_sim/tenants/{tid}/authorizationPolicy", _control(set_authorization_policy))
     r.add_get("/_sim/tenants/{tid}/invitations", _control(invitations))
     r.add_get("/_sim/tenants/{tid}/accessReviewDefinitions", _control(reviews))
+    r.add_get("/_sim/tenants/{tid}/directory", _control(directory))
+    r.add_patch("/_sim/tenants/{tid}/directory", _control(directory))
     r.add_post("/_sim/faults", _control(add_fault))
     r.add_delete("/_sim/faults", _control(clear_faults))
     r.add_post("/_sim/throttles", _control(add_throttle))
@@ -506,6 +524,7 @@ def build_app(
     control_routes(app)
     app.router.add_get("/", root)
     app.router.add_route("*", "/v1.0/{tail:.*}", graph_entry)
+    app.router.add_route("*", "/beta/{tail:.*}", graph_entry)
     app.router.add_get("/msi/token", msi_token)
     app.router.add_post("/loganalytics/v1/workspaces/{workspace}/query", log_analytics_query)
     app.router.add_post("/webhooks/teams/{name}", receiver.handle)

@@ -203,6 +203,15 @@ class Tenant:
     flags: dict[str, Any] = field(default_factory=dict)
     workspace_id: str | None = None
     admin_upn: str = ""
+    # Directory objects and settings the guest work relies on (sim/directory.py):
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    group_members: dict[str, list[str]] = field(default_factory=dict)
+    # Directory roles held by service principals, by app ID (managed identity: client ID).
+    service_principal_roles: dict[str, list[str]] = field(default_factory=dict)
+    # GET /beta/policies/b2bManagementPolicies items (None: the tenant never set one).
+    b2b_management_policies: list[dict[str, Any]] | None = None
+    allowed_cloud_endpoints: list[str] = field(default_factory=list)
+    cloud_instance_name: str = "microsoftonline.com"
     # When Log Analytics received each sign-in / audit row (by record id): its TimeGenerated.
     log_ingested: dict[str, datetime] = field(default_factory=dict)
 
@@ -368,6 +377,9 @@ class SimState:
         self.add_users(tenant_id, raw.get("users", []), now=now)
         self.add_sign_ins(tenant_id, raw.get("signIns", []), now=now, historical=True)
         self.add_audit_events(tenant_id, raw.get("directoryAudits", []), now=now, historical=True)
+        from sim.directory import load_directory
+
+        load_directory(tenant, raw, now)
         for definition in raw.get("accessReviewDefinitions", []):
             tenant.access_reviews.append(
                 normalise_access_review(copy.deepcopy(definition), tenant, created_by=None, now=now)

@@ -179,6 +179,7 @@ class SimControl:
         method: str | None = None,
         tenant_id: str | None = None,
         body: Any = None,
+        after: bool = False,
         content_type: str | None = None,
     ) -> dict[str, Any]:
         """Inject a status (e.g. 429 + retry_after), latency or a dropped connection.
@@ -188,8 +189,9 @@ class SimControl:
 
         ``path_regex`` is searched in ``path?query`` (e.g. ``"/auditLogs/directoryAudits"``).
         ``count``: only the first N matching requests; ``probability``: seeded random share.
+        ``after``: the request is served first (Graph acts), then the fault is the answer.
         """
-        spec: dict[str, Any] = {"path_regex": path_regex, "drop": drop}
+        spec: dict[str, Any] = {"path_regex": path_regex, "drop": drop, "after": after}
         for key, value in (
             ("status", status),
             ("retry_after", retry_after),
@@ -281,6 +283,15 @@ class SimControl:
 
     def access_review_definitions(self, tenant_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/tenants/{tenant_id}/accessReviewDefinitions")["definitions"]
+
+    def directory(self, tenant_id: str) -> dict[str, Any]:
+        """Groups (with member IDs), service principal roles, B2B policy, cloud settings."""
+        return self._call("GET", f"/tenants/{tenant_id}/directory")
+
+    def set_directory(self, tenant_id: str, **properties: Any) -> dict[str, Any]:
+        """``servicePrincipalDirectoryRoles={appId: [role]}``, ``b2bManagementPolicy=...``,
+        ``allowedCloudEndpoints=[...]``, ``cloudInstanceName=...`` (see sim/README.md)."""
+        return self._call("PATCH", f"/tenants/{tenant_id}/directory", properties)
 
     def reset_counters(self) -> None:
         self._call("POST", "/counters/reset")

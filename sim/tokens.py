@@ -307,7 +307,7 @@ def openid_configuration(
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "tid", "oid", "roles"],
         "kerberos_endpoint": f"{root}/kerberos",
         "tenant_region_scope": "EU",
-        "cloud_instance_name": "microsoftonline.com",
+        "cloud_instance_name": tenant.cloud_instance_name,
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": "graph.microsoft.com",
         "rbac_url": "https://pas.windows.net",

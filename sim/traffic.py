@@ -48,6 +48,9 @@ class FaultRule:
     body: Any = None
     content_type: str | None = None  # with a text body: sent raw (an HTML gateway page)
     fired: int = 0
+    # True: the request reaches its handler (the service acts), then the fault is the
+    # answer — a 503/504 or a dropped connection *after* Graph did the work.
+    after: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class FaultRule:
             "probability": self.probability,
             "remaining": self.remaining,
             "fired": self.fired,
+            "after": self.after,
         }
 
 
@@ -149,6 +153,7 @@ class Traffic:
             probability=float(probability) if probability is not None else None,
             remaining=int(count) if count is not None else None,
             body=spec.get("body"),
+            after=bool(spec.get("after", False)),
             content_type=(str(spec["content_type"]) if spec.get("content_type") else None),
         )
         self.faults.append(rule)

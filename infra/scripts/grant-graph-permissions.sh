@@ -13,6 +13,10 @@
 #                             for Applications (writes a PowerShell script; runs it when pwsh
 #                             with ExchangeOnlineManagement is installed; needs Exchange admin)
 #   --assign-support-role ID  give a user or group (object ID) the Reinvite.Request app role
+#   --assign-guest-inviter    give the managed identity the Guest Inviter directory role, so
+#                             re-invites work while guest invitations are restricted to admins
+#                             (allowInvitesFrom = adminsAndGuestInviters; needs Privileged Role
+#                             Administrator)
 #   --dry-run                 print the write calls instead of making them
 #
 # Values come from the azd environment (`azd env get-values`, the outputs of infra/main.bicep)
@@ -28,6 +32,7 @@ DIAGNOSTIC_SETTING_NAME="xtap-watch-entra-logs"
 # here on purpose: it is granted per mailbox by --exchange-mail-send.
 DEFAULT_GRAPH_APP_ROLES="Policy.Read.All,AuditLog.Read.All,Directory.Read.All,User.Invite.All,AccessReview.ReadWrite.All,CrossTenantInformation.ReadBasic.All,User.ReadWrite.All"
 SUPPORT_APP_ROLE="Reinvite.Request"
+GUEST_INVITER_ROLE_ID="95e79109-95c0-4d8e-aee3-d01accf2d47b"
 
 DRY_RUN=0
 DO_CHECK=0
@@ -35,6 +40,7 @@ DO_GRANT=0
 DO_DIAGNOSTICS=0
 DO_EXCHANGE=0
 SUPPORT_PRINCIPAL=""
+DO_GUEST_INVITER=0
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
@@ -45,13 +51,14 @@ while [ $# -gt 0 ]; do
     --entra-diagnostics) DO_DIAGNOSTICS=1 ;;
     --exchange-mail-send) DO_EXCHANGE=1 ;;
     --assign-support-role) shift; SUPPORT_PRINCIPAL="${1:?--assign-support-role needs an object ID}" ;;
+    --assign-guest-inviter) DO_GUEST_INVITER=1 ;;
     --dry-run) DRY_RUN=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
   shift
 done
-if [ $((DO_CHECK + DO_GRANT + DO_DIAGNOSTICS + DO_EXCHANGE)) -eq 0 ] && [ -z "$SUPPORT_PRINCIPAL" ]; then
+if [ $((DO_CHECK + DO_GRANT + DO_DIAGNOSTICS + DO_EXCHANGE + DO_GUEST_INVITER)) -eq 0 ] && [ -z "$SUPPORT_PRINCIPAL" ]; then
   usage >&2
   exit 2
 fi
@@ -220,8 +227,22 @@ assign_support_role() {
     --body "{\"principalId\":\"$SUPPORT_PRINCIPAL\",\"resourceId\":\"$API_SERVICE_PRINCIPAL_ID\",\"appRoleId\":\"$role_id\"}"
 }
 
+# Graph invitation-post: app-only invitations do not work while invitations are restricted
+# to administrators; the Guest Inviter role makes the identity one of them (least privilege).
+assign_guest_inviter() {
+  need MANAGED_IDENTITY_PRINCIPAL_ID
+  echo "Assigning the Guest Inviter directory role to $MANAGED_IDENTITY_PRINCIPAL_ID"
+  write_call rest --method POST \
+    --uri "$GRAPH/roleManagement/directory/roleAssignments" \
+    --headers "Content-Type=application/json" \
+    --body "{\"principalId\":\"$MANAGED_IDENTITY_PRINCIPAL_ID\",\"roleDefinitionId\":\"$GUEST_INVITER_ROLE_ID\",\"directoryScopeId\":\"/\"}"
+}
+
 if [ "$DO_CHECK" -eq 1 ] || [ "$DO_GRANT" -eq 1 ]; then
   check_or_grant_graph_roles
+fi
+if [ "$DO_GUEST_INVITER" -eq 1 ]; then
+  assign_guest_inviter
 fi
 if [ "$DO_CHECK" -eq 1 ] || [ "$DO_DIAGNOSTICS" -eq 1 ]; then
   entra_diagnostics

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
-from kiota_http.middleware.options import ResponseHandlerOption
+from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
@@ -143,7 +143,10 @@ class GraphClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        no_retry: bool = False,
     ) -> GraphResponse:
+        """``no_retry``: the SDK's retry handler must not replay this request — for a POST
+        whose side effect cannot be repeated (it retries 429/503/504, POST included)."""
         info = RequestInformation()
         info.http_method = Method[method.upper()]
         info.url = self.url(path, params)
@@ -154,6 +157,8 @@ class GraphClient:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body).encode()
         info.add_request_options([ResponseHandlerOption(_RawResponseHandler())])
+        if no_retry:
+            info.add_request_options([RetryHandlerOption(max_retries=0, should_retry=False)])
         try:
             response: GraphResponse = await self._adapter.send_primitive_async(info, "bytes", {})
         except GraphError:
@@ -185,8 +190,8 @@ class GraphClient:
         response.raise_for_status(path)
         return response.body
 
-    async def post_json(self, path: str, body: Any) -> Any:
-        response = await self.request("POST", path, body=body)
+    async def post_json(self, path: str, body: Any, *, no_retry: bool = False) -> Any:
+        response = await self.request("POST", path, body=body, no_retry=no_retry)
         response.raise_for_status(path)
         return response.body
 

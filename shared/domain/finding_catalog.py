@@ -51,6 +51,8 @@ class FindingCode(StrEnum):
     VENDOR_INBOUND_APPS_MISSING_MFA_APPS = "VENDOR_INBOUND_APPS_MISSING_MFA_APPS"
     VENDOR_INVITES_DISABLED = "VENDOR_INVITES_DISABLED"
     VENDOR_CLIENT_DOMAIN_NOT_ALLOWED = "VENDOR_CLIENT_DOMAIN_NOT_ALLOWED"
+    VENDOR_APP_CANNOT_INVITE = "VENDOR_APP_CANNOT_INVITE"
+    VENDOR_CROSS_CLOUD_NOT_ENABLED = "VENDOR_CROSS_CLOUD_NOT_ENABLED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,16 @@ CATALOG: Mapping[FindingCode, FindingSpec] = {
         FindingSpec(
             FindingCode.VENDOR_CLIENT_DOMAIN_NOT_ALLOWED,
             "A client domain cannot be invited (domain allowlist or denylist)",
+            Severity.HIGH,
+        ),
+        FindingSpec(
+            FindingCode.VENDOR_APP_CANNOT_INVITE,
+            "Invitations are restricted to admins and xtap-watch holds no inviting role",
+            Severity.HIGH,
+        ),
+        FindingSpec(
+            FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED,
+            "The client is in another Microsoft cloud without cross-cloud settings",
             Severity.HIGH,
         ),
     )

@@ -101,6 +101,9 @@ class ReinviteJob(JobRecord):
     redirect_url: str | None = None
     invitation_id: str | None = None
     origin: Literal["api", "cli", "recovery"] = "api"
+    # The requester's address (UPN/mail claim), told the result by mail; ``requested_by``
+    # stays the display form "name (object ID)".
+    requester_email: str | None = Field(default=None, max_length=254)
 
     @classmethod
     def queued(
@@ -118,6 +121,7 @@ class ReinviteJob(JobRecord):
         send_invitation_message: bool = False,
         redirect_url: str | None = None,
         origin: Literal["api", "cli", "recovery"] = "api",
+        requester_email: str | None = None,
     ) -> ReinviteJob:
         return cls(
             job_id=job_id,
@@ -133,6 +137,7 @@ class ReinviteJob(JobRecord):
             send_invitation_message=send_invitation_message,
             redirect_url=redirect_url,
             origin=origin,
+            requester_email=requester_email,
             steps=(JobStep(at=now, state=JobState.QUEUED, detail=f"requested by {requested_by}"),),
         )
 
@@ -144,6 +149,7 @@ class AccessReviewJob(JobRecord):
     display_name: str | None = None
     definition_id: str | None = None
     created: bool = False  # True if this job created the definition, False if it found one
+    group_id: str | None = None  # the client's guests group the review covers
 
     @classmethod
     def queued(

@@ -9,8 +9,11 @@ Three pure parts:
   ever reaches an OData ``$filter`` — the value is *also* quoted with
   :func:`shared.domain.odata.quote`, but refusing is the first line. (A guest whose
   address has an apostrophe is re-invited by ``userId``.)
-* :func:`check_eligibility` — DESIGN §3.5: only ``userType`` Guest accounts whose home
-  domain belongs to a registered client; never a member.
+* :func:`check_eligibility` — DESIGN §3.5: only *external* guests (``#EXT#`` in the UPN or
+  an external identity; ``userType`` alone proves nothing) whose home domain belongs to a
+  registered client. ``POST /invitations`` naming an internal account converts it to B2B,
+  one way ("Invite internal users to B2B collaboration"), so members and internal
+  ``Guest``-typed accounts are refused before Graph is called.
 * :func:`explain_invitation_error` — turns Graph's answer to ``POST /invitations`` into
   a sentence and a fix, and says whether retrying can help.
 """
@@ -18,16 +21,18 @@ Three pure parts:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from shared.domain.clients import ClientRecord
 from shared.domain.jobs import JobError, JobState, ReinviteJob
 from shared.domain.messages import GUID_PATTERN, AlertKind, AlertRecord, ClientRef, Severity
+from shared.domain.principal import ClientPrincipal
 
 # Local part: letters, digits and . _ + - only (no leading, trailing or double dot).
 # Domain: LDH labels, a letter-only TLD. Anchored with \Z (``$`` admits a trailing \n).
@@ -96,8 +101,31 @@ def _https_url(value: str) -> bool:
     return "@" not in host and bool(_HOST_RE.match(host))
 
 
-def parse_reinvite_request(raw: Any) -> ReinviteRequest:
-    """Validate a decoded JSON body; raise :class:`RequestInvalid` naming the first bad field."""
+def url_host(url: str) -> str:
+    """The lower-cased host of an absolute URL (port 443 dropped); '' when there is none."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    return host if port in (None, 443) else f"{host}:{port}"
+
+
+def redirect_allowed(url: str, allowed_hosts: Sequence[str]) -> bool:
+    """Only the vendor's own hosts may receive a guest after redemption (issue 13.10)."""
+    host = url_host(url)
+    return bool(host) and host in {h.strip().lower() for h in allowed_hosts}
+
+
+def parse_reinvite_request(
+    raw: Any, *, allowed_redirect_hosts: Sequence[str] | None = None
+) -> ReinviteRequest:
+    """Validate a decoded JSON body; raise :class:`RequestInvalid` naming the first bad field.
+
+    ``allowed_redirect_hosts``: the hosts ``redirectUrl`` may point at (the vendor's; from
+    ``XTAP_REINVITE_REDIRECT_HOSTS``). ``None`` skips the host check (syntax only).
+    """
     if not isinstance(raw, dict):
         raise RequestInvalid("body", "must be a JSON object")
     for key, value in raw.items():
@@ -137,7 +165,36 @@ def parse_reinvite_request(raw: Any) -> ReinviteRequest:
     update["reason"] = reason
     if request.redirect_url is not None and not _https_url(request.redirect_url):
         raise RequestInvalid("redirectUrl", "must be an absolute https:// URL")
+    if (
+        request.redirect_url is not None
+        and allowed_redirect_hosts is not None
+        and not redirect_allowed(request.redirect_url, allowed_redirect_hosts)
+    ):
+        hosts = ", ".join(sorted({h.lower() for h in allowed_redirect_hosts})) or "none"
+        raise RequestInvalid(
+            "redirectUrl", f"must point at one of the vendor's hosts ({hosts})"[:300]
+        )
     return request.model_copy(update=update)
+
+
+def requester_address(principal: ClientPrincipal) -> str | None:
+    """The caller's e-mail address (UPN or mail claim) for "your re-invite is done" mail.
+
+    Only a plain address counts: an app calling with client credentials has none, and a
+    display name is not an address (issue 13.8).
+    """
+    for claim in (
+        "preferred_username",
+        "upn",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+        "email",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+    ):
+        for value in principal.values(claim):
+            candidate = value.strip()
+            if is_strict_email(candidate):
+                return candidate
+    return None
 
 
 # ----------------------------------------------------------------------------- guests
@@ -207,11 +264,27 @@ def home_addresses(user: Mapping[str, Any]) -> list[GuestAddress]:
     return out
 
 
+def is_external_account(user: Mapping[str, Any]) -> bool:
+    """A B2B account: ``#EXT#`` in its UPN (or in an identity's ``issuerAssignedId``) or a
+    federated identity from another identity provider. ``userType`` is not evidence: an
+    internal account can be typed Guest, and inviting it converts it to B2B."""
+    if "#EXT#" in str(user.get("userPrincipalName") or "").upper():
+        return True
+    for identity in user.get("identities") or []:
+        if not isinstance(identity, Mapping):
+            continue
+        if identity.get("signInType") == "federated":
+            return True
+        if "#EXT#" in str(identity.get("issuerAssignedId") or "").upper():
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Eligibility:
     eligible: bool
     reason: str
-    code: str  # eligible | member | no_home_domain | not_a_client | disabled
+    code: str  # eligible | member | internal | no_home_domain | not_a_client
     client: ClientRecord | None = None
     address: GuestAddress | None = None
 
@@ -229,6 +302,14 @@ def check_eligibility(user: Mapping[str, Any], clients: Iterable[ClientRecord]) 
             False,
             f"{who} is a {user_type or 'member'} account; xtap-watch only resets B2B guests",
             "member",
+        )
+    if not is_external_account(user):
+        return Eligibility(
+            False,
+            f"{who} is an internal account (no #EXT# user principal name and no external "
+            "identity): an invitation would convert it to B2B collaboration, one way, so "
+            "xtap-watch never re-invites it",
+            "internal",
         )
     addresses = home_addresses(user)
     if not addresses:
@@ -268,17 +349,43 @@ class ErrorExplanation:
     remediation: str
 
 
+GUEST_INVITER_ROLE_ID = "95e79109-95c0-4d8e-aee3-d01accf2d47b"
+# Roles that may invite while allowInvitesFrom = adminsAndGuestInviters ("Only users
+# assigned to specific admin roles can invite guest users"), by role template ID.
+INVITING_ROLE_IDS: Mapping[str, str] = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+    GUEST_INVITER_ROLE_ID: "Guest Inviter",
+}
+GUEST_INVITER_FIX = (
+    "Assign the Guest Inviter directory role to xtap-watch's service principal (its managed "
+    "identity): Entra admin center > Roles & admins > Guest Inviter > Add assignments > "
+    "select the identity; or run infra/scripts/grant-graph-permissions.sh "
+    "--assign-guest-inviter. Then request the re-invite again."
+)
+
+
+def restricts_app_invites(allow_invites_from: str | None) -> bool:
+    """App-only invitations fail while invitations are restricted to administrators."""
+    return (allow_invites_from or "").strip().lower() == "adminsandguestinviters"
+
+
 def explain_invitation_error(
     status: int,
     code: str,
     message: str,
     *,
     allow_invites_from: str | None = None,
+    app_can_invite: bool | None = None,
 ) -> ErrorExplanation:
     """Explain Graph's answer to ``POST /invitations`` with ``resetRedemption: true``.
 
     ``allow_invites_from`` is the vendor's ``authorizationPolicy.allowInvitesFrom`` when
-    the caller read it: ``none`` means invitations are switched off for everyone.
+    the caller read it: ``none`` means invitations are switched off for everyone, and
+    ``adminsAndGuestInviters`` refuses app-only invitations unless xtap-watch's service
+    principal holds an inviting role — ``app_can_invite`` says whether it does (None:
+    unknown). Graph's 403 body is the same generic ``Authorization_RequestDenied`` for
+    this and for a guest holding a directory role, so the body alone decides nothing.
     """
     lowered = message.lower()
     if status in TRANSIENT_STATUSES:
@@ -297,6 +404,28 @@ def explain_invitation_error(
             "Guest invite settings: allow at least admins and users in the Guest Inviter role "
             "to invite (Graph: PATCH /policies/authorizationPolicy allowInvitesFrom="
             "'adminsAndGuestInviters'), then request the re-invite again.",
+        )
+    if status == 403 and restricts_app_invites(allow_invites_from) and app_can_invite is False:
+        return ErrorExplanation(
+            True,
+            "Guest invitations in the vendor tenant are restricted to admins and Guest "
+            "Inviters (allowInvitesFrom = adminsAndGuestInviters) and xtap-watch's service "
+            "principal holds none of those roles, so Graph refuses its app-only invitations "
+            "(403).",
+            GUEST_INVITER_FIX,
+        )
+    if status == 403 and restricts_app_invites(allow_invites_from) and app_can_invite is None:
+        return ErrorExplanation(
+            True,
+            "Graph refused the reset (403). Guest invitations in the vendor tenant are "
+            "restricted to admins and Guest Inviters (allowInvitesFrom = "
+            "adminsAndGuestInviters): unless xtap-watch's service principal holds the Guest "
+            "Inviter role, every app-only invitation is refused. A guest holding a "
+            "directory role is refused too.",
+            GUEST_INVITER_FIX
+            + " If the identity already holds the role, the guest probably holds a directory "
+            "role: a User Administrator resets the redemption in the Entra admin center "
+            "(Users → the guest → Reset redemption status).",
         )
     if status == 403:
         return ErrorExplanation(
@@ -374,7 +503,7 @@ def reinvite_result_alert(job: ReinviteJob, now: datetime) -> AlertRecord:
         summary=summary,
         client=client,
         who=job.requested_by,
-        notify=(job.requested_by,) if _looks_like_address(job.requested_by) else (),
+        notify=(job.requester_email,) if job.requester_email else (),
         remediation_steps=steps,
         facts=facts,
         when=now,
@@ -382,8 +511,3 @@ def reinvite_result_alert(job: ReinviteJob, now: datetime) -> AlertRecord:
         source="reinvite",
     )
 
-
-def _looks_like_address(value: str) -> bool:
-    """A requester recorded as a UPN/e-mail can be told the result by mail."""
-    local, _, domain = value.partition("@")
-    return bool(local) and "." in domain and not any(ch.isspace() for ch in value)

@@ -2,7 +2,9 @@
 
 ``evaluate_vendor_side`` reads the vendor's default policy, its partner entry for the
 client (or ``None``), the authorization policy and, when known, the B2B invitation
-domain allow/deny list, and returns findings. It never returns a verdict: the verdict is
+domain allow/deny list (``GET /beta/policies/b2bManagementPolicies`` — beta only, so
+optional), the directory roles of xtap-watch's own service principal and the Microsoft
+cloud of each side, and returns findings. It never returns a verdict: the verdict is
 about the client's outbound posture; these findings say what the vendor must fix on its
 own side for that client's guests to get in.
 
@@ -39,6 +41,11 @@ from shared.domain.policy import (
     resolve_effective,
 )
 from shared.domain.posture import ADMIN_CENTER_PATH
+from shared.domain.reinvite import (
+    GUEST_INVITER_FIX,
+    INVITING_ROLE_IDS,
+    restricts_app_invites,
+)
 
 MY_APPS = "2793995e-0a7d-40d7-bd35-6968ba142197"
 MICROSOFT_APP_ACCESS_PANEL = "0000000c-0000-0000-c000-000000000000"
@@ -79,6 +86,28 @@ class InvitationDomainPolicy:
     blocked_domains: tuple[str, ...] = ()
 
 
+PUBLIC_CLOUD = "microsoftonline.com"
+CLOUD_NAMES: Mapping[str, str] = {
+    PUBLIC_CLOUD: "Microsoft Azure commercial cloud",
+    "microsoftonline.us": "Microsoft Azure Government",
+    "partner.microsoftonline.cn": "Microsoft Azure operated by 21Vianet",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CloudContext:
+    """Which Microsoft cloud each side is in, and the vendor's Microsoft cloud settings.
+
+    ``client_cloud`` is the ``cloud_instance_name`` of the client tenant's OpenID
+    configuration (None: not known); ``allowed_cloud_endpoints`` is the vendor's
+    ``GET /policies/crossTenantAccessPolicy`` ``allowedCloudEndpoints``.
+    """
+
+    vendor_cloud: str
+    client_cloud: str | None
+    allowed_cloud_endpoints: tuple[str, ...] = ()
+
+
 def _get(obj: Mapping[str, Any], key: str) -> Any:
     lowered = key.lower()
     for k, v in obj.items():
@@ -104,6 +133,38 @@ def _domains(value: Any, path: str) -> tuple[str, ...]:
     return tuple(d.strip().lower() for d in value if d.strip())
 
 
+def _definition_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        # Microsoft's own example prints the definition with single quotes
+        # ("{'B2BManagementPolicy':{'Version':1}}"); accept that spelling, nothing looser.
+        if '"' not in text:
+            try:
+                return json.loads(text.replace("'", '"'))
+            except json.JSONDecodeError:
+                pass
+        raise PolicyParseError(f"definition: not JSON ({first.msg})") from first
+
+
+def parse_b2b_management_policies(payload: Any) -> InvitationDomainPolicy:
+    """``GET /beta/policies/b2bManagementPolicies``: the organisation default's domain lists.
+
+    An empty collection means no policy was ever saved: invitations are not restricted by
+    domain. The organisation default (``isOrganizationDefault``, a boolean that Microsoft's
+    example prints as the string "true") wins; otherwise the first policy.
+    """
+    items = _get(payload, "value") if isinstance(payload, Mapping) else payload
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise PolicyParseError("b2bManagementPolicies: expected a collection of policies")
+    if not items:
+        return InvitationDomainPolicy()
+    chosen = next(
+        (i for i in items if str(_get(i, "isOrganizationDefault")).lower() == "true"), items[0]
+    )
+    return parse_invitation_domain_policy(chosen)
+
+
 def parse_invitation_domain_policy(payload: Any) -> InvitationDomainPolicy:
     """Parse the invitation domain list from any of the shapes Microsoft returns.
 
@@ -118,10 +179,7 @@ def parse_invitation_domain_policy(payload: Any) -> InvitationDomainPolicy:
         if isinstance(definition, list) and definition:
             definition = definition[0]
         if isinstance(definition, str):
-            try:
-                obj = json.loads(definition)
-            except json.JSONDecodeError as exc:
-                raise PolicyParseError(f"definition: not JSON ({exc.msg})") from exc
+            obj = _definition_json(definition)
         else:
             obj = definition
     if not isinstance(obj, Mapping):
@@ -198,8 +256,14 @@ def evaluate_vendor_side(
     *,
     invitation_domains: InvitationDomainPolicy | None = None,
     client_name: str = "the client",
+    inviter_role_ids: frozenset[str] | None = None,
+    cloud: CloudContext | None = None,
 ) -> list[Finding]:
-    """What the vendor's own settings do to one client's guests (DESIGN §3.7)."""
+    """What the vendor's own settings do to one client's guests (DESIGN §3.7).
+
+    ``inviter_role_ids``: directory role template IDs held by xtap-watch's own service
+    principal (None: not known). ``cloud``: which Microsoft cloud each side is in.
+    """
     if not is_guid(client_tenant_id.strip()):
         raise ValueError(f"client tenant ID is not a GUID: {client_tenant_id!r}")
     tenant = client_tenant_id.strip().lower()
@@ -257,7 +321,72 @@ def evaluate_vendor_side(
     if admitted_somewhere:
         findings.extend(_mfa_app_findings(effective, client_name, tenant))
     findings.extend(_invitation_findings(authorization_policy, invitation_domains, client_domains))
+    findings.extend(_inviter_findings(authorization_policy, inviter_role_ids))
+    if cloud is not None:
+        findings.extend(_cross_cloud_findings(cloud, effective, client_name, tenant))
     return findings
+
+
+def _inviter_findings(
+    authorization: AuthorizationPolicy | None, role_ids: frozenset[str] | None
+) -> list[Finding]:
+    """Graph invitation-post: app-only invitations do not work while invitations are
+    restricted to administrators — unless the app's principal holds an inviting role."""
+    invites_from = None if authorization is None else authorization.allow_invites_from
+    if role_ids is None or not restricts_app_invites(invites_from):
+        return []
+    if role_ids & set(INVITING_ROLE_IDS):
+        return []
+    return [
+        make_finding(
+            FindingCode.VENDOR_APP_CANNOT_INVITE,
+            "Guest invitations in the vendor tenant are restricted to admins and Guest "
+            "Inviters (allowInvitesFrom = adminsAndGuestInviters), and xtap-watch's service "
+            "principal holds none of the inviting roles (Guest Inviter, User Administrator, "
+            "Global Administrator): every redemption reset it sends is refused with 403.",
+            GUEST_INVITER_FIX.removesuffix(" Then request the re-invite again.")
+            + " Keep allowInvitesFrom as it is: the restriction is the recommended setting.",
+            facts={"allowInvitesFrom": str(invites_from)},
+        )
+    ]
+
+
+def _cross_cloud_findings(
+    cloud: CloudContext, effective: EffectivePolicy, client: str, tenant: str
+) -> list[Finding]:
+    """"Enable B2B collaboration across Microsoft clouds": both sides enable the partner's
+    cloud in Microsoft cloud settings *and* add the partner as an organization (the default
+    settings never apply across clouds)."""
+    client_cloud = (cloud.client_cloud or "").strip().lower()
+    vendor_cloud = cloud.vendor_cloud.strip().lower()
+    if not client_cloud or client_cloud == vendor_cloud:
+        return []
+    allowed = {c.strip().lower() for c in cloud.allowed_cloud_endpoints}
+    missing: list[str] = []
+    if client_cloud not in allowed:
+        missing.append(f"{client_cloud} is not enabled in the vendor's Microsoft cloud settings")
+    if not effective.partner_entry_present:
+        missing.append("the vendor has no organizational entry for the client")
+    if not missing:
+        return []
+    name = CLOUD_NAMES.get(client_cloud, client_cloud)
+    return [
+        make_finding(
+            FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED,
+            f"{client} is in another Microsoft cloud ({name}) and cross-cloud B2B "
+            f"collaboration is not set up on the vendor's side: {'; '.join(missing)}. Until "
+            "both sides enable each other's cloud and add each other as organizations, every "
+            "B2B sign-in and invitation between the tenants fails.",
+            f"In the vendor tenant's {ADMIN_CENTER_PATH} > Microsoft cloud settings, tick "
+            f"{name}; Save (Graph: PATCH /policies/crossTenantAccessPolicy with "
+            f'"allowedCloudEndpoints" including "{client_cloud}"). Then Organizational '
+            f"settings > Add organization > enter the tenant ID {tenant} (lookup by domain "
+            "does not work across clouds) > Add, and configure its inbound access. The "
+            f"client's admin must do the same for {CLOUD_NAMES.get(vendor_cloud, vendor_cloud)}"
+            " in their tenant.",
+            facts={"clientCloud": client_cloud, "vendorCloud": vendor_cloud},
+        )
+    ]
 
 
 def _admission_findings(

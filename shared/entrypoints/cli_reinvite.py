@@ -36,7 +36,7 @@ def _requester(args: argparse.Namespace) -> str:
 
 def _request(args: argparse.Namespace) -> int:
     from shared.cli import CliError
-    from shared.domain.reinvite import RequestInvalid, parse_reinvite_request
+    from shared.domain.reinvite import RequestInvalid, is_strict_email, parse_reinvite_request
     from shared.services.reinvites import ReinviteRefused, job_view, request_reinvite
 
     raw: dict[str, Any] = {"reason": args.reason, "sendInvitationMessage": args.send_message}
@@ -61,7 +61,12 @@ def _request(args: argparse.Namespace) -> int:
     async def use(app: Any) -> dict[str, Any]:
         try:
             outcome = await request_reinvite(
-                app, request, requester, datetime.now(UTC), origin="cli"
+                app,
+                request,
+                requester,
+                datetime.now(UTC),
+                origin="cli",
+                requester_email=requester if is_strict_email(requester) else None,
             )
         except ReinviteRefused as exc:
             raise CliError(exc.message) from exc

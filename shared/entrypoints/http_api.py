@@ -213,7 +213,7 @@ def _openapi_document() -> dict[str, Any]:
 async def _create_reinvite(
     principal: ClientPrincipal, headers: Mapping[str, str], body: bytes
 ) -> ApiResponse:
-    from shared.domain.reinvite import RequestInvalid, parse_reinvite_request
+    from shared.domain.reinvite import RequestInvalid, parse_reinvite_request, requester_address
     from shared.services.reinvites import job_view, request_reinvite
 
     if len(body) > MAX_BODY_BYTES:
@@ -229,7 +229,9 @@ async def _create_reinvite(
     except RequestInvalid as exc:
         return _error(400, "invalid_request", exc.message, field=exc.field)
     app = await _app()
-    outcome = await request_reinvite(app, request, principal.display, _now())
+    outcome = await request_reinvite(
+        app, request, principal.display, _now(), requester_email=requester_address(principal)
+    )
     url = status_url(app, outcome.job.job_id)
     view = job_view(outcome.job, url)
     body_out = {

@@ -149,7 +149,8 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "maxLength": MAX_URL_LENGTH,
                 "pattern": REDIRECT_URL_PATTERN,
-                "description": "Where the guest lands after redemption (https only). "
+                "description": "Where the guest lands after redemption (https only, and only "
+                "the vendor's hosts: XTAP_REINVITE_REDIRECT_HOSTS). "
                 "Default: XTAP_REINVITE_REDIRECT_URL.",
             },
         },
@@ -194,6 +195,7 @@ _SCHEMAS: dict[str, Any] = {
             "sendInvitationMessage": {"type": "boolean"},
             "redirectUrl": _NULLABLE_STRING,
             "requestedBy": _STRING,
+            "requesterEmail": _NULLABLE_STRING,
             "requestedAt": _DATE_TIME,
             "updatedAt": _DATE_TIME,
             "attempts": {"type": "integer", "minimum": 0},
@@ -231,6 +233,7 @@ _SCHEMAS: dict[str, Any] = {
             "client": _NULLABLE_STRING,
             "displayName": _NULLABLE_STRING,
             "definitionId": _NULLABLE_STRING,
+            "groupId": _NULLABLE_STRING,
             "created": {"type": "boolean"},
             "requestedBy": _STRING,
             "requestedAt": _DATE_TIME,
@@ -300,11 +303,15 @@ def _paths() -> dict[str, Any]:
                             "ReinviteAccepted",
                             location=True,
                         ),
-                        "400": _err("Invalid body; `error.field` names the field."),
+                        "400": _err(
+                            "Invalid body, or a redirectUrl to a host that is not the "
+                            "vendor's; `error.field` names the field."
+                        ),
                         "404": _err("No such user in the vendor tenant."),
                         "409": _err(
-                            "Several accounts share that mail (re-invite by userId), or a "
-                            "concurrent request for the same user."
+                            "Several accounts share that mail (re-invite by userId), a "
+                            "concurrent request for the same user, or a repeat of the "
+                            "pending job with other parameters (conflicting_request)."
                         ),
                         "413": _err("Body larger than 16 KiB."),
                         "415": _err("Body is not application/json (UTF-8)."),

@@ -17,16 +17,19 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.graph import GraphClient
+from shared.adapters.job_ledger import ClaimHeld, JobLedger
+from shared.adapters.repositories import ClientRegistry, alert_state_store
 from shared.config import QUEUE_ALERTS
 from shared.domain.guests import PENDING, pending_guests_alert, stranded_guests, stuck_guests
 from shared.domain.odata import quote
 from shared.domain.reinvite import GUEST_SELECT
+from shared.services.reinvites import ReinviteRefused, queue_reinvite_for_user
 
 if TYPE_CHECKING:
-    from shared.adapters.graph import GraphClient
     from shared.bootstrap import App
 
 log = logging.getLogger(__name__)
@@ -64,8 +67,6 @@ async def list_pending_guests(graph: GraphClient) -> list[dict[str, Any]]:
 
 async def report_pending_guests(app: App, now: datetime) -> HygieneOutcome:
     """One PENDING_GUESTS alert per client with guests pending ≥ XTAP_PENDING_GUEST_DAYS."""
-    from shared.adapters.repositories import ClientRegistry
-
     days = app.settings.pending_guest_days
     clients = await ClientRegistry(app.tables).list()
     users = await list_pending_guests(app.graph.vendor())
@@ -84,8 +85,6 @@ async def report_pending_guests(app: App, now: datetime) -> HygieneOutcome:
 
 
 async def _drift_started_at(app: App, client_tenant_id: str) -> datetime | None:
-    from shared.adapters.repositories import alert_state_store
-
     state, _ = await alert_state_store(app.tables).get(client_tenant_id.lower())
     started = ((state or {}).get("client") or {}).get("episode_started_at")
     return datetime.fromisoformat(started) if isinstance(started, str) and started else None
@@ -106,12 +105,6 @@ async def resets_after_recovery(
     after recovery); ``recovered_at`` and ``now`` default to the current time. Pass the
     RECOVERED transition's ``episode_started_at`` and ``at`` when you have them.
     """
-    from datetime import UTC
-
-    from shared.adapters.job_ledger import ClaimHeld, JobLedger
-    from shared.adapters.repositories import ClientRegistry
-    from shared.services.reinvites import ReinviteRefused, queue_reinvite_for_user
-
     now = now or datetime.now(UTC)
     recovered_at = recovered_at or now
     tenant = client_tenant_id.lower()

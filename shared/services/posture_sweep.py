@@ -90,6 +90,7 @@ async def _vendor_side_findings(app: App, client: ClientRecord) -> list[Finding]
     from shared.adapters.policy_reader import partner_path, read_authorization_policy
     from shared.domain.policy import parse_partner_policy
     from shared.domain.vendor_checks import evaluate_vendor_side, parse_authorization_policy
+    from shared.services.vendor_inputs import vendor_side_inputs
 
     graph = app.graph.vendor()
     default = await _vendor_default(app)
@@ -113,6 +114,7 @@ async def _vendor_side_findings(app: App, client: ClientRecord) -> list[Finding]
         auth_cached[1],
         client.domains,
         client_name=client.name,
+        **await vendor_side_inputs(app, client),
     )
 
 

@@ -108,6 +108,7 @@ def generated_scenario(count: int) -> dict[str, Any]:
     demo = demo_scenario()
     vendor = copy.deepcopy(next(t for t in demo["tenants"] if t["id"] == VENDOR_TENANT_ID))
     vendor["users"] = [u for u in vendor["users"] if u.get("userType", "Member") == "Member"]
+    vendor["groups"] = []  # the demo's guests group holds demo guests, dropped above
     vendor["crossTenantAccessPolicy"]["partners"] = []
     vendor["signIns"] = []
     tenants: list[dict[str, Any]] = [vendor]

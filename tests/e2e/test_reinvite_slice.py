@@ -443,3 +443,255 @@ def test_posture_and_health_routes(app_env, demo_sim):
     assert out["health"][0] == 200 and out["health"][2] == {"status": "ok"}
     assert out["openapi_anonymous"][0] == 401
     assert out["openapi"][0] == 200 and out["openapi"][2]["openapi"].startswith("3.")
+
+
+# ------------------------------------------------------------- issues 11 and 13
+XTAP_APP_ID = "3b8f2d6a-7c41-4e95-a0d2-8f1b6c3e9a74"  # the demo's vendor app (client secret)
+
+
+def _resets_of(sim: Any, user_id: str) -> list[dict[str, Any]]:
+    return [
+        i for i in sim.control.invitations(VENDOR_TENANT_ID) if i.get("invitedUserId") == user_id
+    ]
+
+
+def test_fifty_parallel_identical_requests_make_one_job_and_one_reset(app_env, demo_sim):
+    """Issue 13.1: one atomic claim per user — any concurrency, exactly one job, one POST."""
+    from shared.entrypoints import http_api
+
+    frank = vendor_user(demo_sim, guest_upn("frank.settle@northwind-securities.com"))
+    http_api.set_rate_limit(10_000, 60.0)
+
+    async def scenario() -> dict[str, Any]:
+        from shared.adapters.job_ledger import JobLedger
+
+        async with Harness() as h:
+            answers = await asyncio.gather(
+                *(
+                    h.call(
+                        "POST",
+                        "/api/v1/reinvites",
+                        {"userId": frank["id"], "reason": "locked out after a laptop swap"},
+                    )
+                    for _ in range(50)
+                )
+            )
+            await h.runner.drain(["reinvite_job"])
+            counts = await JobLedger(h.app.tables).count_by_state()
+            alerts = [a for a in await h.alerts() if a["kind"] == "reinvite_done"]
+            return {"answers": answers, "counts": counts, "alerts": alerts}
+
+    try:
+        out = asyncio.run(scenario())
+    finally:
+        http_api.set_rate_limit(*http_api.DEFAULT_RATE_LIMIT)
+    statuses = {status for status, _, _ in out["answers"]}
+    assert statuses == {202}
+    job_ids = {body["jobId"] for _, _, body in out["answers"]}
+    assert len(job_ids) == 1
+    assert sum(not body["existing"] for _, _, body in out["answers"]) == 1
+    assert out["counts"] == {"done": 1}
+    assert len(_resets_of(demo_sim, frank["id"])) == 1
+    assert len({a["dedup_key"] for a in out["alerts"]}) == 1
+
+
+def test_an_internal_account_typed_guest_is_refused_and_never_converted(app_env, demo_sim):
+    """Issue 11.5: userType Guest on an internal account (no #EXT#, no external identity)
+    is not a B2B guest. The simulator converts such an account on POST /invitations, as
+    Entra does, so only a refusal before Graph keeps it intact."""
+    [legacy] = demo_sim.control.add_users(
+        VENDOR_TENANT_ID,
+        [
+            {
+                "userPrincipalName": "legacy.trader@osttra.com",
+                "mail": "legacy.trader@contoso-markets.com",
+                "userType": "Guest",
+                "externalUserState": None,
+                "displayName": "Legacy trader (internal account typed Guest)",
+            }
+        ],
+    )
+
+    async def scenario() -> Any:
+        async with Harness() as h:
+            return await h.call(
+                "POST", "/api/v1/reinvites", {"userId": legacy["id"], "reason": "cannot sign in"}
+            ) + (await h.app.queues.approximate_count("xtap-reinvites"),)
+
+    status, _, body, queued = asyncio.run(scenario())
+    assert status == 403 and body["error"]["code"] == "not_eligible"
+    assert "internal account" in body["error"]["message"]
+    assert queued == 0
+    after = vendor_user(demo_sim, "legacy.trader@osttra.com")
+    assert after["externalUserState"] is None  # not converted to B2B
+    assert _resets_of(demo_sim, legacy["id"]) == []
+
+
+def test_restricted_invitations_refusal_is_explained_as_the_apps_missing_role(app_env, demo_sim):
+    """Issue 11.4: under allowInvitesFrom = adminsAndGuestInviters the simulator refuses
+    app-only invitations unless the app's service principal holds an inviting role; the
+    failure names that cause (not "the guest holds a directory role")."""
+    irene = vendor_user(demo_sim, guest_upn("irene.desk@tailspin-capital.com"))
+    demo_sim.control.set_directory(
+        VENDOR_TENANT_ID, servicePrincipalDirectoryRoles={XTAP_APP_ID: []}
+    )
+    try:
+
+        async def scenario() -> dict[str, Any]:
+            async with Harness() as h:
+                _, _, accepted = await h.call(
+                    "POST", "/api/v1/reinvites", {"userId": irene["id"], "reason": "stuck"}
+                )
+                await h.runner.drain(["reinvite_job"])
+                job = (await h.call("GET", accepted["statusUrl"]))[2]
+                await h.runner.fire_timer("sweep_timer")
+                await h.runner.drain(["check_client"])
+                posture = (
+                    await h.call(
+                        "GET", "/api/v1/clients/4d5e6f7a-8b9c-4d0e-9f2a-3b4c5d6e7f80/posture"
+                    )
+                )[2]
+                return {"job": job, "posture": posture}
+
+        out = asyncio.run(scenario())
+    finally:
+        demo_sim.control.set_directory(
+            VENDOR_TENANT_ID, servicePrincipalDirectoryRoles={XTAP_APP_ID: ["Guest Inviter"]}
+        )
+    job = out["job"]
+    assert job["state"] == "failed" and job["error"]["status"] == 403
+    assert "restricted to admins and Guest Inviters" in job["error"]["explanation"]
+    assert "directory role" not in job["error"]["explanation"]
+    assert "Guest Inviter" in job["error"]["remediation"]
+    codes = {f["code"] for f in out["posture"]["vendorFindings"]}
+    assert "VENDOR_APP_CANNOT_INVITE" in codes
+
+
+def test_a_503_after_graph_acted_sends_no_second_invitation(app_env, demo_sim):
+    """Issue 11.6: Graph resets the redemption (and mails the guest), then the answer is a
+    503. Neither the SDK's retry handler nor the host's retry may POST again: the retry
+    finds the reset in the directory and finishes the job."""
+    henry = vendor_user(demo_sim, guest_upn("henry.trade@tailspin-capital.com"))
+    demo_sim.control.add_fault(r"/invitations", status=503, count=1, method="POST", after=True)
+    try:
+
+        async def scenario() -> dict[str, Any]:
+            async with Harness() as h:
+                _, _, accepted = await h.call(
+                    "POST",
+                    "/api/v1/reinvites",
+                    {"userId": henry["id"], "reason": "new phone", "sendInvitationMessage": True},
+                )
+                stats = await h.runner.drain(["reinvite_job"])
+                job = (await h.call("GET", accepted["statusUrl"]))[2]
+                return {"job": job, "stats": stats["reinvite_job"]}
+
+        out = asyncio.run(scenario())
+    finally:
+        demo_sim.control.clear_faults()
+    posts = _resets_of(demo_sim, henry["id"])
+    assert len(posts) == 1, "one invitation e-mail, not two"
+    job = out["job"]
+    assert job["state"] == "done"
+    assert "confirmed in the directory" in job["steps"][-1]["detail"]
+    assert out["stats"].failed_attempts == 1 and out["stats"].poisoned == 0
+
+
+def test_redirect_urls_are_the_vendors_and_a_conflicting_repeat_gets_409(app_env, demo_sim):
+    """Issue 13.10: redirectUrl only to the vendor's hosts; a repeat of the pending job
+    with other parameters is a 409, the same parameters answer with the pending job."""
+    kate = vendor_user(demo_sim, guest_upn("kate.ops@woodgrove-bank.com"))
+
+    async def scenario() -> dict[str, Any]:
+        async with Harness() as h:
+
+            def post(**extra: Any) -> Any:
+                return h.call(
+                    "POST", "/api/v1/reinvites", {"userId": kate["id"], "reason": "x", **extra}
+                )
+
+            return {
+                "elsewhere": await post(redirectUrl="https://phish.example/login"),
+                "lookalike": await post(redirectUrl="https://sso.osttra.com.phish.example/"),
+                "vendor": await post(redirectUrl="https://sso.osttra.com/welcome"),
+                "other_message": await post(
+                    redirectUrl="https://sso.osttra.com/welcome", sendInvitationMessage=True
+                ),
+                "other_url": await post(redirectUrl="https://myapps.microsoft.com"),
+                "same": await post(redirectUrl="https://sso.osttra.com/welcome"),
+            }
+
+    out = asyncio.run(scenario())
+    for key in ("elsewhere", "lookalike"):
+        status, _, body = out[key]
+        assert status == 400 and body["error"]["field"] == "redirectUrl", key
+        assert "sso.osttra.com" in body["error"]["message"]
+    assert out["vendor"][0] == 202 and out["vendor"][2]["existing"] is False
+    for key in ("other_message", "other_url"):
+        status, _, body = out[key]
+        assert status == 409 and body["error"]["code"] == "conflicting_request", key
+    assert out["same"][0] == 202 and out["same"][2]["jobId"] == out["vendor"][2]["jobId"]
+
+
+def test_the_requester_is_told_the_result_at_their_address(app_env, demo_sim):
+    """Issue 13.8: the requester is stored as "name (oid)" for the record and by address
+    for the result mail."""
+    carol = vendor_user(demo_sim, guest_upn("carol.risk@fabrikam-clearing.com"))
+
+    async def scenario() -> dict[str, Any]:
+        async with Harness() as h:
+            _, _, accepted = await h.call(
+                "POST", "/api/v1/reinvites", {"userId": carol["id"], "reason": "reset please"}
+            )
+            await h.runner.drain(["reinvite_job"])
+            job = (await h.call("GET", accepted["statusUrl"]))[2]
+            alerts = [a for a in await h.alerts() if a["kind"] == "reinvite_done"]
+            demo_sim.control.clear_mailbox()
+            await h.runner.drain(["deliver_alert"])
+            return {"job": job, "alerts": alerts, "mail": demo_sim.control.mailbox()}
+
+    out = asyncio.run(scenario())
+    assert out["job"]["requestedBy"] == f"support.lead@osttra.com ({SUPPORT_OID})"
+    assert out["job"]["requesterEmail"] == "support.lead@osttra.com"
+    [alert] = out["alerts"]
+    assert alert["notify"] == ["support.lead@osttra.com"]
+    # Delivered: the result mail really reaches the requester's mailbox address.
+    recipients = {
+        r["emailAddress"]["address"]
+        for m in out["mail"]
+        for r in m["message"].get("toRecipients") or []
+    } | {
+        r["emailAddress"]["address"]
+        for m in out["mail"]
+        for r in m["message"].get("bccRecipients") or []
+    }
+    assert "support.lead@osttra.com" in recipients
+
+
+def test_a_failed_directory_check_keeps_the_reset_unconfirmed_not_forgotten(app_env, demo_sim):
+    """After an unanswered POST, the check before re-posting can itself fail (Graph busy):
+    the next attempt must check again, never post blindly."""
+    jack = vendor_user(demo_sim, guest_upn("jack.new@tailspin-capital.com"))
+
+    async def scenario() -> dict[str, Any]:
+        async with Harness() as h:
+            _, _, accepted = await h.call(
+                "POST", "/api/v1/reinvites", {"userId": jack["id"], "reason": "stuck"}
+            )
+            demo_sim.control.add_fault(
+                r"/invitations", status=503, count=1, method="POST", after=True
+            )
+            # More 503s than the SDK's three retries of a GET: the first check fails.
+            demo_sim.control.add_fault(rf"/users/{jack['id']}", status=503, count=4, method="GET")
+            try:
+                stats = await h.runner.drain(["reinvite_job"])
+            finally:
+                demo_sim.control.clear_faults()
+            job = (await h.call("GET", accepted["statusUrl"]))[2]
+            return {"job": job, "stats": stats["reinvite_job"]}
+
+    out = asyncio.run(scenario())
+    assert len(_resets_of(demo_sim, jack["id"])) == 1
+    assert out["job"]["state"] == "done"
+    assert "confirmed in the directory" in out["job"]["steps"][-1]["detail"]
+    assert out["stats"].failed_attempts == 2

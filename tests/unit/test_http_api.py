@@ -245,8 +245,8 @@ def test_accepted_request_answers_202_with_the_status_url(monkeypatch):
 
     seen: dict[str, Any] = {}
 
-    async def accept(app: Any, request: Any, requested_by: str, now: Any) -> Any:
-        seen.update(request=request, requested_by=requested_by)
+    async def accept(app: Any, request: Any, requested_by: str, now: Any, **kwargs: Any) -> Any:
+        seen.update(request=request, requested_by=requested_by, **kwargs)
         job = ReinviteJob.queued(
             job_id="5f0c7a8e-1d2b-4c3a-9e8f-7a6b5c4d3e2f",
             user_id="264e6d50-eaec-461e-b187-873b1bcf855f",
@@ -264,6 +264,7 @@ def test_accepted_request_answers_202_with_the_status_url(monkeypatch):
     assert status == 202 and headers["Location"] == url and body["statusUrl"] == url
     assert body["existing"] is False and body["job"]["state"] == "queued"
     assert seen["requested_by"] == "support.lead@osttra.com (7d1e4b2a-9c3f-4e58-a1b6-2f8d0c7e5a93)"
+    assert seen["requester_email"] == "support.lead@osttra.com"  # issue 13.8
     assert seen["request"].email == "bob.ops@contoso-markets.com"
 
 

@@ -9,14 +9,18 @@ import pytest
 
 from shared.domain.clients import ClientRecord
 from shared.domain.jobs import JobError, JobState, ReinviteJob
+from shared.domain.principal import encode_client_principal, parse_client_principal
 from shared.domain.reinvite import (
     RequestInvalid,
     check_eligibility,
     explain_invitation_error,
     home_addresses,
+    is_external_account,
     is_strict_email,
     parse_reinvite_request,
+    redirect_allowed,
     reinvite_result_alert,
+    requester_address,
 )
 from shared.services.reinvites import invitation_body
 
@@ -211,8 +215,44 @@ def test_mail_decides_the_client_when_present():
 
 
 def test_guest_without_any_home_evidence_is_refused():
-    verdict = check_eligibility({"id": "x", "userType": "Guest"}, [CONTOSO])
+    verdict = check_eligibility(
+        {"id": "x", "userType": "Guest", "userPrincipalName": "guest#EXT#@osttra.com"}, [CONTOSO]
+    )
     assert not verdict.eligible and verdict.code == "no_home_domain"
+
+
+def test_an_internal_account_typed_guest_is_never_eligible():
+    """Issue 11.5: userType Guest is not evidence. An internal account (own UPN, no external
+    identity) whose mail is at a client's domain would be *converted* to B2B by
+    POST /invitations ("Invite internal users to B2B collaboration"), one way."""
+    internal_guest = {
+        "id": "e1b2c3d4-0000-4000-8000-000000000005",
+        "displayName": "Legacy contractor account",
+        "userType": "Guest",
+        "mail": "legacy@contoso-markets.com",
+        "userPrincipalName": "legacy.contractor@osttra.com",
+        "identities": [
+            {
+                "signInType": "userPrincipalName",
+                "issuer": "osttra.onmicrosoft.com",
+                "issuerAssignedId": "legacy.contractor@osttra.com",
+            }
+        ],
+    }
+    verdict = check_eligibility(internal_guest, [CONTOSO])
+    assert not verdict.eligible and verdict.code == "internal"
+    assert "convert" in verdict.reason and "one way" in verdict.reason
+    assert not is_external_account(internal_guest)
+
+
+def test_external_accounts_are_recognised_by_upn_or_identities(graph_fixtures):
+    # Microsoft's documented guest shows #EXT# only in identities[].issuerAssignedId.
+    assert is_external_account(documented_guest(graph_fixtures))
+    assert is_external_account({"userPrincipalName": "a_b.com#ext#@osttra.com"})
+    assert is_external_account(
+        {"identities": [{"signInType": "federated", "issuer": "ExternalAzureAD"}]}
+    )
+    assert not is_external_account({"userPrincipalName": "a@osttra.com", "identities": None})
 
 
 # ---------------------------------------------------------------- Graph errors
@@ -238,6 +278,61 @@ def test_invitations_switched_off_is_recognised_from_message_or_policy():
     for explained in (by_message, by_policy):
         assert explained.permanent and "switched off" in explained.summary
         assert "allowInvitesFrom" in explained.remediation
+
+
+def test_restricted_invitations_are_explained_as_the_apps_missing_role_not_the_guests():
+    """Issue 11.4: under allowInvitesFrom = adminsAndGuestInviters an app-only invitation is
+    refused with the same generic 403 as a guest holding a role; the policy and the app's
+    own roles decide which it is."""
+    generic = ("Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    lacks_role = explain_invitation_error(
+        403, *generic, allow_invites_from="adminsAndGuestInviters", app_can_invite=False
+    )
+    assert lacks_role.permanent and "restricted to admins and Guest Inviters" in lacks_role.summary
+    assert "directory role" not in lacks_role.summary
+    assert "Guest Inviter" in lacks_role.remediation and "--assign-guest-inviter" in (
+        lacks_role.remediation
+    )
+    unknown = explain_invitation_error(
+        403, *generic, allow_invites_from="adminsAndGuestInviters", app_can_invite=None
+    )
+    assert "Guest Inviter" in unknown.summary and "Reset redemption status" in unknown.remediation
+    holds_role = explain_invitation_error(
+        403, *generic, allow_invites_from="adminsAndGuestInviters", app_can_invite=True
+    )
+    assert "directory role" in holds_role.summary and "restricted" not in holds_role.summary
+
+
+def test_redirect_urls_may_only_name_the_vendors_hosts():
+    hosts = ("sso.osttra.com", "myapps.microsoft.com")
+    assert redirect_allowed("https://sso.osttra.com/landing?x=1", hosts)
+    assert redirect_allowed("https://SSO.osttra.com:443/", hosts)
+    assert not redirect_allowed("https://evil.example/phish", hosts)
+    assert not redirect_allowed("https://sso.osttra.com.evil.example/", hosts)
+    assert not redirect_allowed("https://sso.osttra.com:8443/", hosts)
+    with pytest.raises(RequestInvalid) as caught:
+        parse_reinvite_request(
+            {"email": "a@b.co", "reason": "x", "redirectUrl": "https://evil.example/"},
+            allowed_redirect_hosts=hosts,
+        )
+    assert caught.value.field == "redirectUrl" and "sso.osttra.com" in caught.value.message
+
+
+def test_requester_address_comes_from_the_upn_claim_not_the_display_form():
+    """Issue 13.8: "name (oid)" is not an address; the UPN/mail claim is."""
+    person = parse_client_principal(
+        encode_client_principal(
+            name="support.lead@osttra.com",
+            object_id="7d1e4b2a-9c3f-4e58-a1b6-2f8d0c7e5a93",
+            roles=("Reinvite.Request",),
+        )
+    )
+    assert person.display == "support.lead@osttra.com (7d1e4b2a-9c3f-4e58-a1b6-2f8d0c7e5a93)"
+    assert requester_address(person) == "support.lead@osttra.com"
+    app_only = parse_client_principal(
+        encode_client_principal(object_id="0c9b8a7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d")
+    )
+    assert requester_address(app_only) is None
 
 
 @pytest.mark.parametrize("status", [0, 408, 429, 500, 502, 503, 504])
@@ -295,6 +390,9 @@ def test_result_alerts_say_who_asked_and_what_happened():
     alert = reinvite_result_alert(done, NOW)
     assert alert.kind == "reinvite_done" and alert.dedup_key == f"reinvite:{done.job_id}:done"
     assert alert.who == done.requested_by and alert.facts["Reason"] == "Switched laptops"
+    assert alert.notify == ()  # no address was recorded for this requester
+    told = reinvite_result_alert(done.model_copy(update={"requester_email": "s@osttra.com"}), NOW)
+    assert told.notify == ("s@osttra.com",)
     assert alert.client is not None and alert.client.tenant_id == ADATUM.tenant_id
 
     error = JobError(

@@ -376,3 +376,115 @@ def test_without_vendor_app_ids_an_allowlist_is_not_called_a_block():
     )
     # the vendor app cannot be looked for, so no block is claimed; the rest is still checked
     assert codes(findings) == {"VENDOR_AUTO_REDEMPTION_NOT_TICKED"}
+
+
+# ------------------------------------------------- invitations the vendor refuses
+GUEST_INVITER = "95e79109-95c0-4d8e-aee3-d01accf2d47b"
+RESTRICTED = dict(AUTHZ_JSON, allowInvitesFrom="adminsAndGuestInviters")
+
+
+def invite_check(**kwargs: Any) -> list[Finding]:
+    partner = kwargs.pop("partner", entry())
+    authz = kwargs.pop("authz", RESTRICTED)
+    return evaluate_vendor_side(
+        parse_default_policy(DEFAULT_JSON),
+        None if partner is None else parse_partner_policy(partner),
+        CLIENT,
+        (VENDOR_APP,),
+        parse_authorization_policy(authz),
+        ("contoso.com",),
+        client_name="Contoso",
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("authz", "roles", "flagged"),
+    [
+        (RESTRICTED, frozenset(), True),
+        (RESTRICTED, frozenset({"88d8e3e3-8f55-4a1e-953a-9b9898b8876b"}), True),  # Readers
+        (RESTRICTED, frozenset({GUEST_INVITER}), False),
+        (RESTRICTED, frozenset({"fe930be7-5e62-47db-91af-98c3a49a38b1"}), False),  # User Admin
+        (RESTRICTED, None, False),  # roles not known: no guess
+        (dict(AUTHZ_JSON, allowInvitesFrom="everyone"), frozenset(), False),
+    ],
+)
+def test_restricted_invitations_need_an_inviting_role_for_the_app(authz, roles, flagged):
+    """Issue 11.4 / Graph invitation-post: app-only invitations do not work while B2B
+    invitations are restricted to administrators, unless the app's principal holds one of
+    the inviting roles (Guest Inviter, User Administrator, Global Administrator)."""
+    found = invite_check(authz=authz, inviter_role_ids=roles)
+    assert (FindingCode.VENDOR_APP_CANNOT_INVITE.value in codes(found)) is flagged
+    if flagged:
+        finding = one(found, FindingCode.VENDOR_APP_CANNOT_INVITE)
+        assert "Guest Inviter" in finding.remediation and finding.severity is Severity.HIGH
+
+
+def test_b2b_management_policy_collection_from_the_beta_endpoint():
+    from shared.domain.vendor_checks import parse_b2b_management_policies
+
+    # Microsoft's List example, verbatim: a definition in single quotes, isOrganizationDefault
+    # as a string, and no domain lists (no restriction).
+    documented = {
+        "value": [
+            {
+                "@odata.type": "#microsoft.graph.b2bManagementPolicy",
+                "id": "f596ef0d-42f9-0359-1aaa-12d02b38802a",
+                "deletedDateTime": None,
+                "description": "Policy used for B2B features",
+                "displayName": "Policy1",
+                "definition": ["{'B2BManagementPolicy':{'Version':1}}"],
+                "isOrganizationDefault": "true",
+            }
+        ]
+    }
+    assert parse_b2b_management_policies(documented) == InvitationDomainPolicy()
+    assert parse_b2b_management_policies({"value": []}) == InvitationDomainPolicy()
+    allowlist = {
+        "value": [
+            {"definition": ['{"B2BManagementPolicy":{}}'], "isOrganizationDefault": False},
+            {
+                "definition": [
+                    '{"B2BManagementPolicy":{"InvitationsAllowedAndBlockedDomainsPolicy":'
+                    '{"AllowedDomains":["fabrikam.com"],"BlockedDomains":[]}}}'
+                ],
+                "isOrganizationDefault": True,
+            },
+        ]
+    }
+    parsed = parse_b2b_management_policies(allowlist)
+    assert parsed.allowed_domains == ("fabrikam.com",)
+    refused = one(
+        invite_check(authz=AUTHZ_JSON, invitation_domains=parsed),
+        FindingCode.VENDOR_CLIENT_DOMAIN_NOT_ALLOWED,
+    )
+    assert "contoso.com" in refused.message
+    with pytest.raises(PolicyParseError):
+        parse_b2b_management_policies({"value": "nope"})
+
+
+def test_a_client_in_another_cloud_needs_cross_cloud_settings_and_an_entry():
+    """ "Enable B2B collaboration across Microsoft clouds": the cloud ticked in Microsoft
+    cloud settings and the partner added as an organization — on both sides."""
+    from shared.domain.vendor_checks import CloudContext
+
+    gov = "microsoftonline.us"
+    nothing = invite_check(authz=AUTHZ_JSON, cloud=CloudContext("microsoftonline.com", gov, ()))
+    finding = one(nothing, FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED)
+    assert "Azure Government" in finding.message and "allowedCloudEndpoints" in finding.remediation
+    assert "client's admin" in finding.remediation
+    no_entry = one(
+        invite_check(
+            authz=AUTHZ_JSON, partner=None, cloud=CloudContext("microsoftonline.com", gov, (gov,))
+        ),
+        FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED,
+    )
+    assert "no organizational entry" in no_entry.message
+    ready = invite_check(authz=AUTHZ_JSON, cloud=CloudContext("microsoftonline.com", gov, (gov,)))
+    assert FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED.value not in codes(ready)
+    same_cloud = invite_check(
+        authz=AUTHZ_JSON, cloud=CloudContext("microsoftonline.com", "microsoftonline.com", ())
+    )
+    assert FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED.value not in codes(same_cloud)
+    unknown = invite_check(authz=AUTHZ_JSON, cloud=CloudContext("microsoftonline.com", None, ()))
+    assert FindingCode.VENDOR_CROSS_CLOUD_NOT_ENABLED.value not in codes(unknown)
