@@ -158,11 +158,13 @@ async def update_client(app: App, tenant_id: str, changes: ClientChanges) -> Cli
     record = await registry.get(tenant_id)
     if record is None:
         raise ClientNotFound(f"client {tenant_id} is not registered")
-    removed = set(email_addresses(changes.remove_contacts))
-    contacts = tuple(
-        c for c in dict.fromkeys([*record.contacts, *email_addresses(changes.add_contacts)])
-        if c not in removed
-    )
+    # Addresses compare without case: mail systems (Exchange, Entra) treat them so.
+    removed = {c.casefold() for c in email_addresses(changes.remove_contacts)}
+    kept: dict[str, str] = {}
+    for contact in [*record.contacts, *email_addresses(changes.add_contacts)]:
+        if contact.casefold() not in removed:
+            kept.setdefault(contact.casefold(), contact)
+    contacts = tuple(kept.values())
     scope: dict[str, Any] = {}
     if changes.expected_groups is not None:
         scope["user_groups"] = changes.expected_groups

@@ -92,5 +92,5 @@ def test_keep_leaves_a_stack_the_printed_steps_can_use(tmp_path):
             if demo.poll() is None:
                 demo.kill()
     assert demo.returncode == 0
-    gone, alive = psutil.wait_procs(children, timeout=20)
+    _, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [], f"left running: {alive}"
