@@ -2,7 +2,7 @@
 
     python -m bench.run_all              # everything, ~6-8 min on 2 cores
     python -m bench.run_all --quick      # smaller sweep, fewer repeats (~2 min)
-    python -m bench.run_all --only sweep,e2e_latency
+    python -m bench.run_all --only sweep,e2e_latency,report
 
 Each benchmark runs in its own fresh interpreter (its peak memory, event loop and caches
 are its own); a benchmark that fails is reported as such and the others still run.
@@ -64,6 +64,14 @@ BENCHMARKS = (
         "resets",
         "bench.bench_resets",
         "Re-invite (reset redemption) throughput vs Graph's write limit",
+    ),
+    Benchmark(
+        "report",
+        "bench.bench_report",
+        "Portfolio report for 10,000 clients vs reading the rows alone",
+        kwargs={"clients": 10_000, "repeats": 3},
+        quick_kwargs={"clients": 2_000, "repeats": 1},
+        timeout_s=1200.0,
     ),
     Benchmark(
         "e2e_latency",

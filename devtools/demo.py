@@ -3,7 +3,10 @@
 Default: starts Azurite and the Graph simulator (demo scenario: the vendor and five
 clients), runs the audit scan and the posture sweep through the local Functions runner,
 then makes one client drift (and a vendor admin change a setting), runs again, delivers
-the alerts to the simulator's Teams webhook and mailbox, and prints what happened.
+the alerts to the simulator's Teams webhook and mailbox, and prints what happened. Last,
+the portfolio report (``GET /api/v1/report``) is served signed in as a local operator; the
+demo prints its address and saves an HTML copy (``--report-file``; ``--screenshot PNG``
+renders it in headless Chromium). ``--keep`` leaves everything up (``--serve`` too).
 
 Against a real tenant: export the ``XTAP_*`` settings (README, "Against your tenant": the
 vendor tenant, its sign-in apps, the vendor credential and the client reader credential)
@@ -121,11 +124,77 @@ class DemoOptions:
     images: bool = True  # PNG previews of what was delivered, where a renderer is installed
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    html_copy: Path = ROOT / ".local" / "demo-report.html"
+    screenshot: Path | None = None
+    port: int = 0
+
+
+async def _show_report(
+    runner: Any, app: Any, options: ReportOptions, *, keep_open: bool = False
+) -> Any:
+    """Serve the portfolio report through the runner, save a copy, maybe a screenshot.
+    With ``keep_open`` the signed-in server stays up and is returned (the caller stops it)."""
+    import aiohttp
+
+    from devtools.easy_auth import demo_operator, serve_signed_in
+
+    heading("Portfolio report")
+    roles = tuple(dict.fromkeys((app.settings.report_role, app.settings.api_role)))
+    site, port = await serve_signed_in(runner, demo_operator(VENDOR_TENANT_ID, roles), options.port)
+    url = f"http://127.0.0.1:{port}/api/v1/report"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url, headers={"Accept": "text/html"}) as response:
+                response.raise_for_status()
+                html = await response.text()
+            async with http.get(url, headers={"Accept": "application/json"}) as response:
+                totals = (await response.json())["totals"]
+        options.html_copy.parent.mkdir(parents=True, exist_ok=True)
+        options.html_copy.write_text(html, encoding="utf-8")
+        say("  ".join(f"{n} {verdict}" for verdict, n in totals.items()))
+        say(f"Served by the local runner:  {url}")
+        say("  (GET /api/v1/report; a local stand-in for App Service Authentication signs you")
+        say("   in as demo.operator@osttra.com with the Report.Read role)")
+        say(f"HTML copy:                   {options.html_copy}")
+        if options.screenshot is not None:
+            await _screenshot(url, options.screenshot)
+            say(f"Screenshot (headless Chromium): {options.screenshot}")
+        if not keep_open:
+            say("(the server stops with the demo: ./scripts/demo --keep keeps it open)")
+    except BaseException:
+        await site.cleanup()
+        raise
+    if keep_open:
+        return site
+    await site.cleanup()
+    return None
+
+
+async def _screenshot(url: str, target: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    from devtools.report_browser import LAPTOP_VIEWPORT, launch_options
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(**launch_options())
+        try:
+            page = await browser.new_page(viewport=LAPTOP_VIEWPORT)
+            await page.goto(url)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(target), full_page=True)
+        finally:
+            await browser.close()
+
+
 def _shown(path: Path) -> Path:
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
-async def run_demo(sim: Any, options: DemoOptions | None = None) -> int:
+async def run_demo(
+    sim: Any, options: DemoOptions | None = None, report: ReportOptions | None = None
+) -> int:
     from devtools.local_stack import (
         LEGEND,
         WHAT_NEXT,
@@ -142,6 +211,8 @@ async def run_demo(sim: Any, options: DemoOptions | None = None) -> int:
     from shared.domain.runbooks import app_runbook_base
 
     options = options or DemoOptions()
+    report = report or ReportOptions()
+    report_site = None
     runner = LocalRunner()
     # The runner serves the HTTP API from the start, so the runbook links in the alerts the
     # demo delivers point at pages that answer (GET /api/v1/runbooks/<CODE>).
@@ -186,6 +257,8 @@ async def run_demo(sim: Any, options: DemoOptions | None = None) -> int:
         say()
         say("Nothing was sent anywhere real: the webhook and mailbox are the simulator's.")
 
+        report_site = await _show_report(runner, app, report, keep_open=options.keep)
+
         heading("Legend")
         say(LEGEND.format(runbooks=app_runbook_base(api)))
         say()
@@ -205,6 +278,8 @@ async def run_demo(sim: Any, options: DemoOptions | None = None) -> int:
         else:
             say(WHAT_NEXT)
     finally:
+        if report_site is not None:
+            await report_site.cleanup()
         await site.cleanup()
         await runner.close()
         await app.close()
@@ -239,7 +314,9 @@ async def _take_outbox(app: Any) -> list[dict[str, Any]]:
     return taken
 
 
-async def run_real(*, deliver: bool = True, storage_note: str = "") -> int:
+async def run_real(
+    *, deliver: bool = True, storage_note: str = "", report: ReportOptions | None = None
+) -> int:
     from devtools.runner import LocalRunner
     from shared.adapters.repositories import ClientRegistry
     from shared.bootstrap import get_app, set_app
@@ -299,6 +376,8 @@ async def run_real(*, deliver: bool = True, storage_note: str = "") -> int:
         if not (os.environ.get("XTAP_PUBLIC_API_URL") or os.environ.get("XTAP_DOCS_BASE_URL")):
             say("Runbook links point at this machine (http://127.0.0.1:7071/api/v1/runbooks/…):")
             say("set XTAP_PUBLIC_API_URL to your deployment's address so recipients can open them.")
+        if report is not None:
+            await _show_report(runner, app, report)
     finally:
         await runner.close()
         await app.close()
@@ -322,7 +401,7 @@ def real_settings_problems(env: dict[str, str]) -> list[str]:
     return [str(p) for p in problems]
 
 
-def main_real(*, deliver: bool) -> int:
+def main_real(*, deliver: bool, report: ReportOptions | None = None) -> int:
     from devtools.azurite import start_azurite
 
     own_storage = bool(os.environ.get("AzureWebJobsStorage"))
@@ -350,7 +429,7 @@ def main_real(*, deliver: bool) -> int:
                 f"Storage: Azurite keeping its data in {REAL_STORAGE.relative_to(ROOT)} "
                 "(registry and alert state survive; delete the folder to start over)."
             )
-        return asyncio.run(run_real(deliver=deliver, storage_note=note))
+        return asyncio.run(run_real(deliver=deliver, storage_note=note, report=report))
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -380,12 +459,33 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=DemoOptions.port, help="the runner's HTTP port (7071)"
     )
     parser.add_argument(
+        "--report-file",
+        type=Path,
+        default=ReportOptions.html_copy,
+        help="where the HTML copy of the portfolio report goes",
+    )
+    parser.add_argument(
+        "--screenshot", type=Path, help="also save a PNG of the report (headless Chromium)"
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="keep serving until Ctrl+C (the same as --keep)"
+    )
+    parser.add_argument(
+        "--report-port", type=int, default=0, help="port of the signed-in report server"
+    )
+    parser.add_argument(
         "--no-deliver",
         action="store_true",
         help="with --real: print the alerts in full and send none",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    args.keep = args.keep or args.serve
+    report = ReportOptions(
+        html_copy=args.report_file.resolve(),
+        screenshot=args.screenshot.resolve() if args.screenshot else None,
+        port=args.report_port,
+    )
     if args.keep:
         # Ctrl+C (or a SIGTERM from a supervisor) stops the stack cleanly, with Azurite and
         # the simulator, even where the shell started us with SIGINT ignored.
@@ -398,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     from devtools.azurite import start_azurite
 
     if args.real:
-        return main_real(deliver=not args.no_deliver)
+        return main_real(deliver=not args.no_deliver, report=report)
     if args.no_deliver:
         parser.error("--no-deliver goes with --real (the demo delivers only to the simulator)")
     with start_azurite() as azurite:
@@ -424,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
                         state_dir=args.state_dir.resolve(),
                         images=not args.no_images,
                     )
-                    return asyncio.run(run_demo(sim, options))
+                    return asyncio.run(run_demo(sim, options, report))
                 except KeyboardInterrupt:  # --keep ends with Ctrl+C
                     say("\nStopped: Azurite, the simulator and the runner are down.")
                     return 0

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.entrypoints.cli_clients",
     "shared.entrypoints.cli_run",
     "shared.entrypoints.cli_reinvite",
+    "shared.entrypoints.cli_report",
     "shared.entrypoints.cli_dev",
 )
 

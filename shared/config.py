@@ -226,6 +226,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "XTAP_API_ROLE", "App role a caller needs for the support API.", default="Reinvite.Request"
     ),
     SettingSpec(
+        "XTAP_REPORT_ROLE",
+        "App role that may read the portfolio report (GET /api/v1/report); the support "
+        "role (XTAP_API_ROLE) may read it too. The API app registration defines both.",
+        default="Report.Read",
+        infra=False,
+    ),
+    SettingSpec(
         "XTAP_REINVITE_REDIRECT_URL",
         "Where a re-invited guest lands after redemption.",
         default="https://myapps.microsoft.com",
@@ -377,6 +384,7 @@ class Settings:
     # and alerts on the other channel (an unresolved Key Vault reference for the Teams
     # webhook must not stop e-mail).
     channel_problems: tuple[tuple[str, str], ...] = ()
+    report_role: str = "Report.Read"
 
 
 class _Reader:
@@ -664,6 +672,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         storage=_guarded(r, _storage, StorageSettings(None, None, None, None)),
         retention=_guarded(r, _retention, RetentionSettings()),
         channel_problems=channel_problems,
+        report_role=r.text("XTAP_REPORT_ROLE"),
     )
     if not r.problems:
         for problem in _combination_problems(settings):

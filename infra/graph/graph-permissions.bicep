@@ -31,6 +31,10 @@ param adminConsentRedirectUri string
 @description('Value of the app role support staff need for the re-invite API (XTAP_API_ROLE).')
 param supportAppRole string
 
+// The read-only role of the portfolio report (GET /api/v1/report): shared/config.py's default
+// for XTAP_REPORT_ROLE. Support staff (supportAppRole) may read the report too.
+var reportAppRole = 'Report.Read'
+
 @description('Optional object ID of a user or group to assign the support role to now. Empty: assign it later (docs/deploy.md).')
 param supportPrincipalId string = ''
 
@@ -148,6 +152,16 @@ resource apiApp 'Microsoft.Graph/applications@v1.0' = {
       value: supportAppRole
       displayName: 'Re-invite requester'
       description: 'Support staff who may request guest re-invites and read their status.'
+      allowedMemberTypes: [
+        'User'
+      ]
+      isEnabled: true
+    }
+    {
+      id: guid(resourceToken, 'xtap-watch-api-role', reportAppRole)
+      value: reportAppRole
+      displayName: 'Portfolio report reader'
+      description: 'Account managers and admins who may read the client portfolio report, and nothing else.'
       allowedMemberTypes: [
         'User'
       ]

@@ -69,6 +69,20 @@ async def api_openapi(req: func.HttpRequest) -> func.HttpResponse:
     return await respond("openapi", req)
 
 
+@bp.route(route="v1/report", auth_level=ANONYMOUS)
+async def api_report(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.entrypoints.http_api import respond
+
+    return await respond("get_report", req)
+
+
+@bp.route(route="v1/whatif", auth_level=ANONYMOUS)
+async def api_whatif(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.entrypoints.http_api import respond
+
+    return await respond("whatif", req)
+
+
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE_REINVITES, connection=STORAGE)
 async def reinvite_job(msg: func.QueueMessage) -> None:
     from shared.entrypoints import guest_triggers

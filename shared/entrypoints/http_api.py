@@ -3,7 +3,8 @@
 Order of checks on every authenticated route, cheapest and least revealing first:
 
 1. ``X-MS-CLIENT-PRINCIPAL`` must decode to a caller (else 401), from the vendor tenant,
-   holding the app role ``XTAP_API_ROLE`` (else 403) — App Service Authentication
+   holding the app role ``XTAP_API_ROLE`` (else 403; ``GET /api/v1/report`` also admits
+   ``XTAP_REPORT_ROLE``, see ``http_report.operation_roles``) — App Service Authentication
    validated the token in front of us; this is the authorisation the function owns. In
    Azure, a header arriving while App Service Authentication is off could be forged:
    then every authenticated route answers 503 (fail closed);
@@ -61,7 +62,17 @@ OPERATIONS = {
     "get_access_review": "GET",
     "health": "GET",
     "openapi": "GET",
+    "get_report": "GET",
+    "whatif": "POST",
 }
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A body sent as is (the HTML report), not as JSON."""
+
+    content: bytes
+    media_type: str
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,10 @@ class ApiResponse:
     headers: Mapping[str, str] | None = None
 
     def as_tuple(self) -> tuple[int, dict[str, str], Any]:
-        return self.status, {**JSON_HEADERS, **(self.headers or {})}, self.body
+        base = JSON_HEADERS
+        if isinstance(self.body, RawBody):
+            base = {"Content-Type": f"{self.body.media_type}; charset=utf-8"}
+        return self.status, {**base, **(self.headers or {})}, self.body
 
 
 def _error(
@@ -354,8 +368,11 @@ def easy_auth_missing(env: Mapping[str, str]) -> bool:
     return env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() != "true"
 
 
-def authorise(headers: Mapping[str, str], settings: Any) -> ClientPrincipal | ApiResponse:
-    """The caller, or the 401/403 response to send instead."""
+def authorise(
+    headers: Mapping[str, str], settings: Any, roles: tuple[str, ...] | None = None
+) -> ClientPrincipal | ApiResponse:
+    """The caller, or the 401/403 response to send instead (``roles``: any one of them;
+    default the support role ``XTAP_API_ROLE``)."""
     from shared.domain.principal import PrincipalError, parse_client_principal
 
     try:
@@ -364,9 +381,11 @@ def authorise(headers: Mapping[str, str], settings: Any) -> ClientPrincipal | Ap
         )
     except PrincipalError as exc:
         return _error(401, "unauthenticated", str(exc), headers=CHALLENGE)
-    if not principal.has_role(settings.api_role):
-        log.warning("caller %s lacks role %s", principal.display, settings.api_role)
-        return _error(403, "forbidden", f"the caller needs the app role {settings.api_role}")
+    wanted = roles or (settings.api_role,)
+    if not any(principal.has_role(role) for role in wanted):
+        needed = " or ".join(wanted)
+        log.warning("caller %s lacks role %s", principal.display, needed)
+        return _error(403, "forbidden", f"the caller needs the app role {needed}")
     return principal
 
 
@@ -413,7 +432,9 @@ async def _dispatch(
             "the principal header",
         )
     settings = (await _app()).settings
-    checked = authorise(headers, settings)
+    from shared.entrypoints.http_report import operation_roles
+
+    checked = authorise(headers, settings, operation_roles(operation, settings))
     if isinstance(checked, ApiResponse):
         return checked
     principal = checked
@@ -435,6 +456,12 @@ async def _dispatch(
         return await _ensure_access_review(principal, params)
     if operation == "get_access_review":
         return await _get_access_review(params)
+    if operation in ("get_report", "whatif"):
+        from shared.entrypoints import http_report
+
+        if operation == "get_report":
+            return await http_report.get_report(principal, headers)
+        return await http_report.post_whatif(principal, headers, body)
     return ApiResponse(200, _openapi_document())
 
 
@@ -491,6 +518,14 @@ async def respond(operation: str, req: func.HttpRequest) -> func.HttpResponse:
         headers=dict(req.headers.items()),
         body=req.get_body() or b"",
     )
+    if isinstance(body, RawBody):
+        return func.HttpResponse(
+            body=body.content,
+            status_code=status,
+            headers=headers,
+            mimetype=body.media_type,
+            charset="utf-8",
+        )
     return func.HttpResponse(
         body=json.dumps(body, separators=(",", ":"), default=str),
         status_code=status,

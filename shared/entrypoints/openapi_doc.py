@@ -20,6 +20,8 @@ from shared.domain.reinvite import (
     MAX_URL_LENGTH,
     REDIRECT_URL_PATTERN,
 )
+from shared.domain.report import STATES, VERDICTS
+from shared.domain.whatif import MAX_PARTNER_PROPOSALS
 from shared.services.access_reviews import REVIEW_JOB_ID_PATTERN
 
 _JSON = "application/json"
@@ -28,6 +30,22 @@ _STATE_REF = {"$ref": "#/components/schemas/JobState"}
 _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 _DATE_TIME = {"type": "string", "format": "date-time"}
+_POLICY_PROPOSAL = {
+    "type": "object",
+    "description": "A crossTenantAccessPolicyConfigurationDefault or ...Partner as Graph "
+    "returns it, or only the properties to change.",
+    "properties": {
+        name: {"type": "object", "nullable": True}
+        for name in (
+            "b2bCollaborationInbound",
+            "b2bCollaborationOutbound",
+            "b2bDirectConnectInbound",
+            "b2bDirectConnectOutbound",
+            "inboundTrust",
+            "automaticUserConsentSettings",
+        )
+    },
+}
 
 
 def _err(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -79,8 +97,11 @@ _COMMON = {
 }
 
 
-def _responses(extra: dict[str, Any]) -> dict[str, Any]:
-    return dict(sorted({**extra, **_COMMON}.items()))
+def _responses(extra: dict[str, Any], forbidden: str | None = None) -> dict[str, Any]:
+    common = dict(_COMMON)
+    if forbidden is not None:
+        common["403"] = _err(forbidden)
+    return dict(sorted({**extra, **common}.items()))
 
 
 def _path_param(name: str, pattern: str) -> dict[str, Any]:
@@ -115,7 +136,8 @@ _DESCRIPTION = (
     "the Function App: callers send `Authorization: Bearer <token>` for the API's app "
     "registration; App Service validates it and passes the claims to the function in "
     "`X-MS-CLIENT-PRINCIPAL`, which the function checks for the app role (XTAP_API_ROLE, "
-    "default `Reinvite.Request`). Only `GET /api/v1/health` is anonymous."
+    "default `Reinvite.Request`). The portfolio report also admits the read-only role "
+    "XTAP_REPORT_ROLE (default `Report.Read`). Only `GET /api/v1/health` is anonymous."
 )
 
 _SCHEMAS: dict[str, Any] = {
@@ -253,6 +275,133 @@ _SCHEMAS: dict[str, Any] = {
             "findings": {"type": "array", "items": {"type": "object"}},
         },
     },
+    "PortfolioReport": {
+        "type": "object",
+        "required": ["generatedAt", "clients", "totals", "states", "findings", "rows"],
+        "properties": {
+            "generatedAt": _DATE_TIME,
+            "vendor": _STRING,
+            "clients": {"type": "integer", "minimum": 0},
+            "totals": {
+                "type": "object",
+                "description": "Clients per verdict (every verdict listed, zeros included).",
+                "required": list(VERDICTS),
+                "properties": {v: {"type": "integer", "minimum": 0} for v in VERDICTS},
+            },
+            "states": {
+                "type": "object",
+                "description": "Clients per alert state.",
+                "properties": {s: {"type": "integer", "minimum": 0} for s in STATES},
+            },
+            "findings": {
+                "type": "object",
+                "description": "Clients per finding code.",
+                "additionalProperties": {"type": "integer"},
+            },
+            "rows": {"type": "array", "items": {"$ref": "#/components/schemas/ReportRow"}},
+        },
+    },
+    "ReportRow": {
+        "type": "object",
+        "required": ["tenantId", "name", "verdict", "state", "consent", "findings"],
+        "properties": {
+            "tenantId": _STRING,
+            "name": _STRING,
+            "verdict": {"type": "string", "enum": list(VERDICTS)},
+            "state": {"type": "string", "enum": list(STATES)},
+            "since": {**_DATE_TIME, "nullable": True},
+            "consent": {"type": "string", "enum": ["unknown", "granted", "missing"]},
+            "checkedAt": {**_DATE_TIME, "nullable": True},
+            "reason": _NULLABLE_STRING,
+            "findings": {"type": "array", "items": {"$ref": "#/components/schemas/ReportFinding"}},
+            "vendorFindings": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/ReportFinding"},
+            },
+            "signins": {"type": "object", "nullable": True},
+            "acknowledgement": {
+                "type": "object",
+                "description": "Present only when the client's drift is acknowledged.",
+                "properties": {
+                    "by": _NULLABLE_STRING,
+                    "reason": _NULLABLE_STRING,
+                    "until": {**_DATE_TIME, "nullable": True},
+                    "at": {**_DATE_TIME, "nullable": True},
+                    "active": {"type": "boolean"},
+                },
+            },
+        },
+    },
+    "ReportFinding": {
+        "type": "object",
+        "required": ["code", "severity", "runbook"],
+        "properties": {
+            "code": _STRING,
+            "severity": _STRING,
+            "title": _STRING,
+            "message": _STRING,
+            "runbook": {"type": "string", "description": "The finding's runbook page."},
+        },
+    },
+    "WhatIfRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "A proposed vendor default policy, partner entries, or both. Each "
+        "top-level property given replaces the current one whole (as a PATCH would); "
+        "properties not given keep their current value; properties that are not part of "
+        "a cross-tenant access policy are refused.",
+        "properties": {
+            "default": {**_POLICY_PROPOSAL, "nullable": True},
+            "partners": {
+                "type": "array",
+                "maxItems": MAX_PARTNER_PROPOSALS,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["tenantId", "policy"],
+                    "properties": {
+                        "tenantId": {"type": "string", "pattern": GUID_PATTERN},
+                        "policy": {
+                            **_POLICY_PROPOSAL,
+                            "nullable": True,
+                            "description": "The proposed entry; null deletes it.",
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "WhatIfResult": {
+        "type": "object",
+        "required": ["clients", "newlyBroken", "newlyRecovered", "changed", "unchanged"],
+        "properties": {
+            "clients": {"type": "integer", "minimum": 0},
+            "newlyBroken": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/WhatIfClient"},
+            },
+            "newlyRecovered": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/WhatIfClient"},
+            },
+            "changed": {"type": "array", "items": {"$ref": "#/components/schemas/WhatIfClient"}},
+            "unchanged": {"type": "integer", "minimum": 0},
+        },
+    },
+    "WhatIfClient": {
+        "type": "object",
+        "required": ["tenantId", "name", "change", "brokenBefore", "brokenAfter", "added"],
+        "properties": {
+            "tenantId": _STRING,
+            "name": _STRING,
+            "change": {"type": "string", "enum": ["newly_broken", "newly_recovered", "changed"]},
+            "brokenBefore": {"type": "boolean"},
+            "brokenAfter": {"type": "boolean"},
+            "added": {"type": "array", "items": {"type": "object"}},
+            "removed": {"type": "array", "items": _STRING},
+            "findingsAfter": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     "Health": {
         "type": "object",
         "required": ["status"],
@@ -380,6 +529,68 @@ def _paths() -> dict[str, Any]:
                         "200": _ok("The job.", "AccessReviewJob"),
                         "400": _err("jobId is not an access-review job ID."),
                         "404": _err("No such job."),
+                    }
+                ),
+            }
+        },
+        "/api/v1/report": {
+            "get": {
+                "operationId": "getPortfolioReport",
+                "summary": "The portfolio report: every registered client, totals per verdict",
+                "description": (
+                    "HTML by default (a self-contained page: sort and filter in the page, "
+                    "printable); JSON when `Accept` prefers `application/json`. Readable "
+                    "with the app role XTAP_REPORT_ROLE (default `Report.Read`) or the "
+                    "support role XTAP_API_ROLE."
+                ),
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": "The report.",
+                            "headers": {
+                                "Vary": {"description": "Accept.", "schema": _STRING},
+                            },
+                            "content": {
+                                "text/html": {"schema": {"type": "string"}},
+                                _JSON: {"schema": {"$ref": "#/components/schemas/PortfolioReport"}},
+                            },
+                        },
+                        "406": _err("`Accept` allows neither text/html nor application/json."),
+                    },
+                    forbidden="The caller holds neither the report role (XTAP_REPORT_ROLE, "
+                    "default Report.Read) nor the support role (XTAP_API_ROLE).",
+                ),
+            }
+        },
+        "/api/v1/whatif": {
+            "post": {
+                "operationId": "whatIfVendorPolicy",
+                "summary": "Which clients a proposed vendor policy would newly break or recover",
+                "description": (
+                    "Runs the vendor-side checks of every registered client against the "
+                    "current vendor policy (read from Graph) and against the proposal, and "
+                    "lists the clients that would newly break (a HIGH vendor-side finding: "
+                    "guests refused, looping on MFA registration, or not invitable), newly "
+                    "recover, or change otherwise. Read-only: nothing is written to Graph."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": {"$ref": "#/components/schemas/WhatIfRequest"}}},
+                },
+                "responses": _responses(
+                    {
+                        "200": _ok("The comparison.", "WhatIfResult"),
+                        "400": _err(
+                            "Invalid body, or a partner tenant that is not a registered "
+                            "client; `error.field` names the field (e.g. "
+                            "`partners[0].policy.b2bCollaborationInbound`)."
+                        ),
+                        "413": _err("Body larger than 256 KiB."),
+                        "415": _err("Body is not application/json (UTF-8)."),
+                        "502": _err(
+                            "Microsoft Graph refused the read, or returned a vendor policy "
+                            "this version does not understand."
+                        ),
                     }
                 ),
             }

@@ -44,6 +44,8 @@ AUTHENTICATED_EXAMPLES = {
     ("GET", "/api/v1/access-reviews/{jobId}"): 100,
     ("GET", "/api/v1/health"): 20,
     ("GET", "/api/v1/openapi.json"): 20,
+    ("GET", "/api/v1/report"): 5,
+    ("POST", "/api/v1/whatif"): 15,
 }
 ANONYMOUS_EXAMPLES = 40
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
@@ -160,7 +162,7 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
 
     schema = schemathesis.openapi.from_path(str(OPENAPI_PATH))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 9
     checks = [
         not_a_server_error,
         status_code_conformance,
@@ -209,6 +211,20 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_anonymous_access(api_serve
     assert response.status_code == 202, response.text
     review.validate_response(response, checks=checks)
     review_job_id = response.json()["jobId"]
+    report = by_id["GET /api/v1/report"].Case(
+        headers={PRINCIPAL_HEADER: PRINCIPAL, "Accept": "application/json"}
+    )
+    response = report.call(base_url=base_url)
+    assert response.status_code == 200, response.text
+    report.validate_response(response, checks=checks)
+    whatif = by_id["POST /api/v1/whatif"].Case(
+        body={"partners": [{"tenantId": CONTOSO, "policy": None}]},
+        media_type="application/json",
+        headers={PRINCIPAL_HEADER: PRINCIPAL},
+    )
+    response = whatif.call(base_url=base_url)
+    assert response.status_code == 200, response.text
+    whatif.validate_response(response, checks=checks)
     for label, params in (
         ("GET /api/v1/reinvites/{jobId}", {"jobId": job_id}),
         ("GET /api/v1/clients/{tenantId}/posture", {"tenantId": CONTOSO}),
