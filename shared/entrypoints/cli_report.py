@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.cli import CliError
-from shared.entrypoints.cli_app import run_with_app
+from shared.entrypoints.cli_app import GRAPH, STORAGE, run_with_app
+from shared.entrypoints.cli_common import explicit_json
 from shared.entrypoints.cli_posture import _load_json
 
 
@@ -77,7 +78,7 @@ def _report(args: argparse.Namespace) -> int:
         return await portfolio_report(app, datetime.now(UTC)), render_settings(app)
 
     report, settings = run_with_app(use)
-    if args.json:
+    if args.json or explicit_json(args):
         print(json.dumps(report_json(report, settings), indent=2))
     elif args.html == "-":
         sys.stdout.writelines(iter_report_html(report, settings))
@@ -142,10 +143,10 @@ def _whatif(args: argparse.Namespace) -> int:
         return await run_whatif(app, proposal), render_settings(app)
 
     try:
-        result, settings = run_with_app(use)
+        result, settings = run_with_app(use, needs=(STORAGE, GRAPH))
     except (ProposalError, CurrentPolicyUnreadable) as exc:
         raise CliError(str(exc)) from None
-    if args.json:
+    if args.json or explicit_json(args):
         print(json.dumps(result.to_json(), indent=2))
     else:
         _print_whatif(result, settings)
