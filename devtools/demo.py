@@ -315,16 +315,27 @@ async def _take_outbox(app: Any) -> list[dict[str, Any]]:
 
 
 async def run_real(
-    *, deliver: bool = True, storage_note: str = "", report: ReportOptions | None = None
+    *,
+    deliver: bool = True,
+    storage_note: str = "",
+    report: ReportOptions | None = None,
+    keep: bool = False,
+    state_dir: Path = ROOT / ".local",
 ) -> int:
+    from devtools.local_stack import serve_runner_http, serve_until_interrupted, write_env_file
     from devtools.runner import LocalRunner
     from shared.adapters.repositories import ClientRegistry
     from shared.bootstrap import get_app, set_app
     from shared.config import QUEUE_ALERTS
 
+    runner = LocalRunner()
+    site = None
+    if keep:
+        site, port = await serve_runner_http(runner)
+        api = f"http://127.0.0.1:{port}"
+        os.environ.setdefault("XTAP_PUBLIC_API_URL", api)
     set_app(None)
     app = await get_app()
-    runner = LocalRunner()
     try:
         await app.ensure_storage()
         say(f"xtap-watch against tenant {app.settings.vendor_tenant_id}")
@@ -378,11 +389,35 @@ async def run_real(
             say("set XTAP_PUBLIC_API_URL to your deployment's address so recipients can open them.")
         if report is not None:
             await _show_report(runner, app, report)
+        if keep:
+            # Only where storage and the runner are: your XTAP_* settings (secrets among
+            # them) stay in your shell, never in a file.
+            env_file = write_env_file(
+                {"AzureWebJobsStorage": os.environ["AzureWebJobsStorage"]},
+                {"XTAP_LOCAL_API": api},
+                state_dir / "xtap-watch.env",
+            )
+            heading("Local operator mode (your tenant)")
+            await serve_until_interrupted(runner, lambda: say(_real_keep_help(api, env_file)))
     finally:
+        if site is not None:
+            await site.cleanup()
         await runner.close()
         await app.close()
         set_app(None)
     return 0
+
+
+def _real_keep_help(api: str, env_file: Path) -> str:
+    return f"""\
+Azurite (your registry) and the runner stay up until Ctrl+C: timers on their schedules,
+queues processed (alerts are delivered to your channels), HTTP API at {api}/api/.
+
+In another terminal with your XTAP_* settings exported, from this folder:
+  source {_shown(env_file)}       # this storage, and .venv/bin on PATH
+  xtap-watch clients add --domain <a client's domain> --contact <their admin's e-mail>
+  xtap-watch clients list
+  xtap-watch sweep                # the runner here checks them"""
 
 
 def real_settings_problems(env: dict[str, str]) -> list[str]:
@@ -401,7 +436,13 @@ def real_settings_problems(env: dict[str, str]) -> list[str]:
     return [str(p) for p in problems]
 
 
-def main_real(*, deliver: bool, report: ReportOptions | None = None) -> int:
+def main_real(
+    *,
+    deliver: bool,
+    report: ReportOptions | None = None,
+    keep: bool = False,
+    state_dir: Path | None = None,
+) -> int:
     from devtools.azurite import start_azurite
 
     own_storage = bool(os.environ.get("AzureWebJobsStorage"))
@@ -422,14 +463,27 @@ def main_real(*, deliver: bool, report: ReportOptions | None = None) -> int:
         if own_storage:
             note = "Storage: AzureWebJobsStorage from your environment."
         else:
-            azurite = stack.enter_context(start_azurite(location=REAL_STORAGE))
+            location = REAL_STORAGE if state_dir is None else state_dir / "azurite-real"
+            azurite = stack.enter_context(start_azurite(location=location))
             os.environ["AzureWebJobsStorage"] = azurite.connection_string
             stack.callback(os.environ.pop, "AzureWebJobsStorage", None)
             note = (
-                f"Storage: Azurite keeping its data in {REAL_STORAGE.relative_to(ROOT)} "
+                f"Storage: Azurite keeping its data in {_shown(location)} "
                 "(registry and alert state survive; delete the folder to start over)."
             )
-        return asyncio.run(run_real(deliver=deliver, storage_note=note, report=report))
+        try:
+            return asyncio.run(
+                run_real(
+                    deliver=deliver,
+                    storage_note=note,
+                    report=report,
+                    keep=keep,
+                    state_dir=state_dir or REAL_STORAGE.parent,
+                )
+            )
+        except KeyboardInterrupt:  # --keep ends with Ctrl+C
+            say("\nStopped: Azurite and the runner are down (the registry is kept).")
+            return 0
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -498,7 +552,14 @@ def main(argv: list[str] | None = None) -> int:
     from devtools.azurite import start_azurite
 
     if args.real:
-        return main_real(deliver=not args.no_deliver, report=report)
+        if args.no_deliver and args.keep:
+            parser.error("--no-deliver and --keep do not go together: the kept runner delivers")
+        return main_real(
+            deliver=not args.no_deliver,
+            report=report,
+            keep=args.keep,
+            state_dir=args.state_dir.resolve(),
+        )
     if args.no_deliver:
         parser.error("--no-deliver goes with --real (the demo delivers only to the simulator)")
     with start_azurite() as azurite:

@@ -135,3 +135,52 @@ def test_every_missing_setting_is_named_at_once(real_env, monkeypatch, capsys):
     err = capsys.readouterr().err
     for name in ("XTAP_VENDOR_TENANT_ID", "XTAP_VENDOR_APP_IDS"):
         assert f"error: {name}: " in err
+
+
+def test_real_keep_leaves_storage_and_runner_up_for_the_cli(app_env, demo_sim, tmp_path):
+    """--real --keep: register a client from another shell against the kept storage; the
+    file to source holds the storage and API address only, never the user's secrets."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"}
+    env |= {k: v for k, v in app_env.items() if k != "AzureWebJobsStorage"}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "devtools.demo", "--real", "--keep", "--state-dir", str(tmp_path)],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "xtap-watch sweep" in line:
+                break
+        assert "Local operator mode (your tenant)" in "".join(seen), "".join(seen)
+        env_file = tmp_path / "xtap-watch.env"
+        text = env_file.read_text()
+        assert "AzureWebJobsStorage" in text and "XTAP_VENDOR_CLIENT_SECRET" not in text
+        shell = {k: v for k, v in env.items() if k.startswith("XTAP_")}
+        shell |= {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        added = subprocess.run(
+            ["bash", "-c", f"source {env_file} && xtap-watch clients add --domain "
+             "contoso-markets.com -o json && xtap-watch clients list -o json"],
+            cwd=root, env=shell, capture_output=True, text=True, timeout=120,
+        )
+        assert added.returncode == 0, added.stderr
+        assert '"tenantId": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"' in added.stdout
+        assert json.loads(added.stdout[added.stdout.rindex("["):])[0]["name"] == "Contoso Markets"
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
+    assert demo.returncode == 0
+    assert (tmp_path / "azurite-real").is_dir()  # the registry outlives the run
