@@ -31,7 +31,11 @@ from shared.entrypoints.cli_posture import _load_json
 
 
 def register(subparsers: Any) -> None:
-    report = subparsers.add_parser("report", help="the portfolio report of every client")
+    report = subparsers.add_parser(
+        "report",
+        help="the portfolio report of every client",
+        epilog="examples:\n  xtap-watch report\n  xtap-watch report --html report.html",
+    )
     form = report.add_mutually_exclusive_group()
     form.add_argument(
         "--html", metavar="FILE", help="write the HTML page to FILE ('-' for stdout)"
@@ -40,7 +44,9 @@ def register(subparsers: Any) -> None:
     report.set_defaults(handler=_report)
 
     whatif = subparsers.add_parser(
-        "whatif", help="which clients a proposed vendor policy would break or recover"
+        "whatif",
+        help="which clients a proposed vendor policy would break or recover",
+        epilog="example:\n  xtap-watch whatif --default proposed-default.json --fail-on-break",
     )
     whatif.add_argument(
         "--default", metavar="FILE", dest="default_file", help="proposed vendor default policy"

@@ -67,10 +67,11 @@ async def _wait_for_sweep(
             if len(done) == len(clients):
                 return _rows(done, clients), None
             now = time.monotonic()
-            if not done and now - last_change >= IDLE_SECONDS and queued:
+            idle = min(IDLE_SECONDS, wait_seconds / 2)
+            if not done and now - last_change >= idle and queued:
                 return _rows(done, clients), (
                     f"nothing is processing the queue {QUEUE_CHECK_CLIENT}: {queued} checks"
-                    f" have waited {IDLE_SECONDS:.0f} s untouched. No Functions app or local"
+                    f" have waited {idle:.0f} s untouched. No Functions app or local"
                     " runner works on this storage: locally, ./scripts/demo --keep runs one;"
                     " or check a client here with xtap-watch check TENANT_ID"
                 )
