@@ -133,7 +133,7 @@ def _render_images(
     except RenderSetupError:
         return [], (
             "PNG previews need the card renderer and Chromium, which the demo does not install:"
-            f" ./scripts/setup, then python -m devtools.delivered {_rel(out)}"
+            " after ./scripts/setup (what ./scripts/test runs) the demo renders them too"
         )
     from devtools.delivered import render_delivered
 

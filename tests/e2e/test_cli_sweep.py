@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from tests.e2e.test_cli_failures import one_line, seeded, xtap  # noqa: F401 (fixture)
+from tests.e2e.test_cli_failures import one_line, xtap
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,6 @@ def test_sweep_waits_for_the_runner_and_reports_every_verdict(seeded):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["complete"] is True
-    assert [c["name"] for c in result["clients"]][0] == "Contoso Markets"
+    assert result["clients"][0]["name"] == "Contoso Markets"
     assert all(c["checked"] for c in result["clients"])
     assert sum(result["verdicts"].values()) == 5
