@@ -218,6 +218,22 @@ def describe(
                 identity = Identity(identity.label, identity.app_setting,
                                     identity.secret_setting, identity.app_id, tenant)
             return token_failure(code, text, identity)
+    graph_refusal = next(
+        (
+            c
+            for c in chain
+            if type(c).__name__ == "GraphError" and getattr(c, "status", 0) in (401, 403)
+        ),
+        None,
+    )
+    if graph_refusal is not None:
+        code = getattr(graph_refusal, "code", "")
+        path = getattr(graph_refusal, "path", "")
+        return Failure(
+            f"Microsoft Graph refused {path or 'the request'} ({graph_refusal.status} {code}):"
+            " the vendor app lacks a permission or its admin consent; the README table"
+            " \"Graph permissions\" lists what each feature needs"
+        )
     if not _is_connection_failure(chain):
         return None
     where = _where(chain)
