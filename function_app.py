@@ -69,3 +69,7 @@ from shared.entrypoints.bp_guests import bp as guests_bp  # noqa: E402
 
 app.register_functions(guests_bp)
 app.register_functions(doctor_bp)
+
+from shared.entrypoints.bp_runbooks import bp as runbooks_bp  # noqa: E402
+
+app.register_functions(runbooks_bp)

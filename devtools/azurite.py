@@ -1,7 +1,9 @@
 """Start and stop Azurite (the Azure Storage emulator) on free loopback ports.
 
 Azurite is installed from npm into ``devtools/azurite/node_modules`` by ``scripts/setup``.
-It runs in memory (nothing left on disk), with telemetry off, on ports the OS picks.
+By default it runs in memory (nothing left on disk: tests, the demo), with telemetry off,
+on ports the OS picks. With ``location`` it keeps its data in that folder, so a registry
+and the alert state survive between runs (``./scripts/demo --real``).
 """
 
 from __future__ import annotations
@@ -59,13 +61,18 @@ class AzuriteProcess:
         self.stop()
 
 
-def start_azurite(timeout: float = 30.0) -> AzuriteProcess:
+def start_azurite(timeout: float = 30.0, location: Path | None = None) -> AzuriteProcess:
     if not AZURITE_BIN.exists():
         raise RuntimeError(f"Azurite is not installed at {AZURITE_BIN}: run scripts/setup first")
     workdir = tempfile.mkdtemp(prefix="xtap-azurite-")
+    if location is not None:
+        location.mkdir(parents=True, exist_ok=True)
+        persistence = ["--location", str(location)]
+    else:
+        persistence = ["--inMemoryPersistence"]
     args = [
         str(AZURITE_BIN),
-        "--inMemoryPersistence",
+        *persistence,
         "--disableTelemetry",
         "--skipApiVersionCheck",
         "--loose",

@@ -123,8 +123,8 @@ param alertEmails string = ''
 @description('Base URL of the Entra admin center used in alert links (XTAP_ENTRA_PORTAL_URL).')
 param entraPortalUrl string = 'https://entra.microsoft.com'
 
-@description('Base URL where docs/findings pages are published (XTAP_DOCS_BASE_URL).')
-param docsBaseUrl string = 'https://github.com/xtap-watch/xtap-watch/blob/main/docs'
+@description('Optional: base URL of a published copy of docs/ for alert links (XTAP_DOCS_BASE_URL). Empty: alerts link to the runbooks the app serves itself, /api/v1/runbooks/<CODE>.')
+param docsBaseUrl string = ''
 
 @minValue(1)
 @description('Hours between reminders while a drift stays open (XTAP_REMINDER_HOURS).')

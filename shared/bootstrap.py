@@ -74,6 +74,10 @@ class GraphGateway:
         """The vendor tenant's azure-identity credential (for Azure SDK clients)."""
         return self._vendor_credential.inner
 
+    def reader_credential(self, tenant_id: str) -> Any:
+        """The read-only app's credential in one client tenant (the CLI checks it first)."""
+        return self._reader_credentials.for_tenant(tenant_id)
+
     async def close(self) -> None:
         await self._reader_credentials.close()
         await self._vendor_credential.close()

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -54,6 +54,19 @@ class ConfigError(ValueError):
         self.setting = setting
 
 
+class ConfigErrors(ConfigError):
+    """Every setting problem found at once; ``setting`` names the first, ``problems`` all.
+
+    A person fixing configuration should see the whole list in one go, not one setting per
+    attempt.
+    """
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        ValueError.__init__(self, "; ".join(str(p) for p in problems))
+        self.setting = problems[0].setting
+        self.problems = tuple(problems)
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     name: str
@@ -89,6 +102,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("AZURE_CLIENT_ID", "Client ID of the user-assigned managed identity.", infra=True),
     SettingSpec(
         "XTAP_VENDOR_CLIENT_ID", "App ID used with client_secret (local only).", infra=False
+    ),
+    SettingSpec(
+        "XTAP_USE_IMDS",
+        "true only on an Azure VM, scale set or AKS node whose instance metadata endpoint "
+        "serves the managed identity. Elsewhere off App Service a managed-identity credential "
+        "is refused as a setting error instead of probing 169.254.169.254.",
+        infra=False,
     ),
     SettingSpec(
         "XTAP_VENDOR_CLIENT_SECRET",
@@ -271,8 +291,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "XTAP_DOCS_BASE_URL",
-        "Base URL where docs/findings pages are published (alert links).",
-        default="https://github.com/xtap-watch/xtap-watch/blob/main/docs",
+        "Optional override: base URL of a published copy of docs/ (alert links then point "
+        "to <base>/findings/<CODE>.md). Unset, alerts link to the runbooks this app serves "
+        "itself, <public URL>/api/v1/runbooks/<CODE>.",
     ),
     SettingSpec(
         "AzureWebJobsStorage",
@@ -495,7 +516,7 @@ class Settings:
     reinvite_redirect_hosts: tuple[str, ...]
     access_review_reviewers: tuple[str, ...]
     entra_portal_url: str
-    docs_base_url: str
+    docs_base_url: str  # where finding links point (shared/domain/runbooks.py)
     public_api_url: str | None
     storage: StorageSettings
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -585,12 +606,73 @@ class _Reader:
             )
         return value
 
+    def readable_file(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is not None and not os.path.isfile(value):
+            raise ConfigError(
+                name,
+                f"no such file: {value} (the CA of the local simulator; unset it to use "
+                "Microsoft's services)",
+            )
+        return value
+
     def emails(self, name: str) -> tuple[str, ...]:
         items = tuple(v.strip() for v in (self.raw(name) or "").split(",") if v.strip())
         for item in items:
             if "@" not in item or " " in item:
                 raise ConfigError(name, f"must be comma-separated e-mail addresses, got {item!r}")
         return items
+
+
+# What a reader method stands in with once it has recorded a problem, so reading goes on
+# and every other setting is still checked (the placeholders never leave load_settings).
+_PLACEHOLDERS: dict[str, object] = {
+    "raw": None,
+    "text": "",
+    "guid": None,
+    "guid_list": (),
+    "url": "https://invalid.invalid",
+    "optional_url": None,
+    "positive_int": 1,
+    "schedule": "0 0 * * * *",
+    "emails": (),
+    "readable_file": None,
+}
+
+
+class _CollectingReader(_Reader):
+    """A reader that records each setting's first problem and carries on."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__(env)
+        self.problems: dict[str, ConfigError] = {}
+
+    def record(self, exc: ConfigError) -> None:
+        self.problems.setdefault(exc.setting, exc)
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        try:
+            return super().choice(name, choices)
+        except ConfigError as exc:
+            self.record(exc)
+            return choices[0]
+
+
+def _collecting(method_name: str) -> None:
+    method = getattr(_Reader, method_name)
+
+    def read(self: _CollectingReader, name: str, *args: object) -> object:
+        try:
+            return method(self, name, *args)
+        except ConfigError as exc:
+            self.record(exc)
+            return _PLACEHOLDERS[method_name]
+
+    setattr(_CollectingReader, method_name, read)
+
+
+for _name in _PLACEHOLDERS:
+    _collecting(_name)
 
 
 def _storage(r: _Reader) -> StorageSettings:
@@ -611,6 +693,22 @@ def _storage(r: _Reader) -> StorageSettings:
         table_service_uri=table_uri,
         client_id=r.guid("AzureWebJobsStorage__clientId"),
     )
+
+
+def _runbook_base(r: _Reader) -> str:
+    """Where alert links to finding pages point: the override, else this app's own route.
+
+    The app's public address is XTAP_PUBLIC_API_URL, else the default host name App Service
+    gives every app (WEBSITE_HOSTNAME), else the local runner's default address.
+    """
+    from shared.domain.runbooks import LOCAL_APP_URL, app_runbook_base
+
+    override = r.optional_url("XTAP_DOCS_BASE_URL")
+    if override:
+        return override
+    public = r.optional_url("XTAP_PUBLIC_API_URL")
+    host = (r.env.get("WEBSITE_HOSTNAME") or "").strip()
+    return app_runbook_base(public or (f"https://{host}" if host else LOCAL_APP_URL))
 
 
 _HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(?::\d{1,5})?$")
@@ -660,8 +758,9 @@ def _self_watch(r: _Reader) -> SelfWatchSettings:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every setting; raise ConfigError naming the first bad one."""
-    r = _Reader(os.environ if env is None else env)
+    """Read and validate every setting; raise :class:`ConfigErrors` listing every bad one
+    (``setting`` names the first, so a single problem reads as before)."""
+    r = _CollectingReader(os.environ if env is None else env)
     vendor_credential = r.choice("XTAP_VENDOR_CREDENTIAL", ("managed_identity", "client_secret"))
     reader_credential = r.choice(
         "XTAP_CLIENT_READER_CREDENTIAL", ("federated_managed_identity", "client_secret")
@@ -684,7 +783,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         vendor_domain=r.text("XTAP_VENDOR_DOMAIN"),
         graph_base_url=r.url("XTAP_GRAPH_BASE_URL"),
         authority_host=r.url("XTAP_AUTHORITY_HOST"),
-        tls_ca_file=r.raw("XTAP_TLS_CA_FILE"),
+        tls_ca_file=r.readable_file("XTAP_TLS_CA_FILE"),
         vendor_credential=vendor_credential,  # type: ignore[arg-type]
         managed_identity_client_id=r.guid("AZURE_CLIENT_ID"),
         vendor_client_id=r.guid("XTAP_VENDOR_CLIENT_ID"),
@@ -717,40 +816,137 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pending_guest_days=r.positive_int("XTAP_PENDING_GUEST_DAYS"),
         api_role=r.text("XTAP_API_ROLE"),
         reinvite_redirect_url=r.url("XTAP_REINVITE_REDIRECT_URL"),
-        reinvite_redirect_hosts=_redirect_hosts(r),
+        reinvite_redirect_hosts=_guarded(r, _redirect_hosts, ()),
         access_review_reviewers=r.guid_list("XTAP_ACCESS_REVIEW_REVIEWERS"),
         entra_portal_url=r.url("XTAP_ENTRA_PORTAL_URL"),
-        docs_base_url=r.url("XTAP_DOCS_BASE_URL"),
+        docs_base_url=_runbook_base(r),
         public_api_url=r.optional_url("XTAP_PUBLIC_API_URL"),
-        storage=_storage(r),
-        retention=_retention(r),
+        storage=_guarded(r, _storage, StorageSettings(None, None, None, None)),
+        retention=_guarded(r, _retention, RetentionSettings()),
         self_watch=_self_watch(r),
         channel_problems=channel_problems,
         report_role=r.text("XTAP_REPORT_ROLE"),
     )
-    _check_combinations(settings)
+    if not r.problems:
+        for problem in _combination_problems(settings):
+            r.record(problem)
+    if r.problems:
+        raise ConfigErrors(list(r.problems.values()))
     return settings
 
 
-def _check_combinations(s: Settings) -> None:
-    if s.vendor_credential == "client_secret" and not (
-        s.vendor_client_id and s.vendor_client_secret
+T = TypeVar("T")
+
+
+def _guarded(r: _CollectingReader, read: Callable[[_Reader], T], placeholder: T) -> T:
+    try:
+        return read(r)
+    except ConfigError as exc:
+        r.record(exc)
+        return placeholder
+
+
+# Environment variables through which a platform hands a process its managed identity
+# (App Service / Functions: IDENTITY_ENDPOINT + IDENTITY_HEADER; Azure Arc and Service Fabric
+# also set IDENTITY_ENDPOINT; Cloud Shell: MSI_ENDPOINT; AKS pod identity:
+# AZURE_POD_IDENTITY_AUTHORITY_HOST). Without one, azure-identity falls back to probing the
+# instance metadata address, which only answers on an Azure VM.
+MANAGED_IDENTITY_ENV = (
+    "IDENTITY_ENDPOINT",
+    "MSI_ENDPOINT",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+)
+
+
+def managed_identity_available(env: Mapping[str, str]) -> bool:
+    """Whether a managed identity can be had here without probing the network."""
+    if any((env.get(name) or "").strip() for name in MANAGED_IDENTITY_ENV):
+        return True
+    return (env.get("XTAP_USE_IMDS") or "").strip().lower() == "true"
+
+
+def credential_problems(env: Mapping[str, str], *, reader: bool = True) -> list[ConfigError]:
+    """What stops the two identities from signing in here, as setting errors.
+
+    For runs outside the Functions host (the CLI, ``./scripts/demo --real``): a managed
+    identity configured where none exists is a setting to change, not a timeout to wait
+    for. ``reader``: the command reads client tenants (the read-only app is needed too).
+    Read from ``env`` directly, so it adds to :func:`load_settings`' list even when that
+    failed (malformed values are that function's to report).
+    """
+    r = _CollectingReader(env)
+    vendor_credential = r.choice("XTAP_VENDOR_CREDENTIAL", ("managed_identity", "client_secret"))
+    reader_app_id = r.guid("XTAP_CLIENT_READER_APP_ID")
+    reader_credential = r.choice(
+        "XTAP_CLIENT_READER_CREDENTIAL", ("federated_managed_identity", "client_secret")
+    )
+    problems: list[ConfigError] = []
+    local_fix = "off Azure use client_secret (see README, \"Against your tenant\")"
+    if vendor_credential == "managed_identity" and not managed_identity_available(env):
+        problems.append(
+            ConfigError(
+                "XTAP_VENDOR_CREDENTIAL",
+                "is managed_identity, but this machine has no managed identity (no "
+                f"IDENTITY_ENDPOINT or MSI_ENDPOINT; XTAP_USE_IMDS is not true): {local_fix}: "
+                "XTAP_VENDOR_CREDENTIAL=client_secret with XTAP_VENDOR_CLIENT_ID and "
+                "XTAP_VENDOR_CLIENT_SECRET",
+            )
+        )
+    if not reader:
+        return problems
+    if not reader_app_id and "XTAP_CLIENT_READER_APP_ID" not in r.problems:
+        problems.append(
+            ConfigError(
+                "XTAP_CLIENT_READER_APP_ID",
+                "is required to read client tenants' policies (the multi-tenant read-only "
+                "app clients consent to); without it every client is UNKNOWN",
+            )
+        )
+    elif reader_credential == "federated_managed_identity" and not (
+        managed_identity_available(env)
     ):
-        name = "XTAP_VENDOR_CLIENT_ID" if not s.vendor_client_id else "XTAP_VENDOR_CLIENT_SECRET"
-        raise ConfigError(name, "is required when XTAP_VENDOR_CREDENTIAL=client_secret")
+        problems.append(
+            ConfigError(
+                "XTAP_CLIENT_READER_CREDENTIAL",
+                "is federated_managed_identity, which needs the app's managed identity: "
+                f"{local_fix}: XTAP_CLIENT_READER_CREDENTIAL=client_secret with "
+                "XTAP_CLIENT_READER_SECRET (a secret of the read-only app)",
+            )
+        )
+    return problems
+
+
+def _combination_problems(s: Settings) -> list[ConfigError]:
+    problems: list[ConfigError] = []
+    if s.vendor_credential == "client_secret":
+        for name, value in (
+            ("XTAP_VENDOR_CLIENT_ID", s.vendor_client_id),
+            ("XTAP_VENDOR_CLIENT_SECRET", s.vendor_client_secret),
+        ):
+            if not value:
+                problems.append(
+                    ConfigError(name, "is required when XTAP_VENDOR_CREDENTIAL=client_secret")
+                )
     if (
         s.client_reader_credential == "client_secret"
         and s.client_reader_app_id
         and not (s.client_reader_secret)
     ):
-        raise ConfigError(
-            "XTAP_CLIENT_READER_SECRET",
-            "is required when XTAP_CLIENT_READER_CREDENTIAL=client_secret",
+        problems.append(
+            ConfigError(
+                "XTAP_CLIENT_READER_SECRET",
+                "is required when XTAP_CLIENT_READER_CREDENTIAL=client_secret",
+            )
         )
     if "log_analytics" in (s.audit_source, s.signin_source) and not s.log_analytics_workspace_id:
-        raise ConfigError(
-            "XTAP_LOG_ANALYTICS_WORKSPACE_ID",
-            "is required when XTAP_AUDIT_SOURCE or XTAP_SIGNIN_SOURCE is log_analytics",
+        problems.append(
+            ConfigError(
+                "XTAP_LOG_ANALYTICS_WORKSPACE_ID",
+                "is required when XTAP_AUDIT_SOURCE or XTAP_SIGNIN_SOURCE is log_analytics",
+            )
         )
     if s.mail_sender and not s.alert_emails:
-        raise ConfigError("XTAP_ALERT_EMAILS", "is required when XTAP_MAIL_SENDER is set")
+        problems.append(
+            ConfigError("XTAP_ALERT_EMAILS", "is required when XTAP_MAIL_SENDER is set")
+        )
+    return problems

@@ -50,9 +50,12 @@ param accessReviewReviewers string
 param entraPortalUrl string
 param docsBaseUrl string
 
-@description('Paths App Service Authentication lets through without a token (the health probe).')
+@description('Paths App Service Authentication lets through without a token: the health probe, and the runbooks every alert links to (read by admins without the API role; no tenant data).')
 param anonymousPaths array = [
   '/api/v1/health'
+  // A trailing /* covers the pages below a path (Microsoft's answer in MicrosoftDocs/azure-docs#86514).
+  '/api/v1/runbooks'
+  '/api/v1/runbooks/*'
 ]
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {

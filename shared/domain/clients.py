@@ -5,9 +5,32 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
 
 from shared.domain.messages import GUID_PATTERN
+
+# Records are read in either key style (stored rows and old exports: snake_case; the CLI's
+# and the API's JSON: camelCase) and exported in camelCase (``by_alias=True``).
+_CONFIG = ConfigDict(
+    extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+)
+
+
+def email_addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Each value as a normalised e-mail address, or ValueError naming the bad one.
+
+    Syntax only (email-validator, no DNS lookup): a typo in a client contact would
+    otherwise surface as a failed delivery at the worst moment.
+    """
+    out: list[str] = []
+    for value in values:
+        try:
+            out.append(validate_email(value.strip(), check_deliverability=False).normalized)
+        except EmailNotValidError as exc:
+            raise ValueError(f"not an e-mail address: {value!r} ({exc})") from None
+    return tuple(dict.fromkeys(out))
 
 
 class ConsentStatus(StrEnum):
@@ -23,21 +46,26 @@ class ExpectedScope(BaseModel):
     drift, and must not page anyone.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
     user_groups: tuple[str, ...] = ()
     note: str = ""
 
 
 class AlertRouting(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
     emails: tuple[str, ...] = ()
     # Name of an app setting (a Key Vault reference in Azure) holding an extra Teams
     # Workflows webhook URL: the URL itself is a secret and never stored in a table.
     teams_webhook_setting: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
 
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return email_addresses(value)
+
 
 class ClientRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
     tenant_id: str = Field(pattern=GUID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     domains: tuple[str, ...] = ()
@@ -56,6 +84,11 @@ class ClientRecord(BaseModel):
     @classmethod
     def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(d.strip().lower() for d in value if d.strip())
+
+    @field_validator("contacts")
+    @classmethod
+    def _contacts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return email_addresses(value)
 
     def owns_domain(self, domain: str) -> bool:
         return domain.lower() in self.domains

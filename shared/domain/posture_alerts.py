@@ -21,13 +21,14 @@ from shared.domain.messages import (
     Severity,
 )
 from shared.domain.posture import PostureResult, Verdict
+from shared.domain.runbooks import runbook_url
 
 
 @dataclass(frozen=True)
 class AlertContext:
     vendor_name: str
     portal_url: str  # Entra admin center base URL
-    docs_base_url: str  # where docs/ is published
+    docs_base_url: str  # runbook base: this app's route or a published docs/ (runbooks.py)
     api_base_url: str | None = None
 
 
@@ -43,7 +44,7 @@ def finding_links(findings: Sequence[Finding], ctx: AlertContext) -> tuple[Link,
     for finding in findings:
         code = finding.code.value
         if code not in seen:
-            url = f"{ctx.docs_base_url.rstrip('/')}/findings/{code}.md"
+            url = runbook_url(ctx.docs_base_url, code)
             seen[code] = Link(title=f"Runbook: {finding.title}", url=url)
     return tuple(seen.values())
 

@@ -95,6 +95,13 @@ def register_under_clients(sub: Any) -> None:
         "ack",
         help="acknowledge a client's drift: reminders pause until --until / for --for "
         "(at most 30 days); --lift ends it",
+        description="Acknowledge a client's open drift: its reminders pause until the\n"
+        "acknowledgement ends (at most 30 days); a worse verdict still alerts, and the\n"
+        "expiry reminds once. --lift ends the acknowledgement early.",
+        epilog="examples:\n"
+        "  xtap-watch clients ack 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d "
+        "--reason 'client change window' --for 2d\n"
+        "  xtap-watch clients ack 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d --lift",
     )
     ack.add_argument("tenant_id")
     ack.add_argument("--reason", help="why (shown on every card and in the heartbeat)")

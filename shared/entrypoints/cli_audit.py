@@ -26,9 +26,16 @@ from shared.domain.audit import (
 from shared.domain.audit_severity import ClientInfo, classify, find_client
 from shared.domain.messages import ClientRef
 from shared.domain.strict_json import StrictJsonError, loads_strict
+from shared.entrypoints.cli_common import Column, output_format, render_table
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ADMITS = {"yes": True, "no": False, "unknown": None}
+_COLUMNS = (
+    Column("Time", lambda r: (r.get("time") or "")[:19]),
+    Column("Severity", lambda r: r.get("severity")),
+    Column("Setting", lambda r: r.get("setting")),
+    Column("Summary", lambda r: r.get("summary"), 80),
+)
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +44,13 @@ def register(subparsers: Any) -> None:
     explain = commands.add_parser(
         "explain",
         help="Print one JSON object per relevant change in an audit export.",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description="Explain the cross-tenant access changes in an audit export: Graph\n"
+        "directoryAudits JSON, a Log Analytics AuditLogs export, or Office 365 Management\n"
+        "Activity records. One JSON object per change when piped (or --output json); a\n"
+        "table on a terminal.",
+        epilog="example:\n"
+        "  xtap-watch audit explain directoryAudits.json \\\n"
+        "      --client 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d=Contoso",
     )
     explain.add_argument(
         "file", help="directoryAudit JSON, Log Analytics AuditLogs export, or - for stdin"
@@ -187,9 +200,12 @@ def run_explain(args: argparse.Namespace) -> int:
     records = extract_records(_read_json(args.file), args.file)
     batch = decode_audit_records(records)
     out = sys.stdout
-    for item in batch.items:
-        line = explain_line(item, clients, default_admits)
-        out.write(json.dumps(line, default=str, allow_nan=False) + "\n")
+    lines = [explain_line(item, clients, default_admits) for item in batch.items]
+    if output_format(args, out) == "table":
+        out.write((render_table(lines, _COLUMNS) if lines else "(no relevant changes)") + "\n")
+    else:
+        for line in lines:
+            out.write(json.dumps(line, default=str, allow_nan=False) + "\n")
     out.flush()
     if args.stats:
         print(

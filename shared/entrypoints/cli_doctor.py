@@ -118,7 +118,14 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     doctor = subparsers.add_parser(
-        "doctor", help="check every dependency of the deployment and print one table"
+        "doctor",
+        help="check every dependency of the deployment and print one table",
+        description="Check storage, Graph (vendor and, with --client, a client tenant), Log\n"
+        "Analytics, the alert channels and App Service Authentication, in the app's own\n"
+        "identity, and print one line per check with the fix for each failure.",
+        epilog="examples:\n"
+        "  xtap-watch doctor --no-send\n"
+        "  xtap-watch doctor --remote --client 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
     )
     doctor.add_argument(
         "--no-send", action="store_true", help="do not post a test card or send a test mail"

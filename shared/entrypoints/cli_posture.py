@@ -6,8 +6,10 @@ Contract (DESIGN §6)::
         --vendor-tenant ID [--vendor-app ID ...]
 
 prints one JSON object (``verdict``, ``findings[]`` with ``code``, ``severity``,
-``message``, plus ``remediation``, ``explanation``, ``reach`` and ``effective``) and exits
-0; bad input exits 2 with one line on stderr.
+``message``, plus ``remediation``, ``explanation``, ``reach`` and ``effective``) — when
+piped, or with ``--output json``; a table on a terminal. The exit status is the verdict's:
+0 ALLOWED, 3 LIMITED, 4 BLOCKED, 5 UNKNOWN (issue #14.6); bad input exits 2 with one line on
+stderr.
 
 ``--default`` is the body of ``GET /policies/crossTenantAccessPolicy/default``;
 ``--partner`` the body of ``GET .../partners/{vendorTenantId}``, or a partner list
@@ -18,7 +20,6 @@ from the list = not configured), or ``none``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ from shared.domain.policy import (
 )
 from shared.domain.posture import evaluate_outbound_posture
 from shared.domain.strict_json import StrictJsonError, loads_strict
+from shared.entrypoints.cli_common import (
+    EXIT_CODES_HELP,
+    Column,
+    emit,
+    render_table,
+    verdict_exit,
+)
 
 _POLICY_KEYS = frozenset(
     k.lower()
@@ -58,16 +66,35 @@ def register(subparsers: Any) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="Outbound posture from the client's default policy and its entry for the vendor.",
+        description="Evaluate a client's outbound posture toward the vendor from two policy\n"
+        "files: the client's default cross-tenant access policy and its entry for the vendor\n"
+        "(as Microsoft Graph returns them). No settings or network needed.",
+        epilog="example:\n"
+        "  xtap-watch posture evaluate --default default.json --partner partner.json \\\n"
+        "      --vendor-tenant 0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50 \\\n"
+        "      --vendor-app 5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14\n\n" + EXIT_CODES_HELP,
     )
-    evaluate.add_argument("--default", required=True, metavar="FILE", dest="default_file")
+    evaluate.add_argument(
+        "--default",
+        required=True,
+        metavar="FILE",
+        dest="default_file",
+        help="the client's default policy (GET /policies/crossTenantAccessPolicy/default)",
+    )
     evaluate.add_argument(
         "--partner",
         required=True,
         metavar="FILE|none",
         dest="partner_file",
-        help="the client's partner entry for the vendor tenant, a partner list, or 'none'",
+        help="the client's partner entry for the vendor tenant, a partner list, or none",
     )
-    evaluate.add_argument("--vendor-tenant", required=True, metavar="ID", dest="vendor_tenant")
+    evaluate.add_argument(
+        "--vendor-tenant",
+        required=True,
+        metavar="ID",
+        dest="vendor_tenant",
+        help="the vendor's Entra tenant ID",
+    )
     evaluate.add_argument(
         "--vendor-app",
         action="append",
@@ -171,5 +198,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         vendor_name=args.vendor_name,
         vendor_domain=args.vendor_domain,
     )
-    print(json.dumps(result.to_dict(), indent=2))
-    return 0
+    body = result.to_dict()
+    emit(args, body, table=_table)
+    return verdict_exit(body["verdict"])
+
+
+def _table(body: dict[str, Any]) -> str:
+    findings = body.get("findings", [])
+    lines = [f"Verdict: {body['verdict']}", "", *body.get("explanation", [])]
+    if findings:
+        columns = (
+            Column("Severity", lambda f: f.get("severity")),
+            Column("Code", lambda f: f.get("code")),
+            Column("What", lambda f: f.get("message"), 90),
+        )
+        lines += ["", render_table(findings, columns)]
+    return "\n".join(lines)

@@ -13,15 +13,44 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.entrypoints.cli_app import run_with_app
+from shared.entrypoints.cli_app import GRAPH, STORAGE, run_with_app
+from shared.entrypoints.cli_common import Column, Progress, emit, render_pairs, render_table
+
+JOB_COLUMNS = (
+    Column("Job", lambda j: j.get("jobId")),
+    Column("Client", lambda j: j.get("client"), 28),
+    Column("State", lambda j: j.get("state")),
+    Column("Review", lambda j: j.get("displayName"), 40),
+)
 
 
-def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
+def _job_table(job: dict[str, Any]) -> str:
+    client = job.get("client")
+    pairs = [
+        ("Job", job.get("jobId")),
+        ("State", job.get("state")),
+        ("Guest", job.get("email") or job.get("userId")),
+        ("Client", client.get("name") if isinstance(client, dict) else client),
+        ("Requested by", job.get("requestedBy")),
+        ("Requested", job.get("requestedAt")),
+        ("Updated", job.get("updatedAt")),
+    ]
+    error = job.get("error")
+    if error:
+        pairs.append(("Error", error.get("message") if isinstance(error, dict) else error))
+    steps = [f"{s.get('at', '')[:19]}  {s.get('state')}  {s.get('detail') or ''}".rstrip()
+             for s in job.get("steps", [])]
+    return render_pairs(pairs) + ("\n\nSteps:\n  " + "\n  ".join(steps) if steps else "")
+
+
+def _print(args: argparse.Namespace, value: Any) -> None:
+    if isinstance(value, list):
+        emit(args, value, table=lambda v: render_table(v, JOB_COLUMNS) if v else "(no jobs)")
+    else:
+        emit(args, value, table=_job_table)
 
 
 def _requester(args: argparse.Namespace) -> str:
@@ -72,7 +101,7 @@ def _request(args: argparse.Namespace) -> int:
             raise CliError(exc.message) from exc
         return job_view(outcome.job) | {"existing": outcome.existing}
 
-    _print(run_with_app(use))
+    _print(args, run_with_app(use, needs=(STORAGE, GRAPH)))
     return 0
 
 
@@ -90,7 +119,7 @@ def _status(args: argparse.Namespace) -> int:
             raise CliError(f"no re-invite job {args.job_id}")
         return job_view(job)
 
-    _print(run_with_app(use))
+    _print(args, run_with_app(use))
     return 0
 
 
@@ -128,27 +157,42 @@ def _ensure(args: argparse.Namespace) -> int:
             job_ids = [requested.job_id]
         ledger = JobLedger(app.tables)
         out = []
-        for job_id in job_ids:
-            job = await ledger.get_access_review(job_id)
-            if job is None:
-                continue
-            if args.inline:
-                message = EnsureAccessReview(
-                    tenant_id=job.tenant_id, requested_by=job.requested_by, job_id=job.job_id
-                )
-                job = (await ensure_access_review(app, message, datetime.now(UTC))).job
-            out.append(review_job_view(job))
+        progress = Progress("ensured" if args.inline else "queued", len(job_ids))
+        try:
+            for done, job_id in enumerate(job_ids, start=1):
+                job = await ledger.get_access_review(job_id)
+                if job is None:
+                    continue
+                if args.inline:
+                    message = EnsureAccessReview(
+                        tenant_id=job.tenant_id, requested_by=job.requested_by, job_id=job.job_id
+                    )
+                    job = (await ensure_access_review(app, message, datetime.now(UTC))).job
+                out.append(review_job_view(job))
+                progress.update(done, job.client_name)
+        finally:
+            progress.done()
         return out
 
-    _print(run_with_app(use))
+    _print(args, run_with_app(use, needs=(STORAGE, GRAPH) if args.inline else (STORAGE,)))
     return 0
 
 
 def register(subparsers: Any) -> None:
-    reinvite = subparsers.add_parser("reinvite", help="invitation redemption resets")
-    sub = reinvite.add_subparsers(dest="reinvite_command", required=True)
+    reinvite = subparsers.add_parser(
+        "reinvite",
+        help="invitation redemption resets of client guests",
+        description="Reset a guest's invitation redemption (the guest keeps its object ID,\n"
+        "groups and app assignments) and follow the job.",
+    )
+    sub = reinvite.add_subparsers(dest="reinvite_command", required=True, metavar="COMMAND")
 
-    request = sub.add_parser("request", help="queue a re-invite of a registered client's guest")
+    request = sub.add_parser(
+        "request",
+        help="queue a re-invite of a registered client's guest",
+        epilog="example:\n  xtap-watch reinvite request --email jane.doe@contoso.com \\\n"
+        '      --reason "new phone, MFA lost"',
+    )
     who = request.add_mutually_exclusive_group(required=True)
     who.add_argument("--user-id", help="the guest's object ID in the vendor tenant")
     who.add_argument("--email", help="the guest's mail address")
@@ -160,13 +204,27 @@ def register(subparsers: Any) -> None:
     request.add_argument("--as", dest="requested_by", help="requester recorded in the ledger")
     request.set_defaults(handler=_request)
 
-    status = sub.add_parser("status", help="a re-invite job and its steps")
-    status.add_argument("job_id")
+    status = sub.add_parser(
+        "status",
+        help="a re-invite job and its steps",
+        epilog="example:\n  xtap-watch reinvite status 6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f",
+    )
+    status.add_argument("job_id", metavar="JOB_ID")
     status.set_defaults(handler=_status)
 
-    reviews = subparsers.add_parser("reviews", help="guest access reviews")
-    rsub = reviews.add_subparsers(dest="reviews_command", required=True)
-    ensure = rsub.add_parser("ensure", help="ensure the recurring guest review of clients")
+    reviews = subparsers.add_parser(
+        "reviews",
+        help="guest access reviews of clients",
+        description="Ensure the recurring access review of each client's guests.",
+    )
+    rsub = reviews.add_subparsers(dest="reviews_command", required=True, metavar="COMMAND")
+    ensure = rsub.add_parser(
+        "ensure",
+        help="ensure the recurring guest review of one client or of every client",
+        epilog="examples:\n"
+        "  xtap-watch reviews ensure --tenant 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d\n"
+        "  xtap-watch reviews ensure --all --inline",
+    )
     which = ensure.add_mutually_exclusive_group(required=True)
     which.add_argument("--tenant", help="one client's tenant ID")
     which.add_argument("--all", action="store_true", help="every registered client")

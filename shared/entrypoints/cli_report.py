@@ -25,12 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from shared.cli import CliError
-from shared.entrypoints.cli_app import run_with_app
+from shared.entrypoints.cli_app import GRAPH, STORAGE, run_with_app
+from shared.entrypoints.cli_common import explicit_json
 from shared.entrypoints.cli_posture import _load_json
 
 
 def register(subparsers: Any) -> None:
-    report = subparsers.add_parser("report", help="the portfolio report of every client")
+    report = subparsers.add_parser(
+        "report",
+        help="the portfolio report of every client",
+        epilog="examples:\n  xtap-watch report\n  xtap-watch report --html report.html",
+    )
     form = report.add_mutually_exclusive_group()
     form.add_argument(
         "--html", metavar="FILE", help="write the HTML page to FILE ('-' for stdout)"
@@ -39,7 +44,9 @@ def register(subparsers: Any) -> None:
     report.set_defaults(handler=_report)
 
     whatif = subparsers.add_parser(
-        "whatif", help="which clients a proposed vendor policy would break or recover"
+        "whatif",
+        help="which clients a proposed vendor policy would break or recover",
+        epilog="example:\n  xtap-watch whatif --default proposed-default.json --fail-on-break",
     )
     whatif.add_argument(
         "--default", metavar="FILE", dest="default_file", help="proposed vendor default policy"
@@ -77,7 +84,7 @@ def _report(args: argparse.Namespace) -> int:
         return await portfolio_report(app, datetime.now(UTC)), render_settings(app)
 
     report, settings = run_with_app(use)
-    if args.json:
+    if args.json or explicit_json(args):
         print(json.dumps(report_json(report, settings), indent=2))
     elif args.html == "-":
         sys.stdout.writelines(iter_report_html(report, settings))
@@ -142,10 +149,10 @@ def _whatif(args: argparse.Namespace) -> int:
         return await run_whatif(app, proposal), render_settings(app)
 
     try:
-        result, settings = run_with_app(use)
+        result, settings = run_with_app(use, needs=(STORAGE, GRAPH))
     except (ProposalError, CurrentPolicyUnreadable) as exc:
         raise CliError(str(exc)) from None
-    if args.json:
+    if args.json or explicit_json(args):
         print(json.dumps(result.to_json(), indent=2))
     else:
         _print_whatif(result, settings)

@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from shared.domain.messages import AlertKind, AlertRecord, Severity
+from shared.domain.runbooks import LOCAL_APP_URL, app_runbook_base, runbook_url
 
 # Entra admin center blades (paths after the portal base URL). The portal has no public
 # deep link to one partner entry, so the cross-tenant page opens the organisation list,
@@ -36,12 +37,12 @@ class RenderSettings:
 
     vendor_name: str = "OSTTRA"
     entra_portal_url: str = "https://entra.microsoft.com"
-    docs_base_url: str = "https://github.com/xtap-watch/xtap-watch/blob/main/docs"
+    docs_base_url: str = app_runbook_base(LOCAL_APP_URL)
     api_base_url: str | None = None
 
     def runbook_url(self, finding_code: str) -> str:
-        """The finding's page: ``docs/findings/<CODE>.md`` (one check, one page)."""
-        return f"{self.docs_base_url.rstrip('/')}/findings/{quote(finding_code, safe='')}.md"
+        """The finding's page (one check, one page): see ``shared/domain/runbooks.py``."""
+        return runbook_url(self.docs_base_url, finding_code)
 
     def entra_url(self, blade: str) -> str:
         return f"{self.entra_portal_url.rstrip('/')}/{blade}"

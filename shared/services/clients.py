@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -16,6 +18,18 @@ if TYPE_CHECKING:
 
 class ClientNotFound(LookupError):
     pass
+
+
+class ClientRefused(ValueError):
+    """A registration that must not happen (the vendor's own tenant)."""
+
+
+def refuse_vendor_tenant(settings: Settings, tenant_id: str, what: str) -> None:
+    if tenant_id.lower() == settings.vendor_tenant_id.lower():
+        raise ClientRefused(
+            f"{what} is the vendor's own tenant ({tenant_id}, XTAP_VENDOR_TENANT_ID): the "
+            "vendor's side is checked for every client already; register client tenants only"
+        )
 
 
 def admin_consent_link(settings: Settings, client_tenant_id: str) -> str:
@@ -60,6 +74,7 @@ async def add_client_by_domain(
 
     info = await find_tenant_by_domain(app, domain)
     tenant_id = str(info["tenantId"]).lower()
+    refuse_vendor_tenant(app.settings, tenant_id, f"domain {domain}")
     registry = ClientRegistry(app.tables)
     existing = await registry.get(tenant_id)
     domains = tuple(dict.fromkeys([*(existing.domains if existing else ()), domain.lower()]))
@@ -82,20 +97,117 @@ async def add_client_by_domain(
     return record
 
 
-async def import_clients(app: App, records: list[dict[str, Any]]) -> int:
+async def import_clients(
+    app: App,
+    records: list[dict[str, Any]],
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Register every record, all or nothing: each is validated (and the vendor's own
+    tenant refused) before the first is written."""
     from shared.adapters.repositories import ClientRegistry
 
-    parsed = [ClientRecord.model_validate(r) for r in records]  # all or nothing
+    parsed = [ClientRecord.model_validate(r) for r in records]
+    for position, record in enumerate(parsed):
+        refuse_vendor_tenant(app.settings, record.tenant_id, f"clients[{position}]")
     registry = ClientRegistry(app.tables)
-    for record in parsed:
+    for done, record in enumerate(parsed, start=1):
         await registry.upsert(record)
+        if progress is not None:
+            progress(done, len(parsed))
     return len(parsed)
 
 
 async def export_clients(app: App) -> list[dict[str, Any]]:
+    """The registry in the same camelCase keys as every other JSON of the product (and
+    what ``import_clients`` reads back)."""
     from shared.adapters.repositories import ClientRegistry
 
-    return [r.model_dump(mode="json") for r in await ClientRegistry(app.tables).list()]
+    return [
+        r.model_dump(mode="json", by_alias=True) for r in await ClientRegistry(app.tables).list()
+    ]
+
+
+async def get_client(app: App, tenant_id: str) -> tuple[ClientRecord, dict[str, Any] | None]:
+    """The record and its latest posture (None before the first check)."""
+    from shared.adapters.repositories import ClientRegistry, PostureStore
+
+    record = await ClientRegistry(app.tables).get(tenant_id)
+    if record is None:
+        raise ClientNotFound(f"client {tenant_id} is not registered")
+    return record, await PostureStore(app.tables).get(tenant_id)
+
+
+@dataclass(frozen=True)
+class ClientChanges:
+    """What ``clients update`` changes; None / empty means "leave as it is"."""
+
+    name: str | None = None
+    add_contacts: tuple[str, ...] = ()
+    remove_contacts: tuple[str, ...] = ()
+    expected_groups: tuple[str, ...] | None = None  # () clears: everyone is expected
+    scope_note: str | None = None
+    alert_emails: tuple[str, ...] | None = None
+    teams_webhook_setting: str | None = None  # "" clears
+
+
+async def update_client(app: App, tenant_id: str, changes: ClientChanges) -> ClientRecord:
+    from shared.adapters.repositories import ClientRegistry
+    from shared.domain.clients import email_addresses
+
+    registry = ClientRegistry(app.tables)
+    record = await registry.get(tenant_id)
+    if record is None:
+        raise ClientNotFound(f"client {tenant_id} is not registered")
+    # Addresses compare without case: mail systems (Exchange, Entra) treat them so.
+    removed = {c.casefold() for c in email_addresses(changes.remove_contacts)}
+    kept: dict[str, str] = {}
+    for contact in [*record.contacts, *email_addresses(changes.add_contacts)]:
+        if contact.casefold() not in removed:
+            kept.setdefault(contact.casefold(), contact)
+    contacts = tuple(kept.values())
+    scope: dict[str, Any] = {}
+    if changes.expected_groups is not None:
+        scope["user_groups"] = changes.expected_groups
+    if changes.scope_note is not None:
+        scope["note"] = changes.scope_note
+    routing: dict[str, Any] = {}
+    if changes.alert_emails is not None:
+        routing["emails"] = changes.alert_emails
+    if changes.teams_webhook_setting is not None:
+        routing["teams_webhook_setting"] = changes.teams_webhook_setting or None
+    data = record.model_dump() | {
+        "name": changes.name or record.name,
+        "contacts": contacts,
+        "expected_scope": record.expected_scope.model_dump() | scope,
+        "routing": record.routing.model_dump() | routing,
+    }
+    updated = ClientRecord.model_validate(data)  # validates every field again
+    await registry.upsert(updated)
+    return updated
+
+
+async def remove_client(app: App, tenant_id: str) -> ClientRecord:
+    """Stop watching a client: its registry record, latest posture and alert state go
+    (registering it again starts afresh). Jobs and delivery ledgers age out as usual."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.adapters.repositories import ClientRegistry
+    from shared.config import TABLE_ALERT_STATE, TABLE_POSTURE
+
+    registry = ClientRegistry(app.tables)
+    record = await registry.get(tenant_id)
+    if record is None:
+        raise ClientNotFound(f"client {tenant_id} is not registered")
+    for table, partition, row in (
+        (TABLE_POSTURE, record.tenant_id, "latest"),
+        (TABLE_ALERT_STATE, "client", record.tenant_id),
+    ):
+        try:
+            await app.tables.delete(table, partition, row)
+        except ResourceNotFoundError:
+            pass
+    await registry.delete(record.tenant_id)
+    return record
 
 
 async def client_instructions(

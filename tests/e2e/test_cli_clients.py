@@ -32,7 +32,7 @@ def test_clients_add_resolves_the_tenant_by_domain_and_prints_the_consent_link(a
     done = xtap("clients", "add", "--domain", "contoso-markets.com", env=app_env)
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
-    assert record["tenant_id"] == CONTOSO
+    assert record["tenantId"] == CONTOSO  # camelCase, like the API (#14.6)
     assert record["name"] == "Contoso Markets"
     assert "contoso-markets.com" in record["domains"]
     link = record["adminConsentLink"]

@@ -30,8 +30,9 @@ def xtap(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def ok_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert proc.returncode == 0, proc.stderr
+def ok_json(proc: subprocess.CompletedProcess[str], status: int = 0) -> dict[str, Any]:
+    # The verdict's exit status (issue #14.6): 0 ALLOWED, 3 LIMITED, 4 BLOCKED, 5 UNKNOWN.
+    assert proc.returncode == status, proc.stderr
     body = json.loads(proc.stdout)
     assert isinstance(body, dict)
     return body
@@ -80,7 +81,7 @@ def test_blocked_default_is_reported_blocked(tmp_path):
     blocked = tmp_path / "default.json"
     blocked.write_text(json.dumps(default))
     body = ok_json(
-        xtap("--default", blocked, "--partner", "none", "--vendor-tenant", VENDOR.upper())
+        xtap("--default", blocked, "--partner", "none", "--vendor-tenant", VENDOR.upper()), 4
     )
     assert body["verdict"] == "BLOCKED"
     codes = {f["code"]: f["severity"] for f in body["findings"]}

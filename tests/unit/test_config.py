@@ -173,6 +173,8 @@ EXPECTED_FUNCTIONS = (
     "api_access_review_status",
     "api_report",
     "api_whatif",
+    "api_runbook_index",
+    "api_runbook",
     "api_doctor",
 )
 

@@ -545,7 +545,11 @@ def test_easy_auth_requires_entra_except_for_health() -> None:
     assert validation["requireAuthentication"] is True
     assert validation["unauthenticatedClientAction"] == "Return401"
     assert validation["excludedPaths"] == "anonymousPaths"
-    assert param_default(APP_CONFIG, "anonymousPaths") == ["/api/v1/health"]
+    assert param_default(APP_CONFIG, "anonymousPaths") == [
+        "/api/v1/health",
+        "/api/v1/runbooks",
+        "/api/v1/runbooks/*",
+    ]
     assert props["platform"]["enabled"] is True
 
 
