@@ -132,12 +132,21 @@ def _resolver(app: App) -> TenantCloudResolver:
 async def tenant_cloud(app: App, tenant_id: str) -> str | None:
     key = f"cloud:{tenant_id.lower()}"
     cache: dict[str, tuple[float, Any]] = app.extras.setdefault(_CACHE, {})
+    locks: dict[str, asyncio.Lock] = app.extras.setdefault(_LOCKS, {})
     hit = cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL_SECONDS:
         return hit[1]  # type: ignore[no-any-return]
-    cloud = await _resolver(app).cloud_of(tenant_id)
-    if cloud is not None:  # an unreachable discovery document is asked again next time
-        cache[key] = (time.monotonic(), cloud)
+    # The vendor's own cloud is asked by every concurrent check: one discovery, not one each.
+    lock = locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL_SECONDS:
+            return hit[1]  # type: ignore[no-any-return]
+        cloud = await _resolver(app).cloud_of(tenant_id)
+        if cloud is not None:  # an unreachable discovery document is asked again next time
+            cache[key] = (time.monotonic(), cloud)
+    if key != f"cloud:{app.settings.vendor_tenant_id.lower()}":
+        locks.pop(key, None)  # per-client locks are not kept: memory stays flat
     return cloud
 
 

@@ -150,11 +150,16 @@ def test_a_gateway_404_on_the_partner_read_is_retried_then_unknown_never_blocked
     assert northwind["verdict"] == "UNKNOWN", northwind
     assert northwind["reason"] == "CLIENT_TENANT_UNREACHABLE"
     assert "inconclusive_not_found" in northwind["findings"][0]["message"]
-    assert not [
+    # Never a drift: the only alert is the one "posture unknown" signal an OK client going
+    # dark gets (issue 13.7), at review severity.
+    northwind_alerts = [
         a
         for a in second["alerts"]
         if (a.get("client") or {}).get("tenant_id") == NORTHWIND and a["kind"].startswith("client_")
     ]
+    assert [(a["kind"], a["severity"]) for a in northwind_alerts] == [
+        ("client_posture_unknown", "review")
+    ], northwind_alerts
     assert second["stats"]["check_client"].failed_attempts >= 4  # retried before concluding
 
 
