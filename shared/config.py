@@ -272,9 +272,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "XTAP_REINVITE_REDIRECT_HOSTS",
         "Comma-separated hosts a re-invite's redirectUrl may point at (default: the vendor's "
-        "sign-in host XTAP_VENDOR_DOMAIN and the host of XTAP_REINVITE_REDIRECT_URL). Not "
-        "set by infra: add it as an app setting to widen the list.",
-        infra=False,
+        "sign-in host XTAP_VENDOR_DOMAIN and the host of XTAP_REINVITE_REDIRECT_URL); infra "
+        "parameter reinviteRedirectHosts.",
     ),
     SettingSpec(
         "XTAP_ACCESS_REVIEW_REVIEWERS",
