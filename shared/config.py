@@ -30,7 +30,7 @@ KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
 
 
 def is_unresolved_reference(value: str | None) -> bool:
-    return bool(value) and value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
+    return value is not None and value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
 
 
 def under_functions_host(env: Mapping[str, str]) -> bool:
