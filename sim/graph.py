@@ -1232,7 +1232,10 @@ class GraphApi:
 
         await asyncio.gather(*(run(item) for item in items))
         responses = []
-        for item in items:
+        # "Individual responses might appear in a different order than the requests. The
+        # id property can be used to correlate" (JSON batching): answered in reverse order,
+        # so a caller that pairs responses with requests by position fails here too.
+        for item in reversed(items):
             outcome = results[item["id"]].result()
             entry: dict[str, Any] = {
                 "id": item["id"],
