@@ -27,6 +27,7 @@ from shared.domain.acknowledgement import (
     fold,
 )
 from shared.domain.messages import AlertRecord, Link
+from shared.domain.runbooks import RUNBOOK_ROUTE
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACK_KEY = "acknowledgement"
+# The section on acknowledging, in docs/api.md and in docs/findings/README.md.
+ACKNOWLEDGE_ANCHOR = "acknowledge-a-drift"
 ATTEMPTS = 5
 
 
@@ -184,8 +187,16 @@ _DRIFT_KINDS = frozenset({"client_drifted", "client_reminder", "signin_evidence"
 
 
 def acknowledge_link(docs_base_url: str) -> Link:
-    """The documented API call (and CLI command) that acknowledges a drift."""
-    return Link(title="Acknowledge", url=f"{docs_base_url.rstrip('/')}/api.md#acknowledge-a-drift")
+    """Where the API call (and the CLI command) that acknowledges a drift is documented.
+
+    The app serves only the runbooks (``docs/findings``), so by default the link opens
+    their index, whose section says how; a published copy of ``docs/`` has the API
+    reference's section itself.
+    """
+    base = docs_base_url.rstrip("/")
+    if base.endswith(RUNBOOK_ROUTE):
+        return Link(title="Acknowledge", url=f"{base}#{ACKNOWLEDGE_ANCHOR}")
+    return Link(title="Acknowledge", url=f"{base}/api.md#{ACKNOWLEDGE_ANCHOR}")
 
 
 def annotate(

@@ -12,6 +12,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -110,6 +111,13 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
             )
             control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, LIMIT_OUTBOUND)
             seen["drifted"] = await sweep_at(timedelta(minutes=10))
+            # the drift card's Acknowledge link, opened where the app serves it
+            links = [link["url"] for a in seen["drifted"] for link in a["links"]
+                     if link["title"] == "Acknowledge"]
+            seen["ack_links"] = links
+            if links:
+                status, _, page = await runner.handle_http("GET", urlsplit(links[0]).path)
+                seen["ack_page"] = (status, page.decode("utf-8", "replace"))
             until = t0 + timedelta(minutes=10, hours=2)
             clock.now = t0 + timedelta(minutes=12)
             seen["ack"] = await api(
@@ -158,8 +166,14 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
 
     (drifted,) = seen["drifted"]
     assert drifted["kind"] == "client_drifted" and drifted["facts"]["Verdict"] == "LIMITED"
-    assert any(link["title"] == "Acknowledge" and link["url"].endswith(
-        "/api.md#acknowledge-a-drift") for link in drifted["links"])
+    (link,) = seen["ack_links"]
+    # By default the app serves its own pages: the link opens one, at the instructions.
+    assert link.startswith("http://127.0.0.1:7071/api/v1/runbooks"), link
+    assert urlsplit(link).fragment == "acknowledge-a-drift"
+    status, page = seen["ack_page"]
+    assert status == 200, page[:300]
+    assert 'id="acknowledge-a-drift"' in page
+    assert "xtap-watch clients ack" in page and "/acknowledgement" in page
 
     status, body = seen["ack"]
     assert status == 200, body

@@ -129,3 +129,24 @@ def test_without_an_acknowledgement_nothing_changes():
     transitions = [T(Kind.REMINDER)]
     result = fold(None, "drifted", 3, transitions, NOW)
     assert list(result.transitions) == transitions and result.stored is None
+
+
+# ------------------------------------------------------------- the card's link
+def test_the_acknowledge_link_opens_a_page_that_exists_where_the_docs_are():
+    from pathlib import Path
+
+    from shared.domain.runbooks import app_runbook_base
+    from shared.rendering.runbooks import runbook_page
+    from shared.services.acknowledgements import acknowledge_link
+
+    # The default: the app serves the runbooks itself; the index carries the instructions.
+    own = acknowledge_link(app_runbook_base("https://xtap.example.net"))
+    assert own.url == "https://xtap.example.net/api/v1/runbooks#acknowledge-a-drift"
+    index = runbook_page(None).html
+    assert 'id="acknowledge-a-drift"' in index
+    assert "xtap-watch clients ack" in index and "/acknowledgement" in index
+    # A published copy of docs/ (XTAP_DOCS_BASE_URL): the API reference's section.
+    published = acknowledge_link("https://wiki.example/xtap/docs/")
+    assert published.url == "https://wiki.example/xtap/docs/api.md#acknowledge-a-drift"
+    api_md = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+    assert "\n## Acknowledge a drift\n" in api_md.read_text()
