@@ -2,8 +2,9 @@
 (the local runner), the sweep and check_client on Azurite and the simulator, with the
 triggers' clock injected so two hours of hourly reminders take no wall time.
 
-A drift acknowledged for two hours sends no reminder for those two hours; a worse verdict
-during it still alerts (and says it is acknowledged); expiry sends one reminder.
+A drift acknowledged for two hours sends no reminder for those two hours; a new finding
+(B2B direct connect opened: the reach is the same) is told once and a worse verdict during
+it still alerts (both say it is acknowledged); expiry sends one reminder.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from devtools.local_env import (
     seed_registry,
 )
 from shared.domain.principal import encode_client_principal
+from sim.scenarios import b2b_everyone
 from tests.e2e.injected_time import Clock, install_clock
 
 pytestmark = pytest.mark.e2e
@@ -133,6 +135,12 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
                 await app.queues.delete(QUEUE_ALERTS, message)
             # 1 h after the drift alert a reminder is due: the acknowledgement holds it
             seen["at_1h10"] = await sweep_at(timedelta(hours=1, minutes=10))
+            # a new finding during the acknowledgement is told, once
+            control.set_partner_policy(
+                CONTOSO, VENDOR_TENANT_ID, {"b2bDirectConnectOutbound": b2b_everyone("allowed")}
+            )
+            seen["new_finding"] = await sweep_at(timedelta(hours=1, minutes=20))
+            seen["at_1h30"] = await sweep_at(timedelta(hours=1, minutes=30))
             # a worse verdict during the acknowledgement still alerts
             control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
             seen["worse"] = await sweep_at(timedelta(hours=1, minutes=40))
@@ -195,6 +203,15 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     assert heartbeat["facts"]["Acknowledged"].startswith("1: Contoso Markets by alice@osttra.com")
 
     assert seen["at_1h10"] == []  # the reminder that was due is held
+    (told,) = seen["new_finding"]
+    assert told["kind"] == "client_reminder"
+    assert told["title"] == (
+        "New finding while acknowledged: Contoso Markets (CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN)"
+    )
+    assert told["facts"]["New findings"] == "CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN"
+    assert told["facts"]["Acknowledged"].startswith("by alice@osttra.com")
+    assert told["dedup_key"].endswith(":ack_new_finding:1.1")
+    assert seen["at_1h30"] == []  # told once
 
     (worse,) = seen["worse"]
     assert worse["kind"] == "client_drifted" and worse["facts"]["Verdict"] == "BLOCKED"
