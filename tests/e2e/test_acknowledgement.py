@@ -58,6 +58,25 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return install_clock(monkeypatch, datetime.now(UTC).replace(microsecond=0))
 
 
+def shown_labels(posted: dict[str, Any]) -> list[str]:
+    """The fact labels a Teams card shows without "Show details" (isVisible false)."""
+    shown: list[str] = []
+
+    def walk(node: Any, hidden: bool) -> None:
+        if isinstance(node, dict):
+            hidden = hidden or node.get("isVisible") is False
+            if node.get("type") == "TextBlock" and node.get("weight") == "bolder" and not hidden:
+                shown.append(str(node.get("text")))
+            for value in node.values():
+                walk(value, hidden)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, hidden)
+
+    walk(posted["attachments"][0]["content"], False)
+    return shown
+
+
 def _contoso(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         a
@@ -128,6 +147,10 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
             )
             seen["posture"] = await api("GET", f"/api/v1/clients/{CONTOSO}/posture")
             seen["report"] = await api("GET", "/api/v1/report")
+            _, _, page = await runner.handle_http(
+                "GET", "/api/v1/report", headers={"X-MS-CLIENT-PRINCIPAL": SUPPORT,
+                                                  "Accept": "text/html"})
+            seen["report_html"] = page.decode()
             await runner.fire_timer("heartbeat_timer")
             seen["heartbeat"] = []
             for message in await app.queues.receive(QUEUE_ALERTS, max_messages=32):
@@ -150,16 +173,18 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
             seen["expired"] = await sweep_at(timedelta(hours=2, minutes=15))
             seen["after"] = await sweep_at(timedelta(hours=2, minutes=45))
             seen["posture_after"] = await api("GET", f"/api/v1/clients/{CONTOSO}/posture")
-            # the worse-verdict card as Teams shows it
+            # the new-finding, worse-verdict and expiry alerts as Teams and the mailbox get them
             before = len(control.webhook_messages(WEBHOOK_NAME))
+            mailed = len(control.mailbox())
             from shared.domain.messages import AlertRecord
 
-            for alert in seen["worse"]:
+            for alert in [*seen["new_finding"], *seen["worse"], *seen["expired"]]:
                 await app.queues.send(QUEUE_ALERTS, AlertRecord.model_validate(alert))
             await runner.drain(["deliver_alert"])
             seen["cards"] = [
                 json.dumps(m["body"]) for m in control.webhook_messages(WEBHOOK_NAME)[before:]
             ]
+            seen["mails"] = [m["message"] for m in control.mailbox()[mailed:]]
             seen["lift_none"] = await api("DELETE", ack_route)
             return seen
         finally:
@@ -196,6 +221,9 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     assert row["acknowledgement"]["reason"] == "ticket 4711: Contoso fixes it today"
     assert row["acknowledgement"]["by"].startswith("alice@osttra.com")
     assert row["acknowledgement"]["active"] is True
+    html = seen["report_html"]
+    assert "<th scope=\"col\">Acknowledged</th>" in html
+    assert "ticket 4711: Contoso fixes it today" in html and "by alice@osttra.com" in html
 
     beats = [a for a in seen["heartbeat"] if a["kind"] == "heartbeat"]
     assert len(beats) == 1, [(a["kind"], a["dedup_key"]) for a in seen["heartbeat"]]
@@ -217,9 +245,6 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     assert worse["kind"] == "client_drifted" and worse["facts"]["Verdict"] == "BLOCKED"
     assert worse["facts"]["Acknowledged"].startswith("by alice@osttra.com")
     assert "ticket 4711" in worse["facts"]["Acknowledged"]
-    (card,) = seen["cards"]
-    assert "ticket 4711" in card and "Acknowledged" in card
-
     assert seen["at_2h05"] == [] and seen["at_2h08"] == []
     (expired,) = seen["expired"]
     assert expired["kind"] == "client_reminder"
@@ -231,3 +256,13 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     assert posture["acknowledgement"]["active"] is False
     status, body = seen["lift_none"]
     assert status == 200 and body["lifted"]["active"] is False
+
+    cards, mails = seen["cards"], seen["mails"]
+    assert len(cards) == 3 and len(mails) == 3
+    for alert, fact in ((told, "Acknowledged"), (worse, "Acknowledged"),
+                        (expired, "Acknowledgement")):
+        title = json.dumps(alert["title"])[1:-1]  # as it sits in the posted JSON
+        (card,) = [c for c in cards if title in c]
+        assert "ticket 4711" in card and fact in shown_labels(json.loads(card)), card[:2000]
+        (mail,) = [m for m in mails if alert["title"] in m["subject"]]
+        assert "ticket 4711" in mail["body"]["content"]
