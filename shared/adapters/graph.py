@@ -25,6 +25,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
+from kiota_abstractions.response_handler import ResponseHandler
+from kiota_abstractions.serialization import ParsableFactory
 from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
@@ -102,10 +104,14 @@ class BatchItem:
     depends_on: tuple[str, ...] = ()
 
 
-class _RawResponseHandler:
+class _RawResponseHandler(ResponseHandler):
     """Hands back status, headers and body so Graph errors are ours to interpret."""
 
-    async def handle_response_async(self, response: httpx.Response, error_map: Any) -> Any:
+    # kiota types ``response`` as a free method TypeVar; kiota-http always passes its
+    # httpx.Response, so the narrower argument is what really arrives.
+    async def handle_response_async(  # type: ignore[override]
+        self, response: httpx.Response, error_map: dict[str, ParsableFactory] | None
+    ) -> GraphResponse:
         content = await response.aread() if not response.is_stream_consumed else response.content
         body: Any = None
         if content:
