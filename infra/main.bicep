@@ -173,6 +173,15 @@ param accessReviewReviewers string = ''
 @description('Grant User.ReadWrite.All to the identity: Microsoft Graph\'s documented minimum for resetting a guest\'s redemption (re-invites).')
 param grantResetRedemption bool = true
 
+@description('Comma-separated hosts a re-invite\'s redirectUrl may point at (XTAP_REINVITE_REDIRECT_HOSTS). Empty: the vendor\'s sign-in host and the host of reinviteRedirectUrl.')
+param reinviteRedirectHosts string = ''
+
+@description('Grant Group.Create and GroupMember.ReadWrite.All, which guest access reviews need to keep each client\'s guests group. Takes effect only when accessReviewReviewers is set.')
+param grantAccessReviewGroups bool = true
+
+@description('Grant Policy.Read.B2BManagementPolicy, which reads the B2B invitation domain allow/deny list (Graph beta). False: that vendor-side check is skipped.')
+param grantB2bPolicyRead bool = true
+
 // ----------------------------------------------------------------------------- Graph grants
 @description('Grant the identity its Microsoft Graph application permissions (needs Privileged Role Administrator). False: everything else deploys; a Privileged Role Administrator runs the grant script later.')
 param grantGraphAppRoles bool = true
@@ -360,6 +369,7 @@ module appConfig 'modules/app-config.bicep' = {
     pendingGuestDays: pendingGuestDays
     supportAppRole: supportAppRole
     reinviteRedirectUrl: reinviteRedirectUrl
+    reinviteRedirectHosts: reinviteRedirectHosts
     accessReviewReviewers: accessReviewReviewers
     entraPortalUrl: entraPortalUrl
     docsBaseUrl: docsBaseUrl
@@ -376,6 +386,9 @@ module graphGrants 'graph/graph-grants.bicep' = {
     previousManagedIdentityPrincipalId: previousManagedIdentityPrincipalId
     grantGraphAppRoles: grantGraphAppRoles
     grantResetRedemption: grantResetRedemption
+    // Access reviews are on only with reviewers: without them the group roles would be unused.
+    grantAccessReviewGroups: grantAccessReviewGroups && !empty(accessReviewReviewers)
+    grantB2bPolicyRead: grantB2bPolicyRead
   }
   dependsOn: [
     appConfig

@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 COMMAND_MODULES: tuple[str, ...] = (
     "shared.entrypoints.cli_posture",
@@ -77,7 +77,7 @@ class _Parser(argparse.ArgumentParser):
             help="log what happens on stderr, with a traceback on an unexpected failure",
         )
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # argparse prints usage plus the error; the contract is one line.
         raise CliError(f"{self.prog}: {message}")
 

@@ -30,7 +30,7 @@ KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
 
 
 def is_unresolved_reference(value: str | None) -> bool:
-    return bool(value) and value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
+    return value is not None and value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
 
 
 def under_functions_host(env: Mapping[str, str]) -> bool:
@@ -272,9 +272,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "XTAP_REINVITE_REDIRECT_HOSTS",
         "Comma-separated hosts a re-invite's redirectUrl may point at (default: the vendor's "
-        "sign-in host XTAP_VENDOR_DOMAIN and the host of XTAP_REINVITE_REDIRECT_URL). Not "
-        "set by infra: add it as an app setting to widen the list.",
-        infra=False,
+        "sign-in host XTAP_VENDOR_DOMAIN and the host of XTAP_REINVITE_REDIRECT_URL); infra "
+        "parameter reinviteRedirectHosts.",
     ),
     SettingSpec(
         "XTAP_ACCESS_REVIEW_REVIEWERS",
@@ -474,6 +473,11 @@ class SelfWatchSettings:
     sweep_expected_minutes: int = 10
 
 
+C = TypeVar("C", bound=str)  # one of a setting's allowed values
+VendorCredential = Literal["managed_identity", "client_secret"]
+ReaderCredential = Literal["federated_managed_identity", "client_secret"]
+
+
 @dataclass(frozen=True)
 class Settings:
     vendor_tenant_id: str
@@ -483,12 +487,12 @@ class Settings:
     graph_base_url: str
     authority_host: str
     tls_ca_file: str | None
-    vendor_credential: Literal["managed_identity", "client_secret"]
+    vendor_credential: VendorCredential
     managed_identity_client_id: str | None
     vendor_client_id: str | None
     vendor_client_secret: str | None = field(repr=False)
     client_reader_app_id: str | None
-    client_reader_credential: Literal["federated_managed_identity", "client_secret"]
+    client_reader_credential: ReaderCredential
     client_reader_secret: str | None = field(repr=False)
     admin_consent_redirect_uri: str
     audit_source: Literal["graph", "log_analytics"]
@@ -581,11 +585,12 @@ class _Reader:
     def optional_url(self, name: str) -> str | None:
         return self.url(name) if self.raw(name) else None
 
-    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: str, choices: tuple[C, ...]) -> C:
         value = self.text(name)
-        if value not in choices:
-            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
+        for choice in choices:
+            if value == choice:
+                return choice
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
 
     def positive_int(self, name: str) -> int:
         value = self.text(name)
@@ -650,7 +655,7 @@ class _CollectingReader(_Reader):
     def record(self, exc: ConfigError) -> None:
         self.problems.setdefault(exc.setting, exc)
 
-    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: str, choices: tuple[C, ...]) -> C:
         try:
             return super().choice(name, choices)
         except ConfigError as exc:
@@ -761,8 +766,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigErrors` listing every bad one
     (``setting`` names the first, so a single problem reads as before)."""
     r = _CollectingReader(os.environ if env is None else env)
-    vendor_credential = r.choice("XTAP_VENDOR_CREDENTIAL", ("managed_identity", "client_secret"))
-    reader_credential = r.choice(
+    vendor_credential: VendorCredential = r.choice(
+        "XTAP_VENDOR_CREDENTIAL", ("managed_identity", "client_secret")
+    )
+    reader_credential: ReaderCredential = r.choice(
         "XTAP_CLIENT_READER_CREDENTIAL", ("federated_managed_identity", "client_secret")
     )
     teams_webhook_url: str | None = None
@@ -784,16 +791,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_base_url=r.url("XTAP_GRAPH_BASE_URL"),
         authority_host=r.url("XTAP_AUTHORITY_HOST"),
         tls_ca_file=r.readable_file("XTAP_TLS_CA_FILE"),
-        vendor_credential=vendor_credential,  # type: ignore[arg-type]
+        vendor_credential=vendor_credential,
         managed_identity_client_id=r.guid("AZURE_CLIENT_ID"),
         vendor_client_id=r.guid("XTAP_VENDOR_CLIENT_ID"),
         vendor_client_secret=r.raw("XTAP_VENDOR_CLIENT_SECRET"),
         client_reader_app_id=r.guid("XTAP_CLIENT_READER_APP_ID"),
-        client_reader_credential=reader_credential,  # type: ignore[arg-type]
+        client_reader_credential=reader_credential,
         client_reader_secret=r.raw("XTAP_CLIENT_READER_SECRET"),
         admin_consent_redirect_uri=r.url("XTAP_ADMIN_CONSENT_REDIRECT_URI"),
-        audit_source=r.choice("XTAP_AUDIT_SOURCE", ("graph", "log_analytics")),  # type: ignore[arg-type]
-        signin_source=r.choice(  # type: ignore[arg-type]
+        audit_source=r.choice("XTAP_AUDIT_SOURCE", ("graph", "log_analytics")),
+        signin_source=r.choice(
             "XTAP_SIGNIN_SOURCE", ("graph", "log_analytics", "none")
         ),
         log_analytics_workspace_id=r.guid("XTAP_LOG_ANALYTICS_WORKSPACE_ID"),

@@ -1232,7 +1232,11 @@ class GraphApi:
 
         await asyncio.gather(*(run(item) for item in items))
         responses = []
-        for item in items:
+        spliced: dict[str, str] = {}  # placeholder -> raw JSON text of an item's body
+        # "Individual responses might appear in a different order than the requests. The
+        # id property can be used to correlate" (JSON batching): answered in reverse order,
+        # so a caller that pairs responses with requests by position fails here too.
+        for item in reversed(items):
             outcome = results[item["id"]].result()
             entry: dict[str, Any] = {
                 "id": item["id"],
@@ -1242,13 +1246,22 @@ class GraphApi:
             if isinstance(outcome.body, RawBody):
                 ctype = str(outcome.headers.get("Content-Type", ""))
                 if "json" in ctype:
-                    entry["body"] = outcome.body.text  # a batch item body is JSON: as is
+                    # A batch item's JSON body is embedded as JSON, byte for byte (so a
+                    # malformed or ambiguous body reaches the caller as the service sent it).
+                    placeholder = f"__raw_body_{uuid.uuid4().hex}__"
+                    spliced[json.dumps(placeholder)] = outcome.body.text
+                    entry["body"] = placeholder
                 else:
                     # "JSON batching": a body that is not JSON is base64-encoded in the batch.
                     entry["body"] = base64.b64encode(outcome.body.text.encode()).decode()
             elif outcome.body is not None:
                 entry["body"] = outcome.body
             responses.append(entry)
+        if spliced:
+            text = json.dumps({"responses": responses})
+            for placeholder, raw in spliced.items():
+                text = text.replace(placeholder, raw)
+            return SimResponse(200, RawBody(text), {"Content-Type": "application/json"})
         return _json(200, {"responses": responses}, {"Content-Type": "application/json"})
 
     async def _batch_item(self, outer: GraphRequest, item: dict[str, Any]) -> SimResponse:

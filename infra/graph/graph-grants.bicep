@@ -34,13 +34,21 @@ param grantGraphAppRoles bool = true
 @description('Also grant User.ReadWrite.All, which Microsoft Graph requires to reset a guest\'s redemption status app-only.')
 param grantResetRedemption bool = true
 
+@description('Also grant Group.Create and GroupMember.ReadWrite.All, which guest access reviews need to keep each client\'s guests group (main.bicep: only when reviewers are configured).')
+param grantAccessReviewGroups bool = false
+
+@description('Also grant Policy.Read.B2BManagementPolicy, the only permission that reads the B2B invitation domain allow/deny list.')
+param grantB2bPolicyRead bool = true
+
 var microsoftGraphAppId = '00000003-0000-0000-c000-000000000000'
 
-// Application permissions the managed identity holds in the vendor tenant (DESIGN §4).
+// Application permissions the managed identity holds in the vendor tenant (DESIGN §4). The
+// identity's own directory roles (vendor-side check "xtap-watch may invite") are read through
+// roleManagement/directory/roleAssignments, which Directory.Read.All covers.
 var managedIdentityGraphAppRoles = [
-  'Policy.Read.All' // cross-tenant access policy, authorization and B2B management policies
-  'AuditLog.Read.All' // directoryAudits, signIns, users' signInActivity
-  'Directory.Read.All' // guests, groups, applications named in policy targets
+  'Policy.Read.All' // cross-tenant access policy (default, partners, clouds), authorization policy
+  'AuditLog.Read.All' // directoryAudits, signIns
+  'Directory.Read.All' // guests, groups and members, the identity's own directory roles
   'User.Invite.All' // POST /invitations (re-invites)
   'AccessReview.ReadWrite.All' // ensure access-review definitions for client guests
   'CrossTenantInformation.ReadBasic.All' // tenant ID <-> domain lookups for clients
@@ -53,7 +61,27 @@ var resetRedemptionGraphAppRoles = [
   'User.ReadWrite.All'
 ]
 
-var grantedGraphAppRoles = concat(managedIdentityGraphAppRoles, grantResetRedemption ? resetRedemptionGraphAppRoles : [])
+// Beyond DESIGN §4: features added since then, each with its documented least privilege
+// (docs/permissions.md has the per-feature table and the Microsoft pages).
+//
+// Guest access reviews review a group, so xtap-watch keeps one guests group per client:
+// POST /groups needs Group.Create (the app becomes the group's owner), adding and removing
+// members needs GroupMember.ReadWrite.All; listing groups and members is covered by
+// Directory.Read.All. Granted only while access reviews are configured.
+var accessReviewGroupGraphAppRoles = [
+  'Group.Create'
+  'GroupMember.ReadWrite.All'
+]
+
+// The vendor-side check "every client domain may be invited" reads the invitation domain
+// allow/deny list from GET /beta/policies/b2bManagementPolicies; Microsoft Graph lists only
+// Policy.Read.B2BManagementPolicy (and its ReadWrite form) for it, not Policy.Read.All.
+// Without it that one check is skipped and the doctor warns.
+var b2bPolicyGraphAppRoles = [
+  'Policy.Read.B2BManagementPolicy'
+]
+
+var grantedGraphAppRoles = concat(managedIdentityGraphAppRoles, grantResetRedemption ? resetRedemptionGraphAppRoles : [], grantAccessReviewGroups ? accessReviewGroupGraphAppRoles : [], grantB2bPolicyRead ? b2bPolicyGraphAppRoles : [])
 
 var identityExistedBefore = !empty(previousManagedIdentityPrincipalId) && toLower(previousManagedIdentityPrincipalId) == toLower(managedIdentityPrincipalId)
 var declareGrants = grantGraphAppRoles && identityExistedBefore

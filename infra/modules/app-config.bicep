@@ -46,6 +46,7 @@ param digestThreshold int
 param pendingGuestDays int
 param supportAppRole string
 param reinviteRedirectUrl string
+param reinviteRedirectHosts string
 param accessReviewReviewers string
 param entraPortalUrl string
 param docsBaseUrl string
@@ -130,6 +131,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     XTAP_SWEEP_EXPECTED_MINUTES: '10'
     XTAP_API_ROLE: supportAppRole
     XTAP_REINVITE_REDIRECT_URL: reinviteRedirectUrl
+    XTAP_REINVITE_REDIRECT_HOSTS: reinviteRedirectHosts
     XTAP_ACCESS_REVIEW_REVIEWERS: accessReviewReviewers
     XTAP_ENTRA_PORTAL_URL: entraPortalUrl
     XTAP_PUBLIC_API_URL: 'https://${functionAppHostName}'

@@ -48,8 +48,9 @@ MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 DIAGNOSTIC_SETTING_NAME = "xtap-watch-entra-logs"
 DIAGNOSTICS_API = "api-version=2017-04-01"
 ENTRA_LOG_CATEGORIES = ("AuditLogs", "SignInLogs")
-# Keep in step with graph-grants.bicep (tests/unit/test_infra.py checks it). Mail.Send is not
-# here on purpose: it is granted per mailbox by --exchange-mail-send.
+# Keep in step with graph-grants.bicep (tests/unit/test_infra.py checks each list). Mail.Send
+# is not here on purpose: it is granted per mailbox by --exchange-mail-send. These lists are
+# only the fallback when the azd environment has no GRANTED_GRAPH_APP_ROLES output yet.
 DEFAULT_GRAPH_APP_ROLES = (
     "Policy.Read.All",
     "AuditLog.Read.All",
@@ -57,8 +58,10 @@ DEFAULT_GRAPH_APP_ROLES = (
     "User.Invite.All",
     "AccessReview.ReadWrite.All",
     "CrossTenantInformation.ReadBasic.All",
-    "User.ReadWrite.All",
 )
+RESET_REDEMPTION_ROLES = ("User.ReadWrite.All",)  # GRANT_RESET_REDEMPTION
+ACCESS_REVIEW_GROUP_ROLES = ("Group.Create", "GroupMember.ReadWrite.All")  # with reviewers
+B2B_POLICY_ROLES = ("Policy.Read.B2BManagementPolicy",)  # GRANT_B2B_POLICY_READ
 SUPPORT_APP_ROLE = "Reinvite.Request"
 # Guest Inviter: the built-in Entra role's template ID, the same in every tenant.
 GUEST_INVITER_ROLE_ID = "95e79109-95c0-4d8e-aee3-d01accf2d47b"
@@ -257,8 +260,19 @@ def granted_role_ids(ctx: Context, principal_id: str, graph_sp_id: str) -> set[s
 
 
 def expected_roles(env: Mapping[str, str]) -> list[str]:
+    """What the template grants (its GRANTED_GRAPH_APP_ROLES output), else the same rule."""
     listed = [r.strip() for r in env.get("GRANTED_GRAPH_APP_ROLES", "").split(",") if r.strip()]
-    return listed or list(DEFAULT_GRAPH_APP_ROLES)
+    if listed:
+        return listed
+    roles = list(DEFAULT_GRAPH_APP_ROLES)
+    if not is_false(env.get("GRANT_RESET_REDEMPTION")):
+        roles += RESET_REDEMPTION_ROLES
+    reviews = bool((env.get("XTAP_ACCESS_REVIEW_REVIEWERS") or "").strip())
+    if reviews and not is_false(env.get("GRANT_ACCESS_REVIEW_GROUPS")):
+        roles += ACCESS_REVIEW_GROUP_ROLES
+    if not is_false(env.get("GRANT_B2B_POLICY_READ")):
+        roles += B2B_POLICY_ROLES
+    return roles
 
 
 def grant_with_retry(

@@ -25,9 +25,13 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
+from kiota_abstractions.response_handler import ResponseHandler
+from kiota_abstractions.serialization import ParsableFactory
 from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
+
+from shared.domain.strict_json import StrictJsonError, loads_strict
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -102,15 +106,40 @@ class BatchItem:
     depends_on: tuple[str, ...] = ()
 
 
-class _RawResponseHandler:
+@dataclass(frozen=True)
+class AmbiguousJson:
+    """A JSON answer that does not mean one thing (e.g. one key twice): never guessed at."""
+
+    problem: str
+
+
+# Policies decide verdicts: their answers (alone or inside a $batch) are parsed strictly,
+# so a duplicated property is refused instead of the last value silently winning (issue
+# 13.5). Other answers keep json.loads, ~6x faster on large pages.
+_STRICT_PATHS = re.compile(r"/policies/|/\$batch$")
+
+
+def _decode(content: bytes, url_path: str) -> Any:
+    if _STRICT_PATHS.search(url_path):
+        return loads_strict(content.decode("utf-8"))
+    return json.loads(content)
+
+
+class _RawResponseHandler(ResponseHandler):
     """Hands back status, headers and body so Graph errors are ours to interpret."""
 
-    async def handle_response_async(self, response: httpx.Response, error_map: Any) -> Any:
+    # kiota types ``response`` as a free method TypeVar; kiota-http always passes its
+    # httpx.Response, so the narrower argument is what really arrives.
+    async def handle_response_async(  # type: ignore[override]
+        self, response: httpx.Response, error_map: dict[str, ParsableFactory] | None
+    ) -> GraphResponse:
         content = await response.aread() if not response.is_stream_consumed else response.content
         body: Any = None
         if content:
             try:
-                body = json.loads(content)
+                body = _decode(content, response.request.url.path)
+            except StrictJsonError as exc:
+                body = AmbiguousJson(str(exc))
             except ValueError:
                 body = content.decode("utf-8", "replace")
         return GraphResponse(
@@ -165,6 +194,8 @@ class GraphClient:
             raise
         except Exception as exc:  # connection reset, timeout, token acquisition failure
             raise _as_graph_error(exc, path) from exc
+        if isinstance(response.body, AmbiguousJson):
+            raise shape_error(response.status, f"ambiguous JSON: {response.body.problem}", path)
         problem = check_shape(method, self.route(path), response.status, response.body)
         if problem:
             raise shape_error(response.status, problem, path)

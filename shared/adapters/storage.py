@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from shared.adapters.http_env import azure_transport_kwargs
-from shared.config import QUEUES, TABLES, StorageSettings
+from shared.config import QUEUES, TABLES, ConfigError, StorageSettings
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -117,6 +117,14 @@ def _pooled(connections: int) -> Any:
     return PooledAioHttpTransport(connections, **azure_transport_kwargs())
 
 
+def _service_uri(uri: str | None, setting: str) -> str:
+    """An identity-based endpoint: load_settings requires both when there is no connection
+    string, so a missing one is a settings object built by hand."""
+    if not uri:
+        raise ConfigError(setting, "is required when AzureWebJobsStorage is not set")
+    return uri
+
+
 def _transport_options(policy: StoragePolicy) -> dict[str, Any]:
     return {"connection_timeout": policy.connection_timeout, "read_timeout": policy.read_timeout}
 
@@ -166,7 +174,11 @@ class StorageQueues(_Bounded):
             )
         else:
             self._service = QueueServiceClient(
-                account_url=settings.queue_service_uri, credential=credential, **options
+                account_url=_service_uri(
+                    settings.queue_service_uri, "AzureWebJobsStorage__queueServiceUri"
+                ),
+                credential=credential,
+                **options,
             )
         self._clients: dict[str, Any] = {}
         self._bound(policy)
@@ -279,7 +291,11 @@ class StorageTables(_Bounded):
             )
         else:
             self._service = TableServiceClient(
-                endpoint=settings.table_service_uri, credential=credential, **options
+                endpoint=_service_uri(
+                    settings.table_service_uri, "AzureWebJobsStorage__tableServiceUri"
+                ),
+                credential=credential,
+                **options,
             )
         self._clients: dict[str, Any] = {}
         self._bound(policy)

@@ -5,9 +5,12 @@ Support or an admin says "we know, the client fixes it by Friday": who, why and 
 
 * the drift's **reminders** stop — and only they;
 * a **new transition** still alerts: a worse or different drift (``drift_changed``), a
-  recovery, a new episode. The acknowledgement covers the drift it was given for, so a
-  change inside the episode keeps it (the card says "still acknowledged by …"); the end of
-  the episode ends it, and the card that ends it says so — nothing is lifted silently;
+  recovery, a new episode, and a **new finding** — one the acknowledged drift did not
+  have (e.g. sign-in failures of another cause), which the state machine does not count
+  as a change of the drift: one alert says so, and the acknowledgement stays. The
+  acknowledgement covers the drift it was given for, so a change inside the episode keeps
+  it (the card says "still acknowledged by …"); the end of the episode ends it, and the
+  card that ends it says so — nothing is lifted silently;
 * when it **expires** and the drift is still open, one reminder says "acknowledgement
   expired, still drifted"; then reminders resume their normal cadence.
 
@@ -18,7 +21,7 @@ states only by their kind and status values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -109,6 +112,10 @@ class Acknowledgement:
     episode: int  # the drift episode it covers
     number: int = 1  # acknowledgements given in this episode (keys the expiry reminder)
     expired_notified_at: datetime | None = None
+    # The finding codes the acknowledged drift has shown (None: not known yet, learnt from
+    # the next conclusive check); a code outside them is a new finding, alerted once.
+    codes: tuple[str, ...] | None = None
+    new_finding_alerts: int = 0  # keys the new-finding alerts
 
     def active(self, now: datetime) -> bool:
         return aware(self.until) > aware(now)
@@ -124,6 +131,8 @@ class Acknowledgement:
             "expiredNotifiedAt": (
                 self.expired_notified_at.isoformat() if self.expired_notified_at else None
             ),
+            "codes": list(self.codes) if self.codes is not None else None,
+            "newFindingAlerts": self.new_finding_alerts,
         }
 
     @classmethod
@@ -135,8 +144,10 @@ class Acknowledgement:
             return None
         try:
             episode, number = int(raw.get("episode") or 0), int(raw.get("number") or 1)
+            new_finding_alerts = int(raw.get("newFindingAlerts") or 0)
         except (TypeError, ValueError):
             return None
+        codes = raw.get("codes")
         return cls(
             by=str(raw.get("by") or "unknown"),
             reason=str(raw.get("reason") or ""),
@@ -145,6 +156,8 @@ class Acknowledgement:
             episode=episode,
             number=number,
             expired_notified_at=parse_time(raw.get("expiredNotifiedAt")),
+            codes=tuple(str(c) for c in codes) if isinstance(codes, list) else None,
+            new_finding_alerts=new_finding_alerts,
         )
 
     def view(self, now: datetime) -> dict[str, Any]:
@@ -169,8 +182,10 @@ def acknowledge(
     request: AckRequest,
     by: str,
     now: datetime,
+    codes: Iterable[str] | None = None,
 ) -> Acknowledgement:
-    """A new acknowledgement of the open drift (replacing one given before)."""
+    """A new acknowledgement of the open drift (replacing one given before); ``codes``
+    are the finding codes of the drift's latest conclusive check, if known."""
     if status != "drifted":
         raise NotDrifted(status)
     number = existing.number + 1 if existing is not None and existing.episode == episode else 1
@@ -181,6 +196,7 @@ def acknowledge(
         at=now,
         episode=episode,
         number=number,
+        codes=tuple(sorted(set(codes))) if codes is not None else None,
     )
 
 
@@ -193,6 +209,7 @@ class AckFold:
     expired: Acknowledgement | None = None  # send the one "expired, still drifted" reminder
     ended: Acknowledgement | None = None  # ended by this check (recovery, new episode)
     suppressed: int = 0  # reminders not sent because of it
+    new_findings: tuple[str, ...] = ()  # send one "new finding while acknowledged" alert
 
     @property
     def current(self) -> Acknowledgement | None:
@@ -206,8 +223,10 @@ def fold(
     episode: int,
     transitions: Sequence[Any],
     now: datetime,
+    codes: Iterable[str] | None = None,
 ) -> AckFold:
-    """Apply ``ack`` to one check: ``status``/``episode`` are the state *after* the check."""
+    """Apply ``ack`` to one check: ``status``/``episode`` are the state *after* the check;
+    ``codes`` its finding codes (None for an inconclusive check: nothing is compared)."""
     if ack is None:
         return AckFold(tuple(transitions), None)
     kinds = {t.kind.value for t in transitions}
@@ -217,12 +236,44 @@ def fold(
         return AckFold(tuple(transitions), None, ended=ack)
     if ack.active(now):
         kept = tuple(t for t in transitions if t.kind.value != _REMINDER)
-        return AckFold(kept, ack, suppressed=len(transitions) - len(kept))
+        stored, new = _learn(ack, codes)
+        # A change of the drift says it on its own card; otherwise a new finding is told.
+        new = () if kept else new
+        return AckFold(kept, stored, suppressed=len(transitions) - len(kept), new_findings=new)
     if ack.expired_notified_at is None:
         # Expired, drift still open: one reminder says so (instead of a regular one now).
         kept = tuple(t for t in transitions if t.kind.value != _REMINDER)
         return AckFold(kept, replace(ack, expired_notified_at=now), expired=ack)
     return AckFold(tuple(transitions), ack)  # expired and said: reminders as usual
+
+
+def _learn(
+    ack: Acknowledgement, codes: Iterable[str] | None
+) -> tuple[Acknowledgement, tuple[str, ...]]:
+    """The acknowledgement knowing this check's findings, and which of them are new."""
+    if codes is None:
+        return ack, ()
+    seen = set(codes)
+    if ack.codes is None:
+        return replace(ack, codes=tuple(sorted(seen))), ()
+    new = tuple(sorted(seen - set(ack.codes)))
+    if not new:
+        return ack, ()
+    known = tuple(sorted(seen | set(ack.codes)))
+    return replace(ack, codes=known, new_finding_alerts=ack.new_finding_alerts + 1), new
+
+
+def new_finding_title(client_name: str, codes: Sequence[str]) -> str:
+    return f"New finding while acknowledged: {client_name} ({', '.join(codes)})"
+
+
+def new_finding_summary(ack: Acknowledgement, codes: Sequence[str]) -> str:
+    found = ", ".join(codes)
+    return (
+        f"The drift acknowledged by {ack.by} ({ack.reason}) now also shows {found}, which it "
+        f"did not have when it was acknowledged. The acknowledgement stays until "
+        f"{utc_minutes(ack.until)}: reminders stay paused; lift it if this changes the plan."
+    )
 
 
 def expired_title(client_name: str) -> str:

@@ -147,10 +147,13 @@ class Features:
 
 
 def required_graph_roles(features: Features) -> dict[str, tuple[str, ...]]:
-    """Application permission -> the features that need it (DESIGN §4, deploy.md)."""
+    """Application permission -> the features that break without it (docs/permissions.md)."""
     needs: dict[str, list[str]] = {
         "Policy.Read.All": ["vendor policy and vendor-side checks"],
-        "Directory.Read.All": ["guest and group lookups"],
+        "Directory.Read.All": [
+            "guest and group lookups",
+            "vendor-side check that xtap-watch may invite (its own directory roles)",
+        ],
         "CrossTenantInformation.ReadBasic.All": ["client lookups by domain"],
     }
     if features.audit_source == "graph":
@@ -162,7 +165,46 @@ def required_graph_roles(features: Features) -> dict[str, tuple[str, ...]]:
         needs["User.ReadWrite.All"] = ["re-invites (reset redemption)"]
     if features.access_reviews:
         needs["AccessReview.ReadWrite.All"] = ["guest access reviews"]
+        needs["Group.Create"] = ["guest access reviews (creating each client's guests group)"]
+        needs["GroupMember.ReadWrite.All"] = [
+            "guest access reviews (keeping the guests groups' members)"
+        ]
     return {role: tuple(why) for role, why in needs.items()}
+
+
+def optional_graph_roles(features: Features) -> dict[str, tuple[str, ...]]:
+    """Permissions whose absence only blinds one check (it is skipped): a warning, not a fail."""
+    del features  # the B2B policy check runs whatever else is enabled
+    return {
+        "Policy.Read.B2BManagementPolicy": (
+            "vendor-side check that every client domain passes the B2B invitation"
+            " allow/deny list (skipped without it)",
+        ),
+    }
+
+
+# Higher-privileged permissions Microsoft Graph documents as also sufficient for every call the
+# feature makes; holding one of them satisfies the requirement (least privilege is the grant
+# script's business, not a reason to report a working feature as broken).
+SATISFIED_BY: dict[str, tuple[str, ...]] = {
+    "Directory.Read.All": ("Directory.ReadWrite.All",),
+    "User.Invite.All": ("User.ReadWrite.All", "Directory.ReadWrite.All"),
+    "Group.Create": ("Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    "GroupMember.ReadWrite.All": ("Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    "Policy.Read.B2BManagementPolicy": ("Policy.ReadWrite.B2BManagementPolicy",),
+}
+
+
+def _lacking(roles: set[str], wanted: Mapping[str, Sequence[str]]) -> list[str]:
+    return [
+        role
+        for role in wanted
+        if role not in roles and not roles.intersection(SATISFIED_BY.get(role, ()))
+    ]
+
+
+def _named(missing: Sequence[str], why: Mapping[str, Sequence[str]]) -> str:
+    return "; ".join(f"{role} ({', '.join(why[role])})" for role in missing)
 
 
 def token_claims(access_token: str) -> dict[str, Any]:
@@ -180,28 +222,43 @@ def token_claims(access_token: str) -> dict[str, Any]:
     return claims
 
 
-def graph_roles_line(claims: Mapping[str, Any], required: Mapping[str, Sequence[str]]) -> CheckLine:
+def graph_roles_line(
+    claims: Mapping[str, Any],
+    required: Mapping[str, Sequence[str]],
+    optional: Mapping[str, Sequence[str]] | None = None,
+) -> CheckLine:
     name = "graph-permissions"
     roles = {str(r) for r in claims.get("roles") or []}
-    missing = [role for role in required if role not in roles]
+    missing = _lacking(roles, required)
+    missing_optional = _lacking(roles, optional or {})
+    grant = (
+        "a Privileged Role Administrator runs infra/scripts/grant_graph_permissions.py"
+        " --grant-missing; new grants reach tokens issued after them (restart the app to"
+        " drop cached tokens)"
+    )
     if missing:
-        needed_for = "; ".join(f"{role} ({', '.join(required[role])})" for role in missing)
-        return fail(
-            name,
-            f"the token's roles lack {needed_for}",
-            "a Privileged Role Administrator runs infra/scripts/grant_graph_permissions.py"
-            " --grant-missing; new grants reach tokens issued after them (restart the app to"
-            " drop cached tokens)",
-        )
+        detail = f"the token's roles lack {_named(missing, required)}"
+        if missing_optional:
+            detail += f"; also {_named(missing_optional, optional or {})}"
+        return fail(name, detail, grant)
     detail = f"token roles cover {len(required)} permission(s) the enabled features need"
+    notes: list[str] = []
+    fixes: list[str] = []
+    if missing_optional:
+        notes.append(f"without {_named(missing_optional, optional or {})}")
+        fixes.append(
+            "to run that check, a Privileged Role Administrator runs the grant script with"
+            " --grant-missing (azd: GRANT_B2B_POLICY_READ=true); otherwise accept it skipped"
+        )
     if "Mail.Send" in roles:
-        return warn(
-            name,
-            detail + "; Mail.Send is in the token, i.e. granted tenant-wide",
+        notes.append("Mail.Send is in the token, i.e. granted tenant-wide")
+        fixes.append(
             "remove the Entra Mail.Send grant and scope it with Exchange RBAC for Applications"
             " (grant script --exchange-mail-send): the tenant-wide grant lets the app send as"
-            " anyone",
+            " anyone"
         )
+    if notes:
+        return warn(name, "; ".join([detail, *notes]), "; ".join(fixes))
     return ok(name, detail)
 
 

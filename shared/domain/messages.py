@@ -167,6 +167,10 @@ class ClientRef(Message):
     contacts: tuple[str, ...] = Field(default=(), exclude_if=_empty)
 
 
+# The two ways an alert reaches the admins (``AlertRecord.only_channels``).
+Channel = Literal["teams", "email"]
+
+
 class AlertRecord(Message):
     """Everything a Teams card or an e-mail needs; routes are resolved at delivery.
 
@@ -192,7 +196,7 @@ class AlertRecord(Message):
     items: tuple[AlertRecord, ...] = ()  # only for DIGEST
     # Restrict delivery to these channels (empty: every configured channel). A
     # "delivery failing" alert about Teams goes by e-mail only, and vice versa.
-    only_channels: tuple[Literal["teams", "email"], ...] = ()
+    only_channels: tuple[Channel, ...] = ()
     # Alerts of one run (a posture sweep) share a batch: past the digest threshold, the
     # rest of the batch is held and sent as one digest card instead of a storm.
     batch_id: KeyText | None = None

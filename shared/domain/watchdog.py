@@ -27,13 +27,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from shared.domain.messages import AlertKind, AlertRecord, Severity
+from shared.domain.messages import AlertKind, AlertRecord, Channel, Severity
 from shared.domain.moments import aware, parse_time, utc_seconds
 
 AUDIT_MISSED_RUNS: Final = 3
 SWEEP_GRACE_FACTOR: Final = 2
 CHANNEL_FAILING_FOR: Final = timedelta(hours=1)
-CHANNELS: Final = ("teams", "email")
+CHANNELS: Final[tuple[Channel, ...]] = ("teams", "email")
 # The admins' own routes (shared.services.delivery): only their failure takes a channel away
 # from alerts about xtap-watch itself; a client's own Teams webhook failing does not.
 ADMIN_ROUTES: Final = frozenset({"teams:admins", "email"})
@@ -365,7 +365,7 @@ def next_watchdog_state(
     return state, events
 
 
-def working_channels(failing: Iterable[str | None]) -> tuple[str, ...]:
+def working_channels(failing: Iterable[str | None]) -> tuple[Channel, ...]:
     """The channels an alert about xtap-watch itself should use: those not failing. Empty
     (every channel) when all of them fail — the deliveries will record why."""
     down = {c for c in failing if c}
@@ -401,7 +401,7 @@ def watchdog_alert(
             when=problem.since,
             created_at=now,
             source="watchdog",
-            only_channels=working_channels(failing),  # type: ignore[arg-type]
+            only_channels=working_channels(failing),
         )
     episode = event.episode
     if episode is None:
@@ -425,7 +425,7 @@ def watchdog_alert(
         when=now,
         created_at=now,
         source="watchdog",
-        only_channels=working_channels(failing - {episode.channel}),  # type: ignore[arg-type]
+        only_channels=working_channels(failing - {episode.channel}),
     )
 
 

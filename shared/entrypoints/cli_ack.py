@@ -28,8 +28,11 @@ def _until(args: argparse.Namespace, now: datetime) -> str:
     match = _SPAN.match(args.for_)
     if not match:
         raise CliError(f"--for: not a duration like 90m, 2h or 3d: {args.for_!r}")
-    span = timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
-    return (now + span).isoformat()
+    try:
+        span = timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+        return (now + span).isoformat()
+    except OverflowError:  # past what a date holds: far beyond the 30 days allowed
+        raise CliError(f"--for: must be at most 30 days: {args.for_!r}") from None
 
 
 def _who(args: argparse.Namespace) -> str:

@@ -302,7 +302,8 @@ def _import(args: argparse.Namespace) -> int:
 
     async def use(app: Any) -> int:
         try:
-            return await import_clients(app, data, progress.update)
+            # import_clients reports (done, total); Progress knows the total already.
+            return await import_clients(app, data, lambda done, _total: progress.update(done))
         except ValidationError as exc:
             raise CliError(_validation_line(args.file, exc)) from exc
         except ClientRefused as exc:

@@ -227,10 +227,11 @@ def describe(
         None,
     )
     if graph_refusal is not None:
-        code = getattr(graph_refusal, "code", "")
+        status = getattr(graph_refusal, "status", 0)
+        graph_code = getattr(graph_refusal, "code", "")
         path = getattr(graph_refusal, "path", "")
         return Failure(
-            f"Microsoft Graph refused {path or 'the request'} ({graph_refusal.status} {code}):"
+            f"Microsoft Graph refused {path or 'the request'} ({status} {graph_code}):"
             " the vendor app lacks a permission or its admin consent; the README table"
             " \"Graph permissions\" lists what each feature needs"
         )

@@ -169,7 +169,7 @@ def _ensure(args: argparse.Namespace) -> int:
                     )
                     job = (await ensure_access_review(app, message, datetime.now(UTC))).job
                 out.append(review_job_view(job))
-                progress.update(done, job.client_name)
+                progress.update(done, job.client_name or "")
         finally:
             progress.done()
         return out

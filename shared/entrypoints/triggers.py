@@ -35,9 +35,10 @@ def parse_message(model: type[BaseModel], body: str) -> Any:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "message"
-        raise MalformedMessage(f"{where}: {first.get('msg', 'invalid')}") from exc
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        problem = errors[0]["msg"] if errors else "invalid"
+        raise MalformedMessage(f"{where or 'message'}: {problem}") from exc
 
 
 async def _to_poison(queue: str, body: str, reason: str) -> None:
@@ -152,7 +153,7 @@ def _outbox_model() -> type[BaseModel]:
 
     from shared.domain.messages import OutboxMessage
 
-    return RootModel[OutboxMessage]  # type: ignore[return-value]
+    return RootModel[OutboxMessage]
 
 
 async def deliver_alert(body: str, dequeue_count: int) -> None:

@@ -114,11 +114,23 @@ def _title(tokens: list[Any], fallback: str) -> str:
     return fallback
 
 
+def _anchor(text: str) -> str:
+    """A heading's anchor as GitHub spells it (``## Acknowledge a drift`` →
+    ``acknowledge-a-drift``), so links into a page work here as in the repository."""
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
 def render_markdown(text: str, *, on_index: bool) -> tuple[str, str]:
-    """(title, body HTML) of one page, its page links rewritten."""
+    """(title, body HTML) of one page, its page links rewritten, its headings anchored."""
     md = _markdown()
     tokens = md.parse(text)
-    for token in tokens:
+    anchors: dict[str, int] = {}
+    for position, token in enumerate(tokens):
+        if token.type == "heading_open":
+            anchor = _anchor(str(tokens[position + 1].content))
+            seen = anchors.get(anchor, 0)
+            anchors[anchor] = seen + 1
+            token.attrSet("id", f"{anchor}-{seen}" if seen else anchor)
         for child in token.children or ():
             if child.type == "link_open":
                 href = child.attrGet("href")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.activity_log import ActivityEntry, ActivityLog
-from shared.adapters.repositories import ClientRegistry, alert_state_store
+from shared.adapters.repositories import ClientRegistry, PostureStore, alert_state_store
 from shared.adapters.storage import EntityConflict
 from shared.domain.acknowledgement import (
     AckFold,
@@ -25,8 +25,11 @@ from shared.domain.acknowledgement import (
     expired_summary,
     expired_title,
     fold,
+    new_finding_summary,
+    new_finding_title,
 )
 from shared.domain.messages import AlertRecord, Link
+from shared.domain.runbooks import RUNBOOK_ROUTE
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACK_KEY = "acknowledgement"
+# The section on acknowledging, in docs/api.md and in docs/findings/README.md.
+ACKNOWLEDGE_ANCHOR = "acknowledge-a-drift"
 ATTEMPTS = 5
 
 
@@ -74,6 +79,16 @@ async def read_acknowledgement(app: App, tenant_id: str) -> Acknowledgement | No
     return Acknowledgement.from_dict((doc or {}).get(ACK_KEY))
 
 
+def conclusive_codes(posture: dict[str, Any] | None) -> list[str] | None:
+    """The finding codes of a stored posture record; None if it was inconclusive."""
+    if not posture or posture.get("verdict") in (None, "UNKNOWN"):
+        return None
+    findings = posture.get("findings")
+    if not isinstance(findings, list):
+        return None
+    return [str(f["code"]) for f in findings if isinstance(f, dict) and f.get("code")]
+
+
 async def set_acknowledgement(
     app: App, tenant_id: str, request: AckRequest, by: str, now: datetime
 ) -> AckChange:
@@ -81,11 +96,13 @@ async def set_acknowledgement(
     tenant = tenant_id.lower()
     client = await _registered(app, tenant)
     store = alert_state_store(app.tables)
+    # What the drift shows now: a finding beyond these, while acknowledged, is told.
+    codes = conclusive_codes(await PostureStore(app.tables).get(tenant))
     for _ in range(ATTEMPTS):
         doc, etag = await store.get(tenant)
         status, episode = _client_status(doc)
         existing = Acknowledgement.from_dict((doc or {}).get(ACK_KEY))
-        ack = acknowledge(status, episode, existing, request, by, now)  # NotDrifted
+        ack = acknowledge(status, episode, existing, request, by, now, codes)  # NotDrifted
         try:
             await store.put(tenant, {**(doc or {}), ACK_KEY: ack.to_dict()}, etag)
         except EntityConflict:
@@ -162,10 +179,15 @@ class AppliedAck:
 
 
 def apply_acknowledgement(
-    raw_doc: dict[str, Any] | None, state: Any, transitions: Sequence[Any], now: datetime
+    raw_doc: dict[str, Any] | None,
+    state: Any,
+    transitions: Sequence[Any],
+    now: datetime,
+    codes: Sequence[str] | None = None,
 ) -> AppliedAck:
+    """``codes``: this check's finding codes (None when it was inconclusive)."""
     ack = Acknowledgement.from_dict((raw_doc or {}).get(ACK_KEY))
-    folded = fold(ack, state.status.value, state.episode, transitions, now)
+    folded = fold(ack, state.status.value, state.episode, transitions, now, codes)
     if folded.expired is not None:
         # The expiry reminder is this episode's latest reminder: the next one waits a
         # full reminder interval from now.
@@ -184,8 +206,16 @@ _DRIFT_KINDS = frozenset({"client_drifted", "client_reminder", "signin_evidence"
 
 
 def acknowledge_link(docs_base_url: str) -> Link:
-    """The documented API call (and CLI command) that acknowledges a drift."""
-    return Link(title="Acknowledge", url=f"{docs_base_url.rstrip('/')}/api.md#acknowledge-a-drift")
+    """Where the API call (and the CLI command) that acknowledges a drift is documented.
+
+    The app serves only the runbooks (``docs/findings``), so by default the link opens
+    their index, whose section says how; a published copy of ``docs/`` has the API
+    reference's section itself.
+    """
+    base = docs_base_url.rstrip("/")
+    if base.endswith(RUNBOOK_ROUTE):
+        return Link(title="Acknowledge", url=f"{base}#{ACKNOWLEDGE_ANCHOR}")
+    return Link(title="Acknowledge", url=f"{base}/api.md#{ACKNOWLEDGE_ANCHOR}")
 
 
 def annotate(
@@ -226,6 +256,28 @@ def expiry_alert(
             "summary": expired_summary(ack, now)
             + (" " + reminder.summary if reminder.summary else ""),
             "facts": facts,
+        }
+    )
+
+
+def new_finding_alert(
+    reminder: AlertRecord, applied: AppliedAck, client_name: str
+) -> AlertRecord:
+    """The one "new finding while acknowledged" alert, built on a reminder card."""
+    ack, codes = applied.fold.stored, applied.fold.new_findings
+    if ack is None or not codes:
+        raise ValueError("no new finding")
+    tenant = applied.state.client_tenant_id
+    return reminder.model_copy(
+        update={
+            "dedup_key": (
+                f"client:{tenant}:ep{ack.episode}:ack_new_finding:{ack.number}."
+                f"{ack.new_finding_alerts}"
+            ),
+            "title": new_finding_title(client_name, codes)[:300],
+            "summary": new_finding_summary(ack, codes)
+            + (" " + reminder.summary if reminder.summary else ""),
+            "facts": {**reminder.facts, "New findings": ", ".join(codes)},
         }
     )
 

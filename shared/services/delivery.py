@@ -34,6 +34,7 @@ from shared.domain.clients import ClientRecord
 from shared.domain.messages import (
     AlertKind,
     AlertRecord,
+    Channel,
     ClientRef,
     FlushDigest,
     Severity,
@@ -199,16 +200,17 @@ class DeliveryLedger:
 
     async def claim(self, dedup_key: str, route: Route, now: datetime) -> bool:
         """True if this caller may send; False if the route was already delivered."""
+        partition, row_key = self._partition(dedup_key), route.id.replace("/", "_")
         entity = {
-            "PartitionKey": self._partition(dedup_key),
-            "RowKey": route.id.replace("/", "_"),
+            "PartitionKey": partition,
+            "RowKey": row_key,
             "DedupKey": dedup_key[:250],
             "Status": "sending",
             "ClaimedAt": now,
         }
         if await self._tables.insert(TABLE_DELIVERIES, entity):
             return True
-        row = await self._tables.get(TABLE_DELIVERIES, entity["PartitionKey"], entity["RowKey"])
+        row = await self._tables.get(TABLE_DELIVERIES, partition, row_key)
         if row is None:
             return await self.claim(dedup_key, route, now)
         if row["Status"] == "delivered":
@@ -275,7 +277,7 @@ def _webhooks(app: App) -> TeamsWebhookClient:
     client = app.extras.get("webhooks")
     if client is None:
         client = app.extras["webhooks"] = TeamsWebhookClient(app.settings.tls_ca_file)
-    return client  # type: ignore[no-any-return]
+    return client
 
 
 async def _send(app: App, route: Route, alert: AlertRecord,
@@ -392,7 +394,7 @@ def poison_alert_needed(message: Any, exc: BaseException) -> bool:
 
 
 def delivery_failing_alert(
-    failed_channel: str, detail: str, about: str, now: datetime, *, only: tuple[str, ...],
+    failed_channel: str, detail: str, about: str, now: datetime, *, only: tuple[Channel, ...],
     key_suffix: str | None = None,
 ) -> AlertRecord:
     bucket = key_suffix or now.strftime("%Y%m%d%H")
@@ -415,11 +417,11 @@ def delivery_failing_alert(
         when=now,
         created_at=now,
         source="delivery",
-        only_channels=only,  # type: ignore[arg-type]
+        only_channels=only,
     )
 
 
-def _other_channel(route_id: str) -> tuple[str, ...]:
+def _other_channel(route_id: str) -> tuple[Channel, ...]:
     return ("email",) if route_id.startswith("teams") else ("teams",)
 
 
@@ -427,8 +429,9 @@ async def _enqueue_notice_once(app: App, notice: AlertRecord, now: datetime) -> 
     """One notice per key reaches the queue: every failing alert of the hour would
     otherwise enqueue its own copy (they were de-duplicated at delivery, but each copy is
     one more message retried against the failing route)."""
+    partition = "notice-" + hashlib.sha256(notice.dedup_key.encode()).hexdigest()[:40]
     marker = {
-        "PartitionKey": "notice-" + hashlib.sha256(notice.dedup_key.encode()).hexdigest()[:40],
+        "PartitionKey": partition,
         "RowKey": "enqueued",
         "Kind": "notice",
         "At": now,
@@ -438,7 +441,7 @@ async def _enqueue_notice_once(app: App, notice: AlertRecord, now: datetime) -> 
             await app.queues.send(QUEUE_ALERTS, notice)
         except BaseException:
             # Not sent: let the next failing alert try again.
-            await app.tables.delete(TABLE_DELIVERIES, marker["PartitionKey"], "enqueued")
+            await app.tables.delete(TABLE_DELIVERIES, partition, "enqueued")
             raise
 
 
@@ -560,7 +563,7 @@ async def _count_member(app: App, partition: str) -> int:
 
 
 async def _held_rows(app: App, partition: str) -> list[dict[str, Any]]:
-    return await app.tables.query(  # type: ignore[no-any-return]
+    return await app.tables.query(
         TABLE_DELIVERIES, "PartitionKey eq @p and Status eq 'held'", {"p": partition}
     )
 

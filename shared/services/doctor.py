@@ -43,6 +43,7 @@ from shared.domain.doctor import (
     graph_roles_line,
     key_vault_line,
     ok,
+    optional_graph_roles,
     required_graph_roles,
     skip,
     teams_line,
@@ -283,7 +284,8 @@ async def _graph_permissions(app: App) -> CheckLine:
         claims = token_claims(token.token)
     except ValueError as exc:
         return fail(name, f"the Graph token is not a JWT ({exc})", "")
-    return graph_roles_line(claims, required_graph_roles(_features(app.settings)))
+    features = _features(app.settings)
+    return graph_roles_line(claims, required_graph_roles(features), optional_graph_roles(features))
 
 
 def _graph_failure(name: str, exc: GraphError, permission: str, what: str) -> CheckLine:

@@ -41,7 +41,12 @@ from shared.domain.clients import ClientRecord, ConsentStatus
 from shared.domain.finding_catalog import Finding, FindingCode, make_finding
 from shared.domain.messages import AlertRecord, CheckClient, VendorSnapshot
 from shared.domain.policy import PolicyParseError, parse_default_policy, parse_partner_policy
-from shared.domain.posture import PostureResult, evaluate_outbound_posture, unknown_posture
+from shared.domain.posture import (
+    PostureResult,
+    Verdict,
+    evaluate_outbound_posture,
+    unknown_posture,
+)
 from shared.domain.posture_alerts import (
     alert_for_transition,
     vendor_side_alert,
@@ -61,6 +66,7 @@ from shared.services.acknowledgements import (
     annotate,
     apply_acknowledgement,
     expiry_alert,
+    new_finding_alert,
     record_ack_activity,
 )
 from shared.services.activity import record_transitions
@@ -402,8 +408,10 @@ async def _transition(
         timedelta(hours=app.settings.reminder_hours),
         unknown_alert_after=timedelta(hours=app.settings.unknown_alert_hours),
     )
-    # An acknowledged drift: reminders pause, its expiry reminds once (issue 18.1).
-    acked = apply_acknowledgement(raw_state, state, transitions, now)
+    # An acknowledged drift: reminders pause, its expiry reminds once, a new finding is
+    # told once (issue 18.1).
+    codes = None if result.verdict is Verdict.UNKNOWN else sorted(c.value for c in result.codes)
+    acked = apply_acknowledgement(raw_state, state, transitions, now, codes)
     state, transitions = acked.state, acked.transitions
     previous_posture: dict[str, Any] | None = None
     if transitions:
@@ -419,7 +427,7 @@ async def _transition(
         )
         for t in transitions
     ]
-    if acked.fold.expired is not None:
+    if acked.fold.expired is not None or acked.fold.new_findings:
         reminder = Transition(
             TransitionKind.REMINDER,
             client.tenant_id,
@@ -430,8 +438,12 @@ async def _transition(
             state.episode_started_at,
         )
         base = alert_for_transition(reminder, client, result, ctx, previous_verdict)
-        expired = expiry_alert(base, acked, client.name, now)
-        alerts.append(expired.model_copy(update={"batch_id": message.sweep_id}))
+        if acked.fold.expired is not None:
+            expired = expiry_alert(base, acked, client.name, now)
+            alerts.append(expired.model_copy(update={"batch_id": message.sweep_id}))
+        if acked.fold.new_findings:
+            told = new_finding_alert(base, acked, client.name)
+            alerts.append(told.model_copy(update={"batch_id": message.sweep_id}))
     alerts = [annotate(a, acked, now, app.settings.docs_base_url) for a in alerts]
     return StateStep(
         state,

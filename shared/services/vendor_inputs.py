@@ -59,9 +59,9 @@ async def _cached(
     # One read at a time per key: the checks of one sweep batch run concurrently and
     # would otherwise all miss the empty cache together.
     async with locks.setdefault(key, asyncio.Lock()):
-        hit = cache.get(key)
+        hit: tuple[float, T | None] | None = cache.get(key)  # what ``read`` gave for key
         if hit is not None and time.monotonic() - hit[0] < ttl:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         try:
             value = await read()
         except (GraphError, PolicyParseError) as exc:
@@ -133,15 +133,15 @@ async def tenant_cloud(app: App, tenant_id: str) -> str | None:
     key = f"cloud:{tenant_id.lower()}"
     cache: dict[str, tuple[float, Any]] = app.extras.setdefault(_CACHE, {})
     locks: dict[str, asyncio.Lock] = app.extras.setdefault(_LOCKS, {})
-    hit = cache.get(key)
+    hit: tuple[float, str | None] | None = cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL_SECONDS:
-        return hit[1]  # type: ignore[no-any-return]
+        return hit[1]
     # The vendor's own cloud is asked by every concurrent check: one discovery, not one each.
     lock = locks.setdefault(key, asyncio.Lock())
     async with lock:
         hit = cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL_SECONDS:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         cloud = await _resolver(app).cloud_of(tenant_id)
         if cloud is not None:  # an unreachable discovery document is asked again next time
             cache[key] = (time.monotonic(), cloud)

@@ -142,9 +142,9 @@ class WatchdogHealth:
 
 async def watchdog_health(app: App, now: datetime) -> WatchdogHealth:
     """What the watchdog found last, and whether it still runs (cached ``HEALTH_TTL``)."""
-    cached = app.extras.get("watchdog_health")
+    cached: tuple[float, WatchdogHealth] | None = app.extras.get("watchdog_health")
     if cached is not None and time.monotonic() - cached[0] < HEALTH_TTL:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     raw, _ = await cursor_store(app.tables).get(WATCHDOG_KEY)
     state = WatchdogState.from_dict(raw)
     reasons = [

@@ -2,8 +2,9 @@
 (the local runner), the sweep and check_client on Azurite and the simulator, with the
 triggers' clock injected so two hours of hourly reminders take no wall time.
 
-A drift acknowledged for two hours sends no reminder for those two hours; a worse verdict
-during it still alerts (and says it is acknowledged); expiry sends one reminder.
+A drift acknowledged for two hours sends no reminder for those two hours; a new finding
+(B2B direct connect opened: the reach is the same) is told once and a worse verdict during
+it still alerts (both say it is acknowledged); expiry sends one reminder.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,6 +25,7 @@ from devtools.local_env import (
     seed_registry,
 )
 from shared.domain.principal import encode_client_principal
+from sim.scenarios import b2b_everyone
 from tests.e2e.injected_time import Clock, install_clock
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +56,25 @@ SUPPORT = encode_client_principal(
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return install_clock(monkeypatch, datetime.now(UTC).replace(microsecond=0))
+
+
+def shown_labels(posted: dict[str, Any]) -> list[str]:
+    """The fact labels a Teams card shows without "Show details" (isVisible false)."""
+    shown: list[str] = []
+
+    def walk(node: Any, hidden: bool) -> None:
+        if isinstance(node, dict):
+            hidden = hidden or node.get("isVisible") is False
+            if node.get("type") == "TextBlock" and node.get("weight") == "bolder" and not hidden:
+                shown.append(str(node.get("text")))
+            for value in node.values():
+                walk(value, hidden)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, hidden)
+
+    walk(posted["attachments"][0]["content"], False)
+    return shown
 
 
 def _contoso(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -110,6 +132,13 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
             )
             control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, LIMIT_OUTBOUND)
             seen["drifted"] = await sweep_at(timedelta(minutes=10))
+            # the drift card's Acknowledge link, opened where the app serves it
+            links = [link["url"] for a in seen["drifted"] for link in a["links"]
+                     if link["title"] == "Acknowledge"]
+            seen["ack_links"] = links
+            if links:
+                status, _, page = await runner.handle_http("GET", urlsplit(links[0]).path)
+                seen["ack_page"] = (status, page.decode("utf-8", "replace"))
             until = t0 + timedelta(minutes=10, hours=2)
             clock.now = t0 + timedelta(minutes=12)
             seen["ack"] = await api(
@@ -118,6 +147,10 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
             )
             seen["posture"] = await api("GET", f"/api/v1/clients/{CONTOSO}/posture")
             seen["report"] = await api("GET", "/api/v1/report")
+            _, _, page = await runner.handle_http(
+                "GET", "/api/v1/report", headers={"X-MS-CLIENT-PRINCIPAL": SUPPORT,
+                                                  "Accept": "text/html"})
+            seen["report_html"] = page.decode()
             await runner.fire_timer("heartbeat_timer")
             seen["heartbeat"] = []
             for message in await app.queues.receive(QUEUE_ALERTS, max_messages=32):
@@ -125,6 +158,12 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
                 await app.queues.delete(QUEUE_ALERTS, message)
             # 1 h after the drift alert a reminder is due: the acknowledgement holds it
             seen["at_1h10"] = await sweep_at(timedelta(hours=1, minutes=10))
+            # a new finding during the acknowledgement is told, once
+            control.set_partner_policy(
+                CONTOSO, VENDOR_TENANT_ID, {"b2bDirectConnectOutbound": b2b_everyone("allowed")}
+            )
+            seen["new_finding"] = await sweep_at(timedelta(hours=1, minutes=20))
+            seen["at_1h30"] = await sweep_at(timedelta(hours=1, minutes=30))
             # a worse verdict during the acknowledgement still alerts
             control.set_partner_policy(CONTOSO, VENDOR_TENANT_ID, BLOCK_OUTBOUND)
             seen["worse"] = await sweep_at(timedelta(hours=1, minutes=40))
@@ -134,16 +173,18 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
             seen["expired"] = await sweep_at(timedelta(hours=2, minutes=15))
             seen["after"] = await sweep_at(timedelta(hours=2, minutes=45))
             seen["posture_after"] = await api("GET", f"/api/v1/clients/{CONTOSO}/posture")
-            # the worse-verdict card as Teams shows it
+            # the new-finding, worse-verdict and expiry alerts as Teams and the mailbox get them
             before = len(control.webhook_messages(WEBHOOK_NAME))
+            mailed = len(control.mailbox())
             from shared.domain.messages import AlertRecord
 
-            for alert in seen["worse"]:
+            for alert in [*seen["new_finding"], *seen["worse"], *seen["expired"]]:
                 await app.queues.send(QUEUE_ALERTS, AlertRecord.model_validate(alert))
             await runner.drain(["deliver_alert"])
             seen["cards"] = [
                 json.dumps(m["body"]) for m in control.webhook_messages(WEBHOOK_NAME)[before:]
             ]
+            seen["mails"] = [m["message"] for m in control.mailbox()[mailed:]]
             seen["lift_none"] = await api("DELETE", ack_route)
             return seen
         finally:
@@ -158,8 +199,14 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
 
     (drifted,) = seen["drifted"]
     assert drifted["kind"] == "client_drifted" and drifted["facts"]["Verdict"] == "LIMITED"
-    assert any(link["title"] == "Acknowledge" and link["url"].endswith(
-        "/api.md#acknowledge-a-drift") for link in drifted["links"])
+    (link,) = seen["ack_links"]
+    # By default the app serves its own pages: the link opens one, at the instructions.
+    assert link.startswith("http://127.0.0.1:7071/api/v1/runbooks"), link
+    assert urlsplit(link).fragment == "acknowledge-a-drift"
+    status, page = seen["ack_page"]
+    assert status == 200, page[:300]
+    assert 'id="acknowledge-a-drift"' in page
+    assert "xtap-watch clients ack" in page and "/acknowledgement" in page
 
     status, body = seen["ack"]
     assert status == 200, body
@@ -174,6 +221,9 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     assert row["acknowledgement"]["reason"] == "ticket 4711: Contoso fixes it today"
     assert row["acknowledgement"]["by"].startswith("alice@osttra.com")
     assert row["acknowledgement"]["active"] is True
+    html = seen["report_html"]
+    assert "<th scope=\"col\">Acknowledged</th>" in html
+    assert "ticket 4711: Contoso fixes it today" in html and "by alice@osttra.com" in html
 
     beats = [a for a in seen["heartbeat"] if a["kind"] == "heartbeat"]
     assert len(beats) == 1, [(a["kind"], a["dedup_key"]) for a in seen["heartbeat"]]
@@ -181,14 +231,20 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     assert heartbeat["facts"]["Acknowledged"].startswith("1: Contoso Markets by alice@osttra.com")
 
     assert seen["at_1h10"] == []  # the reminder that was due is held
+    (told,) = seen["new_finding"]
+    assert told["kind"] == "client_reminder"
+    assert told["title"] == (
+        "New finding while acknowledged: Contoso Markets (CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN)"
+    )
+    assert told["facts"]["New findings"] == "CLIENT_DIRECT_CONNECT_OUTBOUND_OPEN"
+    assert told["facts"]["Acknowledged"].startswith("by alice@osttra.com")
+    assert told["dedup_key"].endswith(":ack_new_finding:1.1")
+    assert seen["at_1h30"] == []  # told once
 
     (worse,) = seen["worse"]
     assert worse["kind"] == "client_drifted" and worse["facts"]["Verdict"] == "BLOCKED"
     assert worse["facts"]["Acknowledged"].startswith("by alice@osttra.com")
     assert "ticket 4711" in worse["facts"]["Acknowledged"]
-    (card,) = seen["cards"]
-    assert "ticket 4711" in card and "Acknowledged" in card
-
     assert seen["at_2h05"] == [] and seen["at_2h08"] == []
     (expired,) = seen["expired"]
     assert expired["kind"] == "client_reminder"
@@ -200,3 +256,13 @@ def test_an_acknowledged_drift_is_not_reminded_but_changes_and_expiry_still_aler
     assert posture["acknowledgement"]["active"] is False
     status, body = seen["lift_none"]
     assert status == 200 and body["lifted"]["active"] is False
+
+    cards, mails = seen["cards"], seen["mails"]
+    assert len(cards) == 3 and len(mails) == 3
+    for alert, fact in ((told, "Acknowledged"), (worse, "Acknowledged"),
+                        (expired, "Acknowledgement")):
+        title = json.dumps(alert["title"])[1:-1]  # as it sits in the posted JSON
+        (card,) = [c for c in cards if title in c]
+        assert "ticket 4711" in card and fact in shown_labels(json.loads(card)), card[:2000]
+        (mail,) = [m for m in mails if alert["title"] in m["subject"]]
+        assert "ticket 4711" in mail["body"]["content"]

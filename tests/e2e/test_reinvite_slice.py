@@ -455,12 +455,26 @@ def _resets_of(sim: Any, user_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_fifty_parallel_identical_requests_make_one_job_and_one_reset(app_env, demo_sim):
-    """Issue 13.1: one atomic claim per user — any concurrency, exactly one job, one POST."""
+def test_fifty_parallel_identical_requests_make_one_job_and_one_reset(
+    app_env, demo_sim, monkeypatch
+):
+    """Issue 13.1: one atomic claim per user — any concurrency, exactly one job, one POST.
+
+    The winner of the index is held between its two writes (index row, then job row), so
+    every other request meets the index pointing at a job row that is not written yet: the
+    window in which the losers used to create jobs of their own."""
+    from shared.adapters.job_ledger import JobLedger
     from shared.entrypoints import http_api
 
     frank = vendor_user(demo_sim, guest_upn("frank.settle@northwind-securities.com"))
     http_api.set_rate_limit(10_000, 60.0)
+    create_reinvite = JobLedger.create_reinvite
+
+    async def slow_create(self: Any, job: Any) -> bool:
+        await asyncio.sleep(0.5)
+        return await create_reinvite(self, job)
+
+    monkeypatch.setattr(JobLedger, "create_reinvite", slow_create)
 
     async def scenario() -> dict[str, Any]:
         from shared.adapters.job_ledger import JobLedger

@@ -141,6 +141,21 @@ def test_whatif_on_the_demo_stack_from_the_cli_and_the_api(app_env, demo_sim, tm
     assert code == 0, err
     assert _broken(out) == set(DEMO_CLIENTS) - {CONTOSO, FABRIKAM}
 
+    # A partner proposal: Fabrikam's entry admitting the MFA-registration apps, as Contoso's
+    # does, recovers Fabrikam and touches nobody else.
+    contoso_inbound = next(
+        p["b2bCollaborationInbound"]
+        for t in load_demo_scenario()["tenants"] if t["id"] == VENDOR_TENANT_ID
+        for p in t["crossTenantAccessPolicy"]["partners"] if p["tenantId"] == CONTOSO
+    )
+    fixed = _write(tmp_path / "fabrikam.json", {"b2bCollaborationInbound": contoso_inbound})
+    code, out, err = run_cli(capsys, "whatif", "--partner", FABRIKAM, fixed, "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert [o["tenantId"] for o in answer["newlyRecovered"]] == [FABRIKAM]
+    assert answer["newlyBroken"] == [] and answer["unchanged"] == 4
+    assert "VENDOR_INBOUND_APPS_MISSING_MFA_APPS" in json.dumps(answer["newlyRecovered"])
+
     # Once every entry inherits inbound B2B collaboration, every registered client breaks.
     for tenant in (CONTOSO, FABRIKAM):
         demo_sim.control.set_partner_policy(

@@ -66,6 +66,8 @@ def test_timer_fires_on_its_ncrontab_schedule_from_the_app_setting(app_env, monk
         "XTAP_HYGIENE_SCHEDULE",
         "XTAP_REVIEW_SCHEDULE",
         "XTAP_PURGE_SCHEDULE",
+        "XTAP_HEARTBEAT_SCHEDULE",
+        "XTAP_WATCHDOG_SCHEDULE",
     )
     for setting in others:
         monkeypatch.setenv(setting, NEVER_DURING_THE_TEST)
@@ -76,6 +78,8 @@ def test_timer_fires_on_its_ncrontab_schedule_from_the_app_setting(app_env, monk
         "guest_hygiene_timer",
         "access_review_timer",
         "purge_timer",
+        "heartbeat_timer",
+        "watchdog_timer",
     }
 
     state, fired = asyncio.run(_serve_briefly(3.5))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,6 +133,40 @@ def test_a_broken_federated_credential_changes_no_consent_and_alerts_the_admins_
     ]
     assert len(cards) == 1, [json.dumps(c["body"])[:200] for c in cards]
     assert "federated credential" in json.dumps(cards[0]["body"])
+
+
+def test_a_deleted_client_tenant_is_its_own_finding_and_keeps_the_consent_status(
+    app_env, demo_sim
+):
+    """12.2: AADSTS90002 (the simulator's default answer for a tenant it does not know) is
+    CLIENT_TENANT_NOT_FOUND on the record, not "consent missing" nor "unreachable"."""
+    from shared.adapters.repositories import ClientRegistry
+    from shared.bootstrap import get_app, set_app
+    from shared.domain.clients import ClientRecord, ConsentStatus
+
+    gone = str(uuid.uuid4())  # a tenant Entra does not know (deleted, or a wrong ID)
+
+    async def register() -> None:
+        set_app(None)
+        app = await get_app()
+        try:
+            await seed_registry(app, load_demo_scenario())
+            await ClientRegistry(app.tables).upsert(ClientRecord(
+                tenant_id=gone, name="Gone Ltd", domains=("gone.example",),
+                consent=ConsentStatus.GRANTED))
+        finally:
+            await app.close()
+            set_app(None)
+
+    asyncio.run(register())
+    out = asyncio.run(_sweep())
+    posture = out["postures"][gone]
+    assert posture["verdict"] == "UNKNOWN"
+    assert posture["reason"] == "CLIENT_TENANT_NOT_FOUND", posture
+    assert "AADSTS90002" in posture["findings"][0]["message"]
+    assert out["consents"][gone] == "granted"  # a missing tenant is not missing consent
+    kinds = [a["kind"] for a in out["alerts"] if (a.get("client") or {}).get("tenant_id") == gone]
+    assert "client_consent_missing" not in kinds
 
 
 # ----------------------------------------------------------------------------- 13.4

@@ -211,25 +211,77 @@ def test_fault_missing_table(front, azurite):
     assert "table xtapDeliveries does not exist" in report.line("storage-tables").detail
 
 
-def test_fault_graph_role_missing(front, doctor_env, monkeypatch):
-    # The client-secret app stands in for the identity here: the simulator lets a test
-    # change its granted roles (a managed identity's roles are fixed by the scenario).
+def doctor_with_roles(doctor_env: Any, monkeypatch: pytest.MonkeyPatch, roles: list[str]):
+    """The doctor run while the vendor identity holds exactly ``roles``.
+
+    The client-secret app stands in for the identity here: the simulator lets a test change
+    its granted roles (a managed identity's roles are fixed by the scenario).
+    """
     from devtools.local_env import XTAP_APP_SECRET
 
     monkeypatch.setenv("XTAP_VENDOR_CREDENTIAL", "client_secret")
     monkeypatch.setenv("XTAP_VENDOR_CLIENT_ID", XTAP_APP_ID)
     monkeypatch.setenv("XTAP_VENDOR_CLIENT_SECRET", XTAP_APP_SECRET)
+    doctor_env.control.set_consent(VENDOR_TENANT_ID, XTAP_APP_ID, "granted", roles=roles)
+    try:
+        return doctor(send=False)
+    finally:
+        doctor_env.control.set_consent(VENDOR_TENANT_ID, XTAP_APP_ID, "granted")
+
+
+# What infra/graph/graph-grants.bicep grants with access reviews configured (docs/permissions.md).
+GRANTED_ROLES = [
+    "Policy.Read.All",
+    "AuditLog.Read.All",
+    "Directory.Read.All",
+    "User.Invite.All",
+    "AccessReview.ReadWrite.All",
+    "CrossTenantInformation.ReadBasic.All",
+    "User.ReadWrite.All",
+    "Group.Create",
+    "GroupMember.ReadWrite.All",
+    "Policy.Read.B2BManagementPolicy",
+]
+REVIEWER = "0c6b7a3e-2d41-4f58-9b1e-7a6c5d4e3f21"
+
+
+def test_the_roles_infra_grants_satisfy_the_doctor(front, doctor_env, monkeypatch):
+    monkeypatch.setenv("XTAP_ACCESS_REVIEW_REVIEWERS", REVIEWER)
+    report = doctor_with_roles(doctor_env, monkeypatch, GRANTED_ROLES)
+    assert report.line("graph-permissions").status is Status.OK, report.as_dict()
+
+
+def test_fault_access_review_group_role_missing(front, doctor_env, monkeypatch):
+    roles = [r for r in GRANTED_ROLES if r != "GroupMember.ReadWrite.All"]
+    monkeypatch.setenv("XTAP_ACCESS_REVIEW_REVIEWERS", REVIEWER)
+    report = doctor_with_roles(doctor_env, monkeypatch, roles)
+    assert failing(report) == ["graph-permissions"]
+    assert report.line("graph-permissions").detail == (
+        "the token's roles lack GroupMember.ReadWrite.All"
+        " (guest access reviews (keeping the guests groups' members))"
+    )
+    # Without reviewers access reviews are off, and so is the need for the group roles.
+    monkeypatch.delenv("XTAP_ACCESS_REVIEW_REVIEWERS")
+    assert doctor_with_roles(doctor_env, monkeypatch, roles).healthy
+
+
+def test_missing_b2b_policy_permission_warns_naming_the_check(front, doctor_env, monkeypatch):
+    roles = [r for r in GRANTED_ROLES if r != "Policy.Read.B2BManagementPolicy"]
+    report = doctor_with_roles(doctor_env, monkeypatch, roles)
+    assert report.healthy, report.as_dict()
+    line = report.line("graph-permissions")
+    assert line.status is Status.WARN
+    assert "without Policy.Read.B2BManagementPolicy (vendor-side check" in line.detail
+
+
+def test_fault_graph_role_missing(front, doctor_env, monkeypatch):
     roles = [
         "Policy.Read.All",
         "AuditLog.Read.All",
         "Directory.Read.All",
         "CrossTenantInformation.ReadBasic.All",
     ]
-    doctor_env.control.set_consent(VENDOR_TENANT_ID, XTAP_APP_ID, "granted", roles=roles)
-    try:
-        report = doctor(send=False)
-    finally:
-        doctor_env.control.set_consent(VENDOR_TENANT_ID, XTAP_APP_ID, "granted")
+    report = doctor_with_roles(doctor_env, monkeypatch, roles)
     assert failing(report) == ["graph-permissions"]
     detail = report.line("graph-permissions").detail
     assert "User.Invite.All (re-invites)" in detail and "User.ReadWrite.All" in detail

@@ -187,6 +187,49 @@ def test_a_200_that_is_not_a_graph_object_is_a_transient_graph_error(
     assert error.code == "UnexpectedResponseShape"
 
 
+# Two values for one property: which one Entra meant cannot be known, so a policy read
+# never picks one (json.loads would keep the last, silently) - issue 13.5.
+DUPLICATE_KEY_POLICY = (
+    '{"id": "crossTenantAccessPolicyDefault", "isServiceDefault": false,'
+    ' "b2bCollaborationOutbound": {"usersAndGroups": {"accessType": "blocked",'
+    ' "targets": [{"target": "AllUsers", "targetType": "user"}]}},'
+    ' "b2bCollaborationOutbound": {"usersAndGroups": {"accessType": "allowed",'
+    ' "targets": [{"target": "AllUsers", "targetType": "user"}]}}}'
+)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["get", "batch"])
+def test_a_policy_answer_with_a_duplicate_key_is_refused_not_resolved(app_env, demo_sim, batched):
+    from shared.adapters.graph import BatchItem, GraphError
+    from shared.adapters.policy_reader import DEFAULT_PATH
+
+    demo_sim.control.add_fault(
+        "/policies/crossTenantAccessPolicy/default",
+        status=200,
+        body=DUPLICATE_KEY_POLICY,
+        content_type="application/json",
+        count=1,
+    )
+
+    async def use(app: Any) -> Any:
+        graph = app.graph.vendor()
+        if batched:
+            # The whole $batch answer is one JSON document: ambiguous as a whole.
+            with pytest.raises(GraphError) as caught:
+                await graph.batch([BatchItem("1", "GET", DEFAULT_PATH)])
+            return caught.value
+        with pytest.raises(GraphError) as caught:
+            await graph.get_json(DEFAULT_PATH)
+        return caught.value
+
+    try:
+        error = asyncio.run(with_app(use))
+    finally:
+        demo_sim.control.clear_faults()
+    assert error.transient and error.code == "UnexpectedResponseShape", error
+    assert "duplicate key 'b2bCollaborationOutbound'" in str(error)
+
+
 def test_a_user_without_id_is_a_graph_error_not_a_user(app_env, demo_sim):
     from shared.adapters.graph import GraphError
 

@@ -906,6 +906,9 @@ def test_batch_items_dependson_errors_and_429(sim):
     response = reader.post("/$batch", body)
     assert response.status_code == 200
     items = {r["id"]: r for r in response.json()["responses"]}
+    # Responses may come in another order than the requests (JSON batching): here reversed.
+    asked = [r["id"] for r in body["requests"]]
+    assert [r["id"] for r in response.json()["responses"]] == asked[::-1]
     assert items["default"]["status"] == 200
     assert (
         items["default"]["body"]["b2bCollaborationOutbound"]["usersAndGroups"]["accessType"]

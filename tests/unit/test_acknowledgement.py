@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
@@ -129,3 +129,70 @@ def test_without_an_acknowledgement_nothing_changes():
     transitions = [T(Kind.REMINDER)]
     result = fold(None, "drifted", 3, transitions, NOW)
     assert list(result.transitions) == transitions and result.stored is None
+
+
+def test_a_new_finding_while_acknowledged_alerts_once_and_keeps_it():
+    acked = replace(ACK, codes=("CLIENT_OUTBOUND_USERS_SCOPED",))
+    later = NOW + timedelta(hours=1)
+    same = fold(acked, "drifted", 3, [T(Kind.REMINDER)], later, codes=acked.codes)
+    assert same.new_findings == () and same.transitions == () and same.suppressed == 1
+    codes = ("CLIENT_OUTBOUND_USERS_SCOPED", "SIGNIN_TENANT_RESTRICTIONS_BLOCKED")
+    new = fold(acked, "drifted", 3, [], later, codes=codes)
+    assert new.new_findings == ("SIGNIN_TENANT_RESTRICTIONS_BLOCKED",)
+    assert new.stored is not None and new.stored.codes == tuple(sorted(codes))
+    assert new.stored.new_finding_alerts == 1 and new.current == new.stored
+    # Said once: the same findings again (or one of them gone and back) alert nothing.
+    again = fold(new.stored, "drifted", 3, [T(Kind.REMINDER)], later, codes=codes)
+    assert again.new_findings == () and again.transitions == ()
+    gone = fold(new.stored, "drifted", 3, [], later, codes=acked.codes)
+    back = fold(gone.stored, "drifted", 3, [], later, codes=codes)
+    assert back.new_findings == ()
+
+
+def test_a_new_finding_that_comes_with_a_change_is_on_the_change_card_only():
+    acked = replace(ACK, codes=("CLIENT_OUTBOUND_USERS_SCOPED",))
+    codes = ("CLIENT_OUTBOUND_BLOCKED",)
+    changed = fold(acked, "drifted", 3, [T(Kind.DRIFT_CHANGED)], NOW, codes=codes)
+    assert [t.kind for t in changed.transitions] == [Kind.DRIFT_CHANGED]
+    assert changed.new_findings == ()  # the drift-changed card lists the findings
+    assert changed.stored is not None and "CLIENT_OUTBOUND_BLOCKED" in changed.stored.codes
+
+
+def test_findings_unknown_when_acknowledged_are_learnt_from_the_next_conclusive_check():
+    assert ACK.codes is None
+    first = fold(ACK, "drifted", 3, [], NOW, codes=("CLIENT_OUTBOUND_BLOCKED",))
+    assert first.new_findings == () and first.stored is not None
+    assert first.stored.codes == ("CLIENT_OUTBOUND_BLOCKED",)
+    # An inconclusive check (codes None) neither alerts nor forgets what was learnt.
+    unknown = fold(first.stored, "drifted", 3, [], NOW, codes=None)
+    assert unknown.new_findings == () and unknown.stored == first.stored
+
+
+def test_the_findings_acknowledged_round_trip():
+    acked = replace(ACK, codes=("A", "B"), new_finding_alerts=2)
+    assert Acknowledgement.from_dict(acked.to_dict()) == acked
+    assert Acknowledgement.from_dict(ACK.to_dict()) == ACK  # none known: None, not ()
+    legacy = {k: v for k, v in ACK.to_dict().items() if k not in ("codes", "newFindingAlerts")}
+    assert Acknowledgement.from_dict(legacy) == ACK
+    assert "codes" not in acked.view(NOW)
+
+
+# ------------------------------------------------------------- the card's link
+def test_the_acknowledge_link_opens_a_page_that_exists_where_the_docs_are():
+    from pathlib import Path
+
+    from shared.domain.runbooks import app_runbook_base
+    from shared.rendering.runbooks import runbook_page
+    from shared.services.acknowledgements import acknowledge_link
+
+    # The default: the app serves the runbooks itself; the index carries the instructions.
+    own = acknowledge_link(app_runbook_base("https://xtap.example.net"))
+    assert own.url == "https://xtap.example.net/api/v1/runbooks#acknowledge-a-drift"
+    index = runbook_page(None).html
+    assert 'id="acknowledge-a-drift"' in index
+    assert "xtap-watch clients ack" in index and "/acknowledgement" in index
+    # A published copy of docs/ (XTAP_DOCS_BASE_URL): the API reference's section.
+    published = acknowledge_link("https://wiki.example/xtap/docs/")
+    assert published.url == "https://wiki.example/xtap/docs/api.md#acknowledge-a-drift"
+    api_md = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+    assert "\n## Acknowledge a drift\n" in api_md.read_text()

@@ -274,3 +274,15 @@ def test_the_start_check_runs_on_any_plan(marker: str):
 def test_the_app_starts_under_the_host_with_an_unresolved_teams_webhook_reference(marker: str):
     done = _import_function_app({marker: "xtap-prod", **_env(XTAP_TEAMS_WEBHOOK_URL=UNRESOLVED)})
     assert done.returncode == 0, done.stderr
+
+
+def test_reinvite_redirect_hosts_empty_as_deployed_means_the_vendors_own_hosts():
+    # infra/main.bicep always defines the app setting; left empty it must mean "the default".
+    deployed = load_settings(_env(XTAP_REINVITE_REDIRECT_HOSTS=""))
+    assert deployed.reinvite_redirect_hosts == ("sso.osttra.com", "myapps.microsoft.com")
+    assert load_settings(_env()).reinvite_redirect_hosts == deployed.reinvite_redirect_hosts
+    widened = load_settings(_env(XTAP_REINVITE_REDIRECT_HOSTS="SSO.osttra.com, portal.osttra.com"))
+    assert widened.reinvite_redirect_hosts == ("sso.osttra.com", "portal.osttra.com")
+    with pytest.raises(ConfigError) as error:
+        load_settings(_env(XTAP_REINVITE_REDIRECT_HOSTS="https://evil.example/"))
+    assert error.value.setting == "XTAP_REINVITE_REDIRECT_HOSTS"

@@ -19,6 +19,7 @@ from shared.domain.doctor import (
     graph_roles_line,
     key_vault_line,
     ok,
+    optional_graph_roles,
     render_table,
     required_graph_roles,
     skip,
@@ -34,8 +35,11 @@ ALL_ROLES = [
     "User.Invite.All",
     "User.ReadWrite.All",
     "AccessReview.ReadWrite.All",
+    "Group.Create",
+    "GroupMember.ReadWrite.All",
     "CrossTenantInformation.ReadBasic.All",
 ]
+OPTIONAL_ROLES = ["Policy.Read.B2BManagementPolicy"]
 
 
 def jwt(claims: dict) -> str:
@@ -86,6 +90,9 @@ def test_required_roles_follow_the_enabled_features():
     )
     assert "AuditLog.Read.All" not in from_logs
     assert "User.ReadWrite.All" not in from_logs and "AccessReview.ReadWrite.All" not in from_logs
+    # The guests group each access review scopes: created and kept only with reviews on.
+    assert "Group.Create" not in from_logs and "GroupMember.ReadWrite.All" not in from_logs
+    assert "guests group" in everything["Group.Create"][0]
     # Mail.Send never belongs in the token: Exchange RBAC for Applications authorises it.
     assert "Mail.Send" not in everything
 
@@ -104,6 +111,59 @@ def test_tenant_wide_mail_send_is_a_warning():
     line = graph_roles_line({"roles": [*ALL_ROLES, "Mail.Send"]}, required)
     assert line.status is Status.WARN and "--exchange-mail-send" in line.fix
     assert graph_roles_line({"roles": ALL_ROLES}, required).status is Status.OK
+
+
+FEATURES_ON = Features(audit_source="graph", signin_source="graph", access_reviews=True)
+
+
+def test_missing_access_review_group_roles_fail_naming_the_feature():
+    roles = [r for r in ALL_ROLES if r != "GroupMember.ReadWrite.All"] + OPTIONAL_ROLES
+    line = graph_roles_line(
+        {"roles": roles}, required_graph_roles(FEATURES_ON), optional_graph_roles(FEATURES_ON)
+    )
+    assert line.status is Status.FAIL
+    assert line.detail == (
+        "the token's roles lack GroupMember.ReadWrite.All"
+        " (guest access reviews (keeping the guests groups' members))"
+    )
+
+
+def test_a_missing_optional_role_warns_naming_the_check_it_skips():
+    line = graph_roles_line(
+        {"roles": ALL_ROLES}, required_graph_roles(FEATURES_ON), optional_graph_roles(FEATURES_ON)
+    )
+    assert line.status is Status.WARN
+    assert "without Policy.Read.B2BManagementPolicy (vendor-side check" in line.detail
+    assert "allow/deny list" in line.detail and "--grant-missing" in line.fix
+    full = graph_roles_line(
+        {"roles": ALL_ROLES + OPTIONAL_ROLES},
+        required_graph_roles(FEATURES_ON),
+        optional_graph_roles(FEATURES_ON),
+    )
+    assert full.status is Status.OK
+    # A required role missing as well: one failing line naming both.
+    lacking = [r for r in ALL_ROLES if r != "AccessReview.ReadWrite.All"]
+    line = graph_roles_line(
+        {"roles": lacking}, required_graph_roles(FEATURES_ON), optional_graph_roles(FEATURES_ON)
+    )
+    assert line.status is Status.FAIL
+    assert "AccessReview.ReadWrite.All (guest access reviews); also Policy.Read.B2BM" in line.detail
+
+
+def test_documented_higher_privileged_roles_satisfy_the_feature():
+    broader = [r for r in ALL_ROLES if r not in ("Group.Create", "GroupMember.ReadWrite.All")]
+    roles = [*broader, "Group.ReadWrite.All", "Policy.ReadWrite.B2BManagementPolicy"]
+    line = graph_roles_line(
+        {"roles": roles}, required_graph_roles(FEATURES_ON), optional_graph_roles(FEATURES_ON)
+    )
+    assert line.status is Status.OK, line.detail
+    # A broader role of another feature does not count.
+    line = graph_roles_line(
+        {"roles": [*broader, "Policy.ReadWrite.All"]},
+        required_graph_roles(FEATURES_ON),
+        optional_graph_roles(FEATURES_ON),
+    )
+    assert line.status is Status.FAIL and "Group.Create" in line.detail
 
 
 @pytest.mark.parametrize("token", ["abc", "a.b.c", "a." + base64.b64encode(b"[1]").decode() + ".c"])

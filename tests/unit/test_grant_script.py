@@ -90,9 +90,15 @@ GRAPH_ROLE_IDS = {
     "AccessReview.ReadWrite.All": "ef5f7d5c-338f-44b0-86c3-351f46c8bb5f",
     "CrossTenantInformation.ReadBasic.All": "cac88765-0581-4025-9725-5ebc13f729ee",
     "User.ReadWrite.All": "741f803b-c850-494e-b5df-cde7c675a1ca",
+    "Group.Create": "bf7b1a76-6e77-406b-b258-bf5c7720e98f",
+    "GroupMember.ReadWrite.All": "dbaae8cf-10b5-4b86-a4a1-f871c94c6695",
+    # The script looks roles up by name; this ID only has to be unique in the fake.
+    "Policy.Read.B2BManagementPolicy": "0b2b0b2b-0000-4000-8000-00000000b2b0",
     "Mail.Send": "b633e1c5-b582-4048-a93e-9f11b44c7e96",
 }
-EXPECTED = [role for role in GRAPH_ROLE_IDS if role != "Mail.Send"]
+ACCESS_REVIEW_GROUP_ROLES = ["Group.Create", "GroupMember.ReadWrite.All"]
+# Without reviewers the access-review group roles are not expected (nor granted by Bicep).
+EXPECTED = [r for r in GRAPH_ROLE_IDS if r != "Mail.Send" and r not in ACCESS_REVIEW_GROUP_ROLES]
 MI_PRINCIPAL = "11111111-2222-3333-4444-555555555555"
 MI_CLIENT = "66666666-7777-8888-9999-000000000000"
 TENANT = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
@@ -229,6 +235,34 @@ def test_grant_missing_posts_only_the_missing_roles(run_script):
         )
         assert body == {**body, "principalId": MI_PRINCIPAL, "resourceId": "graph-sp"}
     assert sorted(state["granted"]) == sorted(GRAPH_ROLE_IDS[r] for r in EXPECTED)
+
+
+def test_without_the_template_output_the_expected_roles_follow_the_same_switches(run_script):
+    """The fallback (no GRANTED_GRAPH_APP_ROLES yet) applies graph-grants.bicep's rule."""
+    with_reviews = {"XTAP_ACCESS_REVIEW_REVIEWERS": "0c6b7a3e-2d41-4f58-9b1e-7a6c5d4e3f21"}
+    done, _, state = run_script("--grant-missing", state=_state([]), **with_reviews)
+    assert done.returncode == 0, done.stdout + done.stderr
+    granted = {r for r, rid in GRAPH_ROLE_IDS.items() if rid in state["granted"]}
+    assert granted == {*EXPECTED, *ACCESS_REVIEW_GROUP_ROLES}
+
+    done, _, state = run_script(
+        "--grant-missing",
+        state=_state([]),
+        GRANT_ACCESS_REVIEW_GROUPS="false",
+        GRANT_B2B_POLICY_READ="false",
+        GRANT_RESET_REDEMPTION="false",
+        **with_reviews,
+    )
+    granted = {r for r, rid in GRAPH_ROLE_IDS.items() if rid in state["granted"]}
+    assert granted == set(EXPECTED) - {"User.ReadWrite.All", "Policy.Read.B2BManagementPolicy"}
+
+    # The template's own output wins over the switches.
+    done, _, state = run_script(
+        "--check", state=_state([]), GRANTED_GRAPH_APP_ROLES="Policy.Read.All,Group.Create"
+    )
+    assert "Policy.Read.All is not granted" in done.stdout
+    assert "Group.Create is not granted" in done.stdout
+    assert "User.Invite.All" not in done.stdout
 
 
 def test_grant_retries_while_entra_replicates_a_new_identity(run_script):

@@ -48,6 +48,7 @@ GRAPH_GRANTS = INFRA / "graph" / "graph-grants.bicep"
 PARAMETERS = INFRA / "main.parameters.json"
 GRANT_SCRIPT = INFRA / "scripts" / "grant_graph_permissions.py"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+PERMISSIONS_DOC = ROOT / "docs" / "permissions.md"
 AZURE_YAML = ROOT / "azure.yaml"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 
@@ -64,6 +65,20 @@ DESIGN_VENDOR_PERMISSIONS = {
 # DESIGN §4's "+ a role able to reset redemption": Graph documents User.ReadWrite.All as the
 # minimum for resetRedemption app-only.
 RESET_REDEMPTION_PERMISSION = "User.ReadWrite.All"
+# Granted beyond DESIGN §4, each for a feature added since, each behind its own switch, with
+# Microsoft Graph's documented least privilege (docs/permissions.md cites the pages):
+# variable in graph-grants.bicep -> (permissions, the module parameter that switches it).
+DOCUMENTED_EXTRAS = {
+    # guest access reviews: POST /groups ("Create group": Group.Create) and
+    # POST|DELETE /groups/{id}/members/$ref ("Add members", "Remove member").
+    "accessReviewGroupGraphAppRoles": (
+        ["Group.Create", "GroupMember.ReadWrite.All"],
+        "grantAccessReviewGroups",
+    ),
+    # vendor-side check "client domains on the invitation allow/deny list": GET
+    # /beta/policies/b2bManagementPolicies lists only Policy.Read.B2BManagementPolicy.
+    "b2bPolicyGraphAppRoles": (["Policy.Read.B2BManagementPolicy"], "grantB2bPolicyRead"),
+}
 AZURE_CLI_APP_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 
 # Flex Consumption regions in Microsoft's azd templates (functions-quickstart-python-http-azd
@@ -353,6 +368,20 @@ def test_parameter_file_covers_every_parameter_with_the_config_defaults() -> Non
     assert sorted(main_params.keys() - parameters.keys()) == []
 
 
+def test_reinvite_redirect_hosts_is_a_parameter_and_an_app_setting(
+    app_settings: dict[str, Any],
+) -> None:
+    assert app_settings["XTAP_REINVITE_REDIRECT_HOSTS"] == "reinviteRedirectHosts"
+    assert module(MAIN, "appConfig")["params"]["reinviteRedirectHosts"] == "reinviteRedirectHosts"
+    # Empty by default: shared/config.py then allows the vendor's sign-in host and the host of
+    # XTAP_REINVITE_REDIRECT_URL (tests/unit/test_config.py checks the empty value).
+    assert param_default(MAIN, "reinviteRedirectHosts") == ""
+    parameters = json.loads(PARAMETERS.read_text())["parameters"]
+    assert parameters["reinviteRedirectHosts"]["value"] == "${XTAP_REINVITE_REDIRECT_HOSTS}"
+    spec = next(s for s in config.SETTINGS if s.name == "XTAP_REINVITE_REDIRECT_HOSTS")
+    assert spec.infra and spec.default is None
+
+
 def test_outputs_named_like_settings_are_settings() -> None:
     known = {spec.name for spec in config.SETTINGS}
     outputs = bicep(MAIN)["outputs"]
@@ -394,7 +423,7 @@ def test_our_copy_of_design_permissions_is_current() -> None:
     assert from_design == DESIGN_VENDOR_PERMISSIONS
 
 
-def test_graph_grants_are_exactly_the_design_permissions() -> None:
+def test_graph_grants_are_design_section_4_plus_documented_extras_each_for_a_feature() -> None:
     granted = set(variable(GRAPH_GRANTS, "managedIdentityGraphAppRoles"))
     assert variable(GRAPH_GRANTS, "resetRedemptionGraphAppRoles") == [RESET_REDEMPTION_PERMISSION]
     # Mail.Send is the one DESIGN permission not granted in Entra: an Entra grant applies to
@@ -403,10 +432,57 @@ def test_graph_grants_are_exactly_the_design_permissions() -> None:
     for path in (ENTRA_APPS, GRAPH_GRANTS):
         assert "Mail.Send" not in json.dumps(bicep(path)), path.name
     assert "'Application Mail.Send'" in GRANT_SCRIPT.read_text()
-    concat = variable(GRAPH_GRANTS, "grantedGraphAppRoles")["function"]
-    assert concat["type"] == "concat"
-    assert "managedIdentityGraphAppRoles" in json.dumps(concat)
-    assert "grantResetRedemption" in json.dumps(concat)
+    # The granted list is the base, then each optional list behind its own switch, nothing else.
+    (base, *switched) = variable(GRAPH_GRANTS, "grantedGraphAppRoles")["function"][
+        "parameters"
+    ].values()
+    assert base == "managedIdentityGraphAppRoles"
+    optional = {"resetRedemptionGraphAppRoles": "grantResetRedemption"} | {
+        name: switch for name, (_roles, switch) in DOCUMENTED_EXTRAS.items()
+    }
+    seen = {}
+    for arg in switched:
+        operands = arg["operator"]["operands"]
+        assert operands["false_value"] == []
+        seen[operands["true_value"]] = operands["condition"]
+    assert seen == optional
+    for name, (roles, _switch) in DOCUMENTED_EXTRAS.items():
+        assert variable(GRAPH_GRANTS, name) == roles, name
+        assert not set(roles) & DESIGN_VENDOR_PERMISSIONS, f"{name} repeats a DESIGN permission"
+        doc = PERMISSIONS_DOC.read_text(encoding="utf-8")
+        for role in roles:
+            assert f"`{role}`" in doc, f"docs/permissions.md does not explain {role}"
+
+
+def test_optional_grants_are_switched_from_main_and_follow_their_feature() -> None:
+    params = module(MAIN, "graphGrants")["params"]
+    assert params["grantResetRedemption"] == "grantResetRedemption"
+    assert params["grantB2bPolicyRead"] == "grantB2bPolicyRead"
+    # The group roles only while access reviews are configured (reviewers set), and the admin
+    # may still decline them.
+    review = json.dumps(params["grantAccessReviewGroups"])
+    assert "grantAccessReviewGroups" in review and "accessReviewReviewers" in review
+    assert '"empty"' in review
+    parameters = json.loads(PARAMETERS.read_text())["parameters"]
+    assert parameters["grantAccessReviewGroups"]["value"] == "${GRANT_ACCESS_REVIEW_GROUPS=true}"
+    assert parameters["grantB2bPolicyRead"]["value"] == "${GRANT_B2B_POLICY_READ=true}"
+    for name in ("grantResetRedemption", "grantAccessReviewGroups", "grantB2bPolicyRead"):
+        assert param_default(MAIN, name) is True, name
+    # Inside the module, a caller that passes nothing grants no group roles.
+    assert param_default(GRAPH_GRANTS, "grantAccessReviewGroups") is False
+
+
+def test_the_doctor_expects_exactly_what_infra_can_grant() -> None:
+    """Every role the doctor checks is one infra grants, and every grant is checked."""
+    from shared.domain.doctor import Features, optional_graph_roles, required_graph_roles
+
+    everything = Features(audit_source="graph", signin_source="graph", access_reviews=True)
+    expected = set(required_graph_roles(everything)) | set(optional_graph_roles(everything))
+    grantable = set(variable(GRAPH_GRANTS, "managedIdentityGraphAppRoles"))
+    grantable |= set(variable(GRAPH_GRANTS, "resetRedemptionGraphAppRoles"))
+    for name in DOCUMENTED_EXTRAS:
+        grantable |= set(variable(GRAPH_GRANTS, name))
+    assert expected == grantable
 
 
 def test_graph_roles_go_to_the_managed_identity_only_once_it_has_replicated() -> None:
@@ -457,13 +533,17 @@ def test_graph_grants_run_last_and_nothing_waits_for_them() -> None:
 
 
 def test_grant_script_expects_the_same_roles_as_the_grants_file() -> None:
-    match = re.search(r"^DEFAULT_GRAPH_APP_ROLES = \(([^)]*)\)", GRANT_SCRIPT.read_text(), re.M)
-    assert match
-    script_roles = re.findall(r'"([^"]+)"', match.group(1))
-    expected = variable(GRAPH_GRANTS, "managedIdentityGraphAppRoles") + variable(
-        GRAPH_GRANTS, "resetRedemptionGraphAppRoles"
-    )
-    assert script_roles == expected
+    text = GRANT_SCRIPT.read_text()
+    for constant, bicep_variable in (
+        ("DEFAULT_GRAPH_APP_ROLES", "managedIdentityGraphAppRoles"),
+        ("RESET_REDEMPTION_ROLES", "resetRedemptionGraphAppRoles"),
+        ("ACCESS_REVIEW_GROUP_ROLES", "accessReviewGroupGraphAppRoles"),
+        ("B2B_POLICY_ROLES", "b2bPolicyGraphAppRoles"),
+    ):
+        match = re.search(rf"^{constant} = \(([^)]*)\)", text, re.M)
+        assert match, constant
+        script_roles = re.findall(r'"([^"]+)"', match.group(1))
+        assert script_roles == variable(GRAPH_GRANTS, bicep_variable), constant
 
 
 def test_client_reader_app_is_multi_tenant_read_only_with_the_identity_as_credential() -> None:

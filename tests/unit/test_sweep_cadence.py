@@ -71,3 +71,28 @@ def test_reminders_keep_their_cadence_whatever_the_sweep_cadence():
     assert every_15 == hourly  # 24 h is a whole number of either cadence
     six_hourly = _reminders("0 */15 * * * *", 6, 24)
     assert len(six_hourly) == 3  # at 6 h, 12 h and 18 h: set by XTAP_REMINDER_HOURS only
+
+
+def _fire_seconds(schedule: str, start: datetime, hours: int) -> set[datetime]:
+    """Every firing of a six-field NCRONTAB (seconds first) in ``hours``."""
+    from shared.config import normalise_ncrontab
+
+    cron = croniter(normalise_ncrontab(schedule), start - timedelta(seconds=1),
+                    second_at_beginning=True)
+    times = set()
+    while (t := cron.get_next(datetime)) < start + timedelta(hours=hours):
+        times.add(t)
+    return times
+
+
+def test_the_default_audit_and_sweep_schedules_never_fire_in_the_same_second():
+    """Issue 12.8: the audit scan and the sweep's sign-in query share Graph's reports limit
+    (5 requests per 10 s per app and tenant). One limiter serves them inside a process;
+    the default schedules keep them apart across instances too (the sweep at second 0,
+    the audit scan at second 30)."""
+    settings = load_settings(ENV)
+    start = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    audit = _fire_seconds(settings.audit_schedule, start, 2)
+    sweep = _fire_seconds(settings.sweep_schedule, start, 2)
+    assert len(audit) == 120 and len(sweep) == 8
+    assert min(abs((a - s).total_seconds()) for a in audit for s in sweep) >= 10
