@@ -545,9 +545,16 @@ def main(argv: list[str] | None = None) -> int:
         # the simulator, even where the shell started us with SIGINT ignored.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
+    # The level goes on the console handler too: the app puts the client libraries' loggers
+    # at WARNING themselves (shared/telemetry.py), and a logger's own level, not the root's,
+    # decides what reaches the root's handlers (an unconsented client's refused token would
+    # print Entra's whole answer in the middle of the demo's report).
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO if args.verbose else logging.ERROR)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
+        handlers=[console],
     )
     from devtools.azurite import start_azurite
 

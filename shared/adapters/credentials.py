@@ -45,7 +45,7 @@ FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
 # Connections to the token endpoint, shared by every client tenant's credential: a token
 # request takes one round trip per check, so a few connections serve the host's whole
 # queue concurrency (further requests wait for a free one).
-TOKEN_POOL_CONNECTIONS = 16
+TOKEN_POOL_CONNECTIONS = 8
 
 K = TypeVar("K")
 V = TypeVar("V")

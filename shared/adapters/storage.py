@@ -103,6 +103,20 @@ INTERACTIVE = StoragePolicy("interactive", connection_timeout=3, read_timeout=5,
 PROBE = StoragePolicy("probe", connection_timeout=2, read_timeout=3, retries=0)
 
 
+# Connections one process keeps to each storage service, shared by all its callers (the
+# SDK's own transport allows 100 per client): a check makes about six storage calls of a
+# few milliseconds each, so these carry the host's 48 concurrent checks; further calls
+# wait for a free connection (shared/adapters/pooled_transport.py).
+TABLE_POOL_CONNECTIONS = 12
+QUEUE_POOL_CONNECTIONS = 6
+
+
+def _pooled(connections: int) -> Any:
+    from shared.adapters.pooled_transport import PooledAioHttpTransport
+
+    return PooledAioHttpTransport(connections, **azure_transport_kwargs())
+
+
 def _service_uri(uri: str | None, setting: str) -> str:
     """An identity-based endpoint: load_settings requires both when there is no connection
     string, so a missing one is a settings object built by hand."""
@@ -153,6 +167,7 @@ class StorageQueues(_Bounded):
             **_transport_options(policy),
         }
         options.update(azure_transport_kwargs())  # no per-request proxy lookups
+        options["transport"] = _pooled(QUEUE_POOL_CONNECTIONS)
         if settings.connection_string:
             self._service = QueueServiceClient.from_connection_string(
                 settings.connection_string, **options
@@ -268,6 +283,7 @@ class StorageTables(_Bounded):
             "retry_backoff_max": TABLE_BACKOFF_MAX,
             **_transport_options(policy),
             **azure_transport_kwargs(),  # no per-request proxy lookups
+            "transport": _pooled(TABLE_POOL_CONNECTIONS),
         }
         if settings.connection_string:
             self._service = TableServiceClient.from_connection_string(

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 OPTIONAL_STATUSES = frozenset({400, 403, 404})
+DISCOVERY_CONNECTIONS = 4
 
 
 async def service_principal_role_ids(graph: GraphClient, app_id: str) -> frozenset[str] | None:
@@ -97,7 +98,12 @@ class TenantCloudResolver:
         verify: ssl.SSLContext | bool = True
         if ca_file:
             verify = ssl.create_default_context(cafile=ca_file)
-        self._http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(10.0))
+        # A few connections: each tenant is looked up once a day (the answer is cached).
+        self._http = httpx.AsyncClient(
+            verify=verify,
+            timeout=httpx.Timeout(10.0),
+            limits=httpx.Limits(max_connections=DISCOVERY_CONNECTIONS),
+        )
 
     async def cloud_of(self, tenant_id: str) -> str | None:
         if not _GUID.match(tenant_id):

@@ -34,3 +34,16 @@ def runbook_url(base: str, code: str) -> str:
     if base.endswith(RUNBOOK_ROUTE):
         return f"{base}/{page}"
     return f"{base}/findings/{page}.md"
+
+
+def docs_page_url(base: str, page: str, anchor: str | None = None) -> str | None:
+    """A page of ``docs/`` other than a runbook (``operations.md``), or None.
+
+    Only a published copy of ``docs/`` (``XTAP_DOCS_BASE_URL``) has such pages; the app's
+    own route serves the runbooks alone, so there an alert carries no link rather than
+    one that opens a 404.
+    """
+    base = base.rstrip("/")
+    if base.endswith(RUNBOOK_ROUTE):
+        return None
+    return f"{base}/{quote(page)}" + (f"#{quote(anchor)}" if anchor else "")

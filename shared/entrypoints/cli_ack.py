@@ -106,7 +106,7 @@ def register_under_clients(sub: Any) -> None:
         "--reason 'client change window' --for 2d\n"
         "  xtap-watch clients ack 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d --lift",
     )
-    ack.add_argument("tenant_id")
+    ack.add_argument("tenant_id", metavar="TENANT_ID", help="the client's Entra tenant ID (GUID)")
     ack.add_argument("--reason", help="why (shown on every card and in the heartbeat)")
     ack.add_argument("--until", help="ISO 8601 date-time with a time zone")
     ack.add_argument("--for", dest="for_", metavar="DURATION", help="a duration: 90m, 2h, 3d")

@@ -416,8 +416,12 @@ def register(subparsers: Any) -> None:
     )
     update.add_argument("tenant_id", metavar="TENANT_ID", help=TENANT_HELP)
     update.add_argument("--name", help="new display name")
-    update.add_argument("--add-contact", action="append", metavar="EMAIL")
-    update.add_argument("--remove-contact", action="append", metavar="EMAIL")
+    update.add_argument(
+        "--add-contact", action="append", metavar="EMAIL", help="add a client admin (repeatable)"
+    )
+    update.add_argument(
+        "--remove-contact", action="append", metavar="EMAIL", help="remove one (repeatable)"
+    )
     groups = update.add_mutually_exclusive_group()
     groups.add_argument(
         "--expected-group",

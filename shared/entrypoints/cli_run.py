@@ -1,6 +1,6 @@
 """``xtap-watch sweep`` / ``xtap-watch check``: operator-triggered runs of the main job.
 
-``sweep`` queues a check of every client, as the hourly timer does, then waits for the
+``sweep`` queues a check of every client, as the sweep timer does, then waits for the
 results with progress on the terminal; the Functions app (or the local runner) does the
 checks. When nothing takes messages off the queue it says so instead of waiting forever.
 ``check`` checks one client in this process and exits with the verdict's status.
@@ -194,9 +194,9 @@ def register(subparsers: Any) -> None:
     sweep = subparsers.add_parser(
         "sweep",
         help="check every client now (queued for the Functions app) and wait for the results",
-        description="Queue a posture check of every registered client, as the hourly timer\n"
-        "does, and wait for the results (the Functions app or the local runner does the\n"
-        "checks; it says so when nothing processes the queue).",
+        description="Queue a posture check of every registered client, as the sweep timer\n"
+        "(every 15 minutes by default) does, and wait for the results (the Functions app\n"
+        "or the local runner does the checks; it says so when nothing processes the queue).",
         epilog="examples:\n  xtap-watch sweep\n  xtap-watch sweep --no-wait --output json",
     )
     sweep.add_argument("--no-wait", action="store_true", help="queue the checks and return")

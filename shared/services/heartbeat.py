@@ -32,6 +32,7 @@ from shared.domain.heartbeat import (
     sweep_covering,
 )
 from shared.domain.moments import parse_time
+from shared.domain.runbooks import docs_page_url
 from shared.domain.watchdog import WatchdogState
 from shared.services.audit_scan import CURSOR_KEY as AUDIT_CURSOR_KEY
 from shared.services.schedule_times import last_due
@@ -155,12 +156,17 @@ async def send_heartbeat(app: App, now: datetime) -> HeartbeatOutcome:
         degraded=[e.reason for _, e in sorted(watchdog.episodes.items())],
     )
     due = last_due(settings.self_watch.heartbeat_schedule, now + timedelta(seconds=1)) or now
-    operations = f"{settings.docs_base_url.rstrip('/')}/operations.md#the-heartbeat"
+    operations = operations_guide_url(settings.docs_base_url)
     alert = heartbeat_alert(facts, now, due, settings.vendor_name, operations_url=operations)
     await app.queues.send(QUEUE_ALERTS, alert.fitted())
     forgotten = await activity.forget_before(now - KEEP)
     log.info("heartbeat %s: %s", alert.dedup_key, alert.title)
     return HeartbeatOutcome(alert, forgotten)
+
+
+def operations_guide_url(docs_base_url: str) -> str | None:
+    """The heartbeat's section of the operations guide, where a published docs/ has it."""
+    return docs_page_url(docs_base_url, "operations.md", "the-heartbeat")
 
 
 def _status(state: dict[str, Any]) -> str | None:

@@ -60,6 +60,9 @@ def test_keep_leaves_a_stack_the_printed_steps_can_use(tmp_path):
         env_file = tmp_path / "xtap-watch.env"
         assert f"source {env_file}" in text
         assert "== Legend" in text and "consent_missing" in text
+        # A first run reads as the demo's own report: no library log lines (an unconsented
+        # client's refused token is a finding on its row, not a WARNING with Entra's body).
+        assert "WARNING" not in text and "AADSTS700016" not in text, text
 
         listed = _sourced(env_file, "xtap-watch clients list --output json")
         assert listed.returncode == 0, listed.stderr

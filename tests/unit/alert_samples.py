@@ -552,8 +552,16 @@ PRODUCER_DRIFT = AlertRecord(
         SettingChange(setting="Outbound B2B collaboration: users and groups",
                       before="allowed: all users (inherited from the default)",
                       after="blocked: all users (set on the OSTTRA entry)"),
+        SettingChange(setting="Outbound B2B collaboration: external applications",
+                      before="allowed: all external applications (inherited from the default)",
+                      after="blocked: all external applications (set on the OSTTRA entry)"),
     ),
     when=SAMPLE_NOW,
+    # Since the calm merge the producer also says when it saw the change (the previous
+    # check, a sweep earlier) and links how to acknowledge the drift.
+    changed_at=SAMPLE_NOW - timedelta(minutes=15),
+    detection_latency_seconds=900.0,
+    detection_latency_basis="previous_check",
     findings=(
         FindingRef(
             code="CLIENT_OUTBOUND_BLOCKED",
@@ -573,6 +581,8 @@ PRODUCER_DRIFT = AlertRecord(
              "collaboration",
              url="https://github.com/xtap-watch/xtap-watch/blob/main/docs/findings/"
              "CLIENT_OUTBOUND_BLOCKED.md"),
+        Link(title="Acknowledge",
+             url="https://xtap-watch.azurewebsites.net/api/v1/runbooks#acknowledge-a-drift"),
     ),
     facts={"Verdict": "BLOCKED", "Client tenant": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
            "Episode": "1", "Previous verdict": "ALLOWED"},

@@ -361,7 +361,7 @@ def test_client_card_buttons_open_entra_and_the_top_findings_runbook() -> None:
 def test_producer_links_with_long_titles_go_to_the_details() -> None:
     card = card_of(render_teams_message(PRODUCER_DRIFT, SETTINGS))
     titles = [a["title"] for a in card["actions"]]
-    assert titles == ["Cross-tenant access", "Runbook", "Show details"]
+    assert titles == ["Cross-tenant access", "Runbook", "Acknowledge", "Show details"]
     long_link = Link(title="Sign-in logs filtered to this client's tenant (last 24 hours)",
                      url="https://entra.microsoft.com/#view/SignIns")
     card = card_of(render_teams_message(

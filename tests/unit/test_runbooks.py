@@ -149,6 +149,24 @@ def test_alert_links_point_at_the_apps_own_runbooks_by_default():
     )
 
 
+def test_the_heartbeats_guide_link_opens_a_page_or_is_left_out():
+    """The heartbeat card linked ``<runbooks>/operations.md``: a 404 under the default
+    configuration, where the app serves only the runbooks. A published docs/ copy has it."""
+    from shared.services.heartbeat import operations_guide_url
+
+    for settings in (_settings(), _settings(XTAP_PUBLIC_API_URL="https://func-xtap.example")):
+        url = operations_guide_url(settings.docs_base_url)
+        if url is not None:
+            assert url.startswith(settings.docs_base_url + "/")
+            name = urlsplit(url).path.rsplit("/", 1)[1]
+            status, _, _ = handle("GET", name, {})
+            assert status == 200, url
+    override = _settings(XTAP_DOCS_BASE_URL="https://wiki.example/xtap/docs/")
+    assert operations_guide_url(override.docs_base_url) == (
+        "https://wiki.example/xtap/docs/operations.md#the-heartbeat"
+    )
+
+
 def test_no_setting_or_renderer_default_is_a_placeholder_address():
     from shared.config import SETTINGS
     from shared.rendering.presentation import RenderSettings
