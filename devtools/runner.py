@@ -189,8 +189,12 @@ class LocalRunner:
         if client is None:
             from azure.storage.queue.aio import QueueClient
 
+            from shared.adapters.http_env import azure_transport_kwargs
+
+            # Like the app's clients: no netrc/proxy lookup in a worker thread per request
+            # (two thread hops per receive and delete, the host's work, not the app's).
             client = self._raw[name] = QueueClient.from_connection_string(
-                os.environ["AzureWebJobsStorage"], name
+                os.environ["AzureWebJobsStorage"], name, **azure_transport_kwargs()
             )
         return client
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import ssl
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 OPTIONAL_STATUSES = frozenset({400, 403, 404})
 DISCOVERY_CONNECTIONS = 4
+DISCOVERY_TIMEOUT_S = 10.0
 
 
 async def service_principal_role_ids(graph: GraphClient, app_id: str) -> frozenset[str] | None:
@@ -101,19 +103,31 @@ class TenantCloudResolver:
         # A few connections: each tenant is looked up once a day (the answer is cached).
         self._http = httpx.AsyncClient(
             verify=verify,
-            timeout=httpx.Timeout(10.0),
+            timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S),
             limits=httpx.Limits(max_connections=DISCOVERY_CONNECTIONS),
         )
+        # Requests beyond the pool wait here, not in httpcore's pool: httpcore rescans every
+        # queued request each time a connection frees (quadratic), which at the host's 48
+        # concurrent checks made a first-of-the-day sweep's discovery cost more CPU than
+        # its Graph $batch. Same sockets, same pool-wait bound (httpx's pool timeout).
+        self._gate = asyncio.Semaphore(DISCOVERY_CONNECTIONS)
 
     async def cloud_of(self, tenant_id: str) -> str | None:
         if not _GUID.match(tenant_id):
             raise ValueError(f"not a tenant ID: {tenant_id!r}")
         url = f"{self._authority}/{tenant_id}/v2.0/.well-known/openid-configuration"
         try:
+            await asyncio.wait_for(self._gate.acquire(), DISCOVERY_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("OpenID configuration of %s unreachable: no free connection", tenant_id)
+            return None
+        try:
             response = await self._http.get(url)
         except httpx.HTTPError as exc:
             log.warning("OpenID configuration of %s unreachable: %s", tenant_id, exc)
             return None
+        finally:
+            self._gate.release()
         if response.status_code != 200:
             return None
         try:
