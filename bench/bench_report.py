@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Row, format_table, quiet_logs, row
+from devtools.handbook import GRAPH_FIXTURES
 
 CLIENTS = 10_000
 REPEATS = 3
@@ -46,9 +47,7 @@ PHASES = ("read", "model", "html", "json", "http", "lists")
 PHASE_TIMEOUT_S = 900
 VENDOR = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
 VENDOR_APP = "5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14"
-FIXTURES = Path("/work/shared/fixtures/graph")
-if not FIXTURES.exists():
-    FIXTURES = ROOT.parent / "shared" / "fixtures" / "graph"
+FIXTURES = GRAPH_FIXTURES
 
 
 # ------------------------------------------------------------------------------ seeding

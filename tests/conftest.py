@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
+
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path("/work/shared/fixtures/graph")
-if not FIXTURES.exists():  # CI: the handbook sits beside the clone
-    FIXTURES = ROOT.parent / "shared" / "fixtures" / "graph"
 
 
 @pytest.fixture(scope="session")
 def graph_fixtures() -> Path:
-    return FIXTURES
+    return GRAPH_FIXTURES
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
 from sim.scenarios import (
     CONTOSO_TENANT_ID,
     FABRIKAM_TENANT_ID,
@@ -42,9 +43,7 @@ pytestmark = pytest.mark.integration
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 BLOCKED_ALL = b2b_everyone("blocked")
 ALLOWED_ALL = b2b_everyone("allowed")
-FIXTURES = Path("/work/shared/fixtures/graph")
-if not FIXTURES.exists():  # CI: the handbook sits beside the clone
-    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
+FIXTURES = GRAPH_FIXTURES
 
 
 def fixture(name: str) -> Any:

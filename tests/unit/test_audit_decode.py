@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.audit import (
     ACTIVITY_KINDS,
     B2BSetting,
@@ -37,7 +38,6 @@ from shared.domain.audit import (
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT_FIXTURES = ROOT / "tests" / "fixtures" / "audit"
-GRAPH_FIXTURES = ROOT.parent / "shared" / "fixtures" / "graph"
 
 VENDOR = "0c6a3f1e-5d2b-4c8a-9e7f-1a2b3c4d5e6f"
 CONTOSO = "3f2a5c7e-8b1d-4e6f-9a0b-1c2d3e4f5a6b"

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
+
 ROOT = Path(__file__).resolve().parents[2]
-GRAPH = ROOT.parent / "shared" / "fixtures" / "graph"
+GRAPH = GRAPH_FIXTURES
 DEFAULT = GRAPH / "policies.crossTenantAccessPolicy.default.get.response.json"
 PARTNER = GRAPH / "policies.crossTenantAccessPolicy.partners.id.get.response.json"
 PARTNER_LIST = GRAPH / "policies.crossTenantAccessPolicy.partners.list.response.json"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.client_state import (
     ClientAlertState,
     ClientStatus,
@@ -25,7 +25,7 @@ from shared.domain.policy import parse_default_policy, parse_partner_policy
 from shared.domain.posture import PostureResult, Verdict, evaluate_outbound_posture, unknown_posture
 from shared.domain.signin_evidence import build_evidence, combine, counts_from_summary
 
-GRAPH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
+GRAPH = GRAPH_FIXTURES
 VENDOR = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 CLIENT = "6babcaad-604b-40ac-a9d7-9fd97c0b779f"
 VENDOR_APP = "11112222-aaaa-bbbb-cccc-333344445555"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.client_state import next_state, observe
 from shared.domain.clients import ClientRecord
 from shared.domain.effective_changes import describe_target_config, effective_changes
@@ -20,7 +20,7 @@ from shared.domain.posture_alerts import AlertContext, alert_for_transition
 
 VENDOR = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
 APP = "5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14"
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "graph"
+FIXTURES = GRAPH_FIXTURES
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 CLIENT = ClientRecord(tenant_id="1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", name="Contoso Markets")
 

@@ -35,6 +35,7 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from devtools.handbook import DESIGN
 from shared import config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -400,20 +401,19 @@ def test_support_role_matches_the_api_role_setting() -> None:
 
 # ------------------------------------------------------------------------------ Graph grants
 def _design_section_4_permissions() -> set[str] | None:
-    """Read DESIGN §4 when the handbook sits beside the repo (it does in CI)."""
-    for candidate in (ROOT.parent / "shared" / "DESIGN.md", Path("/work/shared/DESIGN.md")):
-        if candidate.is_file():
-            text = candidate.read_text(encoding="utf-8")
-            line = next(
-                (ln for ln in text.splitlines() if "Vendor tenant (application permissions)" in ln),
-                None,
-            )
-            if line is None:
-                return None
-            start = text.index(line)
-            bullet = text[start : text.index("\n*", start + 1)]
-            return set(re.findall(r"`([A-Za-z]+(?:\.[A-Za-z]+)+)`", bullet))
-    return None
+    """Read DESIGN §4 when the handbook is found (it is in CI)."""
+    if not DESIGN.is_file():
+        return None
+    text = DESIGN.read_text(encoding="utf-8")
+    line = next(
+        (ln for ln in text.splitlines() if "Vendor tenant (application permissions)" in ln),
+        None,
+    )
+    if line is None:
+        return None
+    start = text.index(line)
+    bullet = text[start : text.index("\n*", start + 1)]
+    return set(re.findall(r"`([A-Za-z]+(?:\.[A-Za-z]+)+)`", bullet))
 
 
 def test_our_copy_of_design_permissions_is_current() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.policy import (
     Access,
     PolicyParseError,
@@ -20,7 +20,7 @@ from shared.domain.policy import (
     resolve_effective,
 )
 
-GRAPH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
+GRAPH = GRAPH_FIXTURES
 DOC_PARTNER = "9c5d131d-b1c3-4fc4-9e3f-c6557947d551"  # the tenant in Microsoft's partner example
 G1 = "4d4d3e3e-2f2f-1a1a-0b0b-9c9c8d8d7e7e"
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.finding_catalog import FindingCode
 from shared.domain.messages import Severity
 from shared.domain.policy import (
@@ -25,7 +26,7 @@ from shared.domain.posture import (
     unknown_posture,
 )
 
-GRAPH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
+GRAPH = GRAPH_FIXTURES
 VENDOR = "9c5d131d-b1c3-4fc4-9e3f-c6557947d551"  # the partner tenant of Microsoft's example
 A1 = "11112222-aaaa-bbbb-cccc-333344445555"  # the vendor's sign-in app
 A2 = "66667777-aaaa-bbbb-cccc-888899990000"  # some other app

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.client_state import next_state, observe
 from shared.domain.clients import ClientRecord
 from shared.domain.finding_catalog import FindingCode
@@ -33,7 +33,7 @@ CLIENT = ClientRecord(
 )
 CTX = AlertContext("OSTTRA", "https://entra.microsoft.com", "https://docs.example/xtap")
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "graph"
+FIXTURES = GRAPH_FIXTURES
 
 
 @pytest.fixture

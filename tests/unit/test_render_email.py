@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES, REFERENCE
 from shared.domain.messages import AlertKind, FindingRef, Severity
 from shared.rendering.email import (
     EmailContent,
@@ -33,8 +34,8 @@ from tests.unit.alert_samples import (
 )
 
 ROOT = Path(__file__).parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "graph"
-GUIDE = ROOT.parent / "shared" / "reference" / "000_589611ff25a60f44.txt"
+FIXTURES = GRAPH_FIXTURES
+GUIDE = REFERENCE / "000_589611ff25a60f44.txt"
 SETTINGS = RenderSettings(api_base_url="https://xtap-watch.azurewebsites.net")
 
 CONTOSO_TENANT = "6babcaad-604b-40ac-a9d7-9fd97c0b779f"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.finding_catalog import FindingCode
 from shared.domain.messages import Severity
 from shared.domain.policy import parse_default_policy
@@ -24,7 +24,7 @@ from shared.domain.signin_evidence import (
     significant_evidence,
 )
 
-GRAPH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
+GRAPH = GRAPH_FIXTURES
 VENDOR = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 CONTOSO = "6babcaad-604b-40ac-a9d7-9fd97c0b779f"  # tenant from the findTenantInformation example
 FABRIKAM = "9c5d131d-b1c3-4fc4-9e3f-c6557947d551"

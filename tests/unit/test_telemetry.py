@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared import telemetry
 from shared.telemetry import (
     CLIENT_TENANT_ATTRIBUTE,
@@ -27,7 +28,7 @@ from shared.telemetry import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "graph"
+FIXTURES = GRAPH_FIXTURES
 
 # The shape of a Teams "Workflows" webhook (Power Automate "When a Teams webhook request is
 # received"): the `sig` query parameter is the credential.

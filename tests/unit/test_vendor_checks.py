@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
 from shared.domain.finding_catalog import Finding, FindingCode
 from shared.domain.messages import Severity
 from shared.domain.policy import PolicyParseError, parse_default_policy, parse_partner_policy
@@ -24,7 +24,7 @@ from shared.domain.vendor_checks import (
     parse_invitation_domain_policy,
 )
 
-GRAPH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph"
+GRAPH = GRAPH_FIXTURES
 CLIENT = "22223333-cccc-4444-dddd-5555eeee6666"  # the partner tenant in reference/003
 VENDOR_APP = "11112222-aaaa-bbbb-cccc-333344445555"
 CLIENT_GROUP = "9a9a8b8b-7c7c-6d6d-5e5e-4f4f3a3a2b2b"
