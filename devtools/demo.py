@@ -138,7 +138,7 @@ async def _show_report(
     With ``keep_open`` the signed-in server stays up and is returned (the caller stops it)."""
     import aiohttp
 
-    from devtools.easy_auth import demo_operator, serve_signed_in
+    from devtools.easyauth import demo_operator, serve_signed_in
 
     heading("Portfolio report")
     roles = tuple(dict.fromkeys((app.settings.report_role, app.settings.api_role)))

@@ -24,8 +24,11 @@ import asyncio
 import base64
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from shared.domain.principal import encode_client_principal
 
 STRIPPED_PREFIXES = ("x-ms-client-principal", "x-ms-token-")
 PLATFORM_401_BODY = b"You do not have permission to view this directory or page."
@@ -105,39 +108,14 @@ class EasyAuthFront:
         return None, forwarded
 
     async def _start(self) -> int:
-        from aiohttp import web
-
         from devtools.runner import LocalRunner
 
         self._runner = LocalRunner()
+        self._web, port = await serve_routes(self._runner, self._admit, self.port)
+        return port
 
-        async def dispatch(request: web.Request) -> web.Response:
-            path = request.raw_path.split("?", 1)[0]
-            refused, headers = self.decide(path, dict(request.headers))
-            if refused is not None:
-                return web.Response(
-                    status=refused,
-                    body=PLATFORM_401_BODY,
-                    headers={"WWW-Authenticate": f'Bearer realm="127.0.0.1:{self.port}"'},
-                )
-            status, out_headers, payload = await self._runner.handle_http(
-                request.method,
-                path,
-                headers=headers,
-                params=dict(request.query),
-                body=await request.read(),
-                url=str(request.url),
-            )
-            out_headers.pop("Content-Length", None)
-            return web.Response(status=status, headers=out_headers, body=payload)
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", dispatch)
-        self._web = web.AppRunner(app, access_log=None)
-        await self._web.setup()
-        site = web.TCPSite(self._web, "127.0.0.1", self.port)
-        await site.start()
-        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    def _admit(self, path: str, headers: dict[str, str]) -> tuple[int | None, dict[str, str]]:
+        return self.decide(path, headers)
 
     async def _stop(self) -> None:
         import shared.bootstrap as bootstrap
@@ -161,3 +139,62 @@ class EasyAuthFront:
         if self._thread is not None:
             self._thread.join(10)
         self._loop.close()
+
+
+# (refusal status or None, the headers the function receives) for a request to ``path``.
+Admission = Callable[[str, dict[str, str]], tuple[int | None, dict[str, str]]]
+
+
+async def serve_routes(runner: Any, admit: Admission, port: int = 0) -> tuple[Any, int]:
+    """Serve ``runner``'s HTTP routes on 127.0.0.1 behind ``admit``; (site runner, port)."""
+    from aiohttp import web
+
+    async def dispatch(request: web.Request) -> web.Response:
+        path = request.raw_path.split("?", 1)[0]
+        refused, headers = admit(path, dict(request.headers))
+        if refused is not None:
+            return web.Response(
+                status=refused,
+                body=PLATFORM_401_BODY,
+                headers={"WWW-Authenticate": f'Bearer realm="127.0.0.1:{bound}"'},
+            )
+        status, out_headers, payload = await runner.handle_http(
+            request.method,
+            path,
+            headers=headers,
+            params=dict(request.query),
+            body=await request.read(),
+            url=str(request.url),
+        )
+        out_headers.pop("Content-Length", None)
+        return web.Response(status=status, headers=out_headers, body=payload)
+
+    app = web.Application(client_max_size=1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    site_runner = web.AppRunner(app, access_log=None)
+    await site_runner.setup()
+    site = web.TCPSite(site_runner, "127.0.0.1", port)
+    await site.start()
+    bound = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    return site_runner, bound
+
+
+def demo_operator(tenant_id: str, roles: tuple[str, ...]) -> str:
+    """The principal of the demo's one local operator (a browser cannot send the header)."""
+    return encode_client_principal(
+        name="demo.operator@osttra.com",
+        object_id="9e8d7c6b-5a49-4382-9170-1f2e3d4c5b6a",
+        roles=roles,
+        tenant_id=tenant_id,
+    )
+
+
+async def serve_signed_in(runner: Any, principal: str, port: int = 0) -> tuple[Any, int]:
+    """Serve ``runner``'s routes as if App Service had signed ``principal`` in: any
+    principal or token header the caller sends is stripped and this one is added."""
+
+    def admit(path: str, headers: dict[str, str]) -> tuple[int | None, dict[str, str]]:
+        kept = {k: v for k, v in headers.items() if not k.lower().startswith(STRIPPED_PREFIXES)}
+        return None, kept | {"X-MS-CLIENT-PRINCIPAL": principal}
+
+    return await serve_routes(runner, admit, port)
