@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES
+
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT_FIXTURES = ROOT / "tests" / "fixtures" / "audit"
 GRAPH_SAMPLE = AUDIT_FIXTURES / "directoryAudits.crossTenantAccess.json"
@@ -153,13 +155,7 @@ def test_stats_go_to_stderr_only() -> None:
 
 
 def test_a_file_with_no_relevant_events_prints_nothing() -> None:
-    documented = (
-        ROOT.parent
-        / "shared"
-        / "fixtures"
-        / "graph"
-        / "auditLogs.directoryAudits.list.response.json"
-    )
+    documented = GRAPH_FIXTURES / "auditLogs.directoryAudits.list.response.json"
     result = run(str(documented))
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES as FIXTURES
 from shared.domain.client_state import next_state, observe
 from shared.domain.clients import ClientRecord, ConsentStatus
 from shared.domain.finding_catalog import FindingCode
@@ -34,7 +35,6 @@ from shared.domain.signin_evidence import (
 )
 from shared.domain.vendor_checks import evaluate_vendor_side
 from sim.scenarios import b2b_everyone
-from tests.conftest import FIXTURES
 
 VENDOR = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
 VENDOR_APP = "5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from devtools.handbook import GRAPH_FIXTURES as FIXTURES
 from shared.domain.finding_catalog import FindingCode
 from shared.domain.vendor_checks import (
     MFA_REGISTRATION_APPS,
@@ -32,7 +33,6 @@ from shared.domain.whatif import (
     what_if,
 )
 from sim.scenarios import b2b_everyone
-from tests.conftest import FIXTURES
 
 VENDOR_APPS = ("5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14",)
 CONTOSO = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"  # own inbound allowlist, with MFA apps
