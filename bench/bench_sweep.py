@@ -51,7 +51,7 @@ GOAL_RSS_RATIO = 1.25
 GOAL_RSS_MIB = 200.0
 GOAL_SOCKETS = 64
 
-_TABLE_OPS = ("get", "upsert", "insert", "replace_if_match", "query", "delete")
+_TABLE_OPS = ("get", "upsert", "insert", "replace", "replace_if_match", "query", "delete")
 _QUEUE_OPS = ("send", "receive", "delete", "release", "peek_all", "approximate_count")
 
 
@@ -75,10 +75,76 @@ def _count_storage_calls(counts: Counter[str]) -> None:
         wrap(storage.StorageTables, op, "table")
     for op in _QUEUE_OPS:
         wrap(storage.StorageQueues, op, "queue")
+    # The host's own receive and delete (the local runner's raw queue clients stand in for
+    # the Functions host): one receive per batch of messages, one delete per message.
+    from azure.storage.queue.aio import QueueClient
+
+    from devtools.runner import LocalRunner
+
+    wrap(LocalRunner, "_receive", "host")
+    original_delete = QueueClient.delete_message
+
+    async def delete(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["host.delete"] += 1
+        return await original_delete(self, *args, **kwargs)
+
+    QueueClient.delete_message = delete  # type: ignore[method-assign]
+
+
+def _emulator_cpu() -> dict[str, float]:
+    """CPU used so far by Azurite and the simulator (their pids come from the parent)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for item in filter(None, os.environ.get("XTAP_BENCH_EMULATOR_PIDS", "").split(",")):
+        name, pid = item.split(":")
+        times = psutil.Process(int(pid)).cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
+async def _one_sweep(runner: Any, counts: Counter[str]) -> dict[str, Any]:
+    """One timer fan-out + drain; its own figures (the runner's stats are cumulative)."""
+    counts.clear()
+    before = runner.stats.get("check_client")
+    done0 = (before.processed, before.failed_attempts, before.poisoned) if before else (0, 0, 0)
+    emulators = _emulator_cpu()
+    started_at = datetime.now(UTC)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    await runner.fire_timer("sweep_timer")
+    t1 = time.perf_counter()
+    fanout_ops = sum(counts.values())
+    stats = await runner.drain(["check_client"])
+    t2 = time.perf_counter()
+    cpu = time.process_time() - cpu0
+    after = _emulator_cpu()
+    queue_stats = stats.get("check_client")
+    done = (
+        (queue_stats.processed, queue_stats.failed_attempts, queue_stats.poisoned)
+        if queue_stats
+        else (0, 0, 0)
+    )
+    return {
+        "started_at": started_at.isoformat(),
+        "started_epoch": started_at.timestamp(),
+        "ended_epoch": time.time(),
+        "fanout_s": t1 - t0,
+        "drain_s": t2 - t1,
+        "wall_s": t2 - t0,
+        "cpu_s": cpu,
+        "emulator_cpu_s": {k: after[k] - emulators.get(k, 0.0) for k in after},
+        "processed": done[0] - done0[0],
+        "failed_attempts": done[1] - done0[1],
+        "poisoned": done[2] - done0[2],
+        "storage_ops": dict(counts),
+        "fanout_storage_ops": fanout_ops,
+    }
 
 
 async def _phase_sweep() -> dict[str, Any]:
-    """Timer fan-out + drain, as the host would run them on one instance."""
+    """Two sweeps in one process, as the host would run them on one instance: the first
+    of a process (cold caches) and a repeat one (the 15-minute sweeps that follow)."""
     import azure.identity.aio  # noqa: F401  (both designs import it before the work)
     import msgraph_core  # noqa: F401
     import psutil
@@ -93,17 +159,11 @@ async def _phase_sweep() -> dict[str, Any]:
     load_functions()
     await get_app()
     runner = LocalRunner()
-    started_at = datetime.now(UTC)
     with RssSampler() as memory:
-        t0 = time.perf_counter()
-        cpu0 = time.process_time()
-        await runner.fire_timer("sweep_timer")
-        t1 = time.perf_counter()
-        fanout_ops = sum(counts.values())
-        stats = await runner.drain(["check_client"])
-        t2 = time.perf_counter()
-        cpu = time.process_time() - cpu0
-    queue_stats = stats.get("check_client")
+        first = await _one_sweep(runner, counts)
+        first_failures = dict(failures)
+        failures.clear()
+        repeat = await _one_sweep(runner, counts)
     with_runner = len(psutil.Process().net_connections(kind="tcp"))
     # The runner stands in for the Functions host, whose queue connections are its own
     # process's in Azure: what stays open once it is closed is the app's.
@@ -114,24 +174,16 @@ async def _phase_sweep() -> dict[str, Any]:
     await (await get_app()).close()
     set_app(None)
     semantics = runner.semantics
-    return {
-        "started_at": started_at.isoformat(),
-        "fanout_s": t1 - t0,
-        "drain_s": t2 - t1,
-        "wall_s": t2 - t0,
-        "cpu_s": cpu,
-        "processed": queue_stats.processed if queue_stats else 0,
-        "failed_attempts": queue_stats.failed_attempts if queue_stats else 0,
-        "poisoned": queue_stats.poisoned if queue_stats else 0,
+    repeat["failure_causes"] = dict(failures)
+    return first | {
+        "failure_causes": first_failures,
+        "repeat": repeat,
         "rss_before_mib": memory.start_mib,
         "peak_rss_mib": max(memory.peak_mib, peak_rss_mib()),
         "open_tcp_after": sockets,
         "open_tcp_with_runner": with_runner,
         "sockets_by_peer": by_peer,
         "concurrency": semantics.batch_size + semantics.new_batch_threshold,
-        "storage_ops": dict(counts),
-        "failure_causes": dict(failures),
-        "fanout_storage_ops": fanout_ops,
     }
 
 
@@ -188,12 +240,12 @@ def _child_main(workdir: Path, tree: Path | None) -> None:
     (workdir / "result.json").write_text(json.dumps(result))
 
 
-def _run_child(tree: Path | None) -> dict[str, Any]:
+def _run_child(tree: Path | None, emulator_pids: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xtap-bench-phase-") as tmp:
         command = [sys.executable, "-m", "bench.bench_sweep", "--phase", "sweep", "--workdir", tmp]
         if tree is not None:
             command += ["--tree", str(tree)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XTAP_BENCH_EMULATOR_PIDS": emulator_pids}
         subprocess.run(command, cwd=str(ROOT), check=True, timeout=PHASE_TIMEOUT_S, env=env)
         return dict(json.loads((Path(tmp) / "result.json").read_text()))
 
@@ -271,17 +323,6 @@ def _export(ref: str, into: Path) -> Path | None:
     return into
 
 
-def _cpu_seconds(stack: LocalStack) -> dict[str, float]:
-    """CPU used so far by Azurite and the simulator (they share the machine with the app)."""
-    import psutil
-
-    out = {}
-    for name, pid in (("azurite", stack.azurite.process.pid), ("simulator", stack.sim.pid)):
-        times = psutil.Process(pid).cpu_times()
-        out[name] = times.user + times.system
-    return out
-
-
 def _measure(tree: Path | None, clients: int, latency_ms: float, label: str) -> dict[str, Any]:
     with LocalStack(scenario=f"generated:{clients}") as stack:
         control = stack.sim.control
@@ -293,43 +334,55 @@ def _measure(tree: Path | None, clients: int, latency_ms: float, label: str) -> 
             file=sys.stderr,
             flush=True,
         )
-        emulators = _cpu_seconds(stack)
-        result = _run_child(tree)
-        after = _cpu_seconds(stack)
-        result["emulator_cpu_s"] = {k: after[k] - emulators[k] for k in after}
-        result["requests"] = _count_requests(control.requests())
+        pids = f"azurite:{stack.azurite.process.pid},simulator:{stack.sim.pid}"
+        result = _run_child(tree, pids)
+        log = control.requests()
         result["max_in_flight"] = control.stats()["maxInFlight"]
         control.set_latency(0)
-        result["fresh_rows"] = asyncio.run(
-            _fresh_rows(datetime.fromisoformat(result["started_at"]))
-        )
-        result["clients"] = registered
+        repeat = result["repeat"]
+        for sweep in (result, repeat):
+            sweep["requests"] = _count_requests(
+                [e for e in log if sweep["started_epoch"] <= e["time"] <= sweep["ended_epoch"]]
+            )
+            sweep["fresh_rows"] = asyncio.run(
+                _fresh_rows(datetime.fromisoformat(sweep["started_at"]))
+            )
+            sweep["clients"] = registered
         print(
-            f"[sweep] {label}: {result['wall_s']:.1f} s, {result['processed']} processed",
+            f"[sweep] {label}: {result['wall_s']:.1f} s (repeat sweep {repeat['wall_s']:.1f} s),"
+            f" {result['processed']} + {repeat['processed']} messages",
             file=sys.stderr,
             flush=True,
         )
         return result
 
 
+def _clients(result: dict[str, Any]) -> int:
+    """Per-client figures divide by the clients checked, not by queue messages (a message
+    may carry several clients)."""
+    return max(1, int(result.get("clients") or result["processed"]))
+
+
 def _per_check_storage(result: dict[str, Any]) -> float:
     ops = result["storage_ops"]
     drain_ops = sum(ops.values()) - result["fanout_storage_ops"]
-    return drain_ops / max(1, result["processed"])
+    return drain_ops / _clients(result)
 
 
-def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[Row]:
+def _sweep_rows(title: str, new: dict[str, Any], old: dict[str, Any] | None) -> list[Row]:
+    """The figures of one sweep (the first of a process, or the repeat one)."""
+
     def b(key: str) -> Any:
         return old[key] if old else None
 
-    done = max(1, new["processed"])
-    done_old = max(1, old["processed"]) if old else 1
+    done = _clients(new)
+    done_old = _clients(old) if old else 1
     http = new["requests"].get("http", 0) / done
     old_http = old["requests"].get("http", 0) / done_old if old else None
     ops = new["storage_ops"]
     op_note = ", ".join(f"{k}={v / done:.2f}" for k, v in sorted(ops.items()) if v)
     return [
-        section(f"{n:,} clients @ 100 ms, one instance (value: this design; baseline: today's)"),
+        section(title),
         row(
             "wall, timer fan-out + drain (lower is better)",
             new["wall_s"],
@@ -383,10 +436,10 @@ def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[
             new["requests"].get("discovery", 0) / done,
             "req",
             old["requests"].get("discovery", 0) / done_old if old else None,
-            note="the first sweep of the day in a process; later sweeps read it from memory",
+            note="each tenant once a day per process (the first sweep); later sweeps use memory",
         ),
         row(
-            "storage round trips per check (drain, incl. the host's receive/delete)",
+            "storage round trips per client checked (drain, incl. the host's receive/delete)",
             _per_check_storage(new),
             "ops",
             _per_check_storage(old) if old else None,
@@ -399,23 +452,47 @@ def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[
             old["fanout_storage_ops"] / done_old if old else None,
         ),
         row(
-            "app CPU per check (timer + drain)",
+            "app CPU per client (timer + drain, incl. the local runner's host work)",
             1000 * new["cpu_s"] / done,
             "ms",
             1000 * old["cpu_s"] / done_old if old else None,
         ),
         row(
-            "  Azurite CPU per check (the storage emulator)",
+            "  Azurite CPU per client (the storage emulator)",
             1000 * new["emulator_cpu_s"]["azurite"] / done,
             "ms",
             1000 * old["emulator_cpu_s"]["azurite"] / done_old if old else None,
         ),
         row(
-            "  simulator CPU per check (Graph + token endpoint, TLS)",
+            "  simulator CPU per client (Graph + token endpoint, TLS)",
             1000 * new["emulator_cpu_s"]["simulator"] / done,
             "ms",
             1000 * old["emulator_cpu_s"]["simulator"] / done_old if old else None,
         ),
+        row(
+            "queue messages processed (clients per message)",
+            new["processed"],
+            "msgs",
+            b("processed"),
+            note=f"{done / max(1, new['processed']):.1f} clients per message"
+            + (f"; today's: {done_old / max(1, old['processed']):.1f}" if old else ""),
+        ),
+    ]
+
+
+def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[Row]:
+    def b(key: str) -> Any:
+        return old[key] if old else None
+
+    scope = "value: this design; baseline: today's design"
+    return [
+        *_sweep_rows(f"{n:,} clients @ 100 ms, one instance, first sweep ({scope})", new, old),
+        *_sweep_rows(
+            f"{n:,} clients, the repeat sweep in the same process (every 15 min; {scope})",
+            new["repeat"],
+            old["repeat"] if old else None,
+        ),
+        section(f"{n:,} clients, the sweeping process over both sweeps"),
         row("peak RSS of the sweeping process", new["peak_rss_mib"], "MiB", b("peak_rss_mib")),
         row(
             "open TCP sockets after the sweep, with the local runner's (the host's) own",
@@ -453,14 +530,13 @@ def _goal_rows(results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int,
     old_ratio = (
         old_large["peak_rss_mib"] / old_small["peak_rss_mib"] if old_small and old_large else None
     )
-    worst_http = max(
-        r["requests"].get("http", 0) / max(1, r["processed"])
-        for key, r in results.items()
-        if key[0] == "new"
-    )
+    sweeps = [s for key, r in results.items() if key[0] == "new" for s in (r, r["repeat"])]
+    worst_http = max(s["requests"].get("http", 0) / _clients(s) for s in sweeps)
     sockets = max(r["open_tcp_after"] for key, r in results.items() if key[0] == "new")
-    failed = sum(r["failed_attempts"] for key, r in results.items() if key[0] == "new")
-    fresh = all(r["fresh_rows"] == r["clients"] for key, r in results.items() if key[0] == "new")
+    failed = sum(s["failed_attempts"] for s in sweeps)
+    fresh = all(s["fresh_rows"] == s["clients"] for s in sweeps)
+    repeat_large = new_large["repeat"]
+    old_repeat_large = old_large["repeat"] if old_large else None
 
     def goal(figure: str, value: Any, unit: str, baseline: Any, met: bool, target: str) -> Row:
         return row(
@@ -496,23 +572,29 @@ def _goal_rows(results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int,
             f"<= {GOAL_SOCKETS}",
         ),
         goal(
-            "2. Graph HTTP requests per client (worst size)",
+            "2. Graph HTTP requests per client (worst size and sweep)",
             worst_http,
             "req",
             None,
             worst_http <= GOAL_REQUESTS_PER_CLIENT,
             f"<= {GOAL_REQUESTS_PER_CLIENT}",
         ),
-        goal(
-            f"3. wall at {large:,} clients, one instance",
-            new_large["wall_s"],
-            "s",
-            old_large["wall_s"] if old_large else None,
-            new_large["wall_s"] <= GOAL_WALL_5000_S,
-            f"<= {GOAL_WALL_5000_S:.0f} s",
+        *(
+            goal(
+                f"3. wall at {large:,} clients, one instance, {which}",
+                sweep["wall_s"],
+                "s",
+                old_sweep["wall_s"] if old_sweep else None,
+                sweep["wall_s"] <= GOAL_WALL_5000_S,
+                f"<= {GOAL_WALL_5000_S:.0f} s",
+            )
+            for which, sweep, old_sweep in (
+                ("first sweep of a process", new_large, old_large),
+                ("the repeat sweep", repeat_large, old_repeat_large),
+            )
         ),
         goal(
-            "3. failed attempts (all sizes) / every client a fresh posture row",
+            "3. failed attempts (all sizes and sweeps) / every client a fresh posture row",
             f"{failed} / {'yes' if fresh else 'no'}",
             "",
             None,

@@ -20,16 +20,16 @@ from shared.adapters.signins import GraphSignInSource, LogAnalyticsSignInSource,
 from shared.adapters.storage import StorageQueues, StorageTables
 from shared.config import Settings, load_settings
 
-# Connections to Graph kept by one process, shared by every tenant: 4 pools of 8 for the
-# host's queue concurrency (host.json batchSize + newBatchThreshold = 48 checks, each of
-# which spends most of its time on its token, storage and one $batch, so fewer than half
-# wait on Graph at once; the rest wait for a free connection). Several small pools, not
-# one big one: httpcore scans its whole pool (quadratically) each time a request starts
-# or ends — measured at 48 requests in flight against the simulator, one pool of 32 costs
-# 4.0 ms of CPU per request, 4 pools of 12 cost 1.3 ms. With the token (8), discovery (4)
-# and storage (12 + 6) pools a process holds at most 62 sockets (issue 16.1: 64).
+# Connections to Graph kept by one process, shared by every tenant: 4 pools of 6 for the
+# checks one process runs at once (XTAP_CHECK_CONCURRENCY, 96), each of which spends its
+# time between storage and one $batch (its token is usually kept from an earlier sweep);
+# requests beyond the pools wait for a free connection. Several small pools, not one big one: httpcore scans its whole pool
+# (quadratically) each time a request starts or ends — measured at 48 requests in flight
+# against the simulator, one pool of 32 costs 4.0 ms of CPU per request, 4 pools of 12
+# cost 1.3 ms. With the token (12), discovery (8) and storage (12 + 6) pools a process
+# holds at most 62 sockets (issue 16.1: 64).
 GRAPH_POOLS = 4
-GRAPH_CONNECTIONS_PER_POOL = 8
+GRAPH_CONNECTIONS_PER_POOL = 6
 
 
 class GraphGateway:

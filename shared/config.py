@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+# The most clients one sweep message may carry: shared.domain.messages'
+# MAX_CHECKS_PER_MESSAGE (not imported: importing this module must not import pydantic;
+# tests/unit/test_check_batches.py holds the two equal).
+MAX_CHECKS_PER_MESSAGE = 64
+
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 AUTHORITY_HOST = "https://login.microsoftonline.com"
 LOG_ANALYTICS_ENDPOINT = "https://api.loganalytics.io"
@@ -185,6 +190,28 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Client tenants whose credential and Graph client a process keeps (LRU); memory "
         "stays flat however many clients are registered.",
         default="256",
+        infra=False,
+    ),
+    SettingSpec(
+        "XTAP_TOKEN_CACHE_SIZE",
+        "Client tenants' access tokens a process keeps until shortly before they expire "
+        "(LRU, a few KB each): a sweep every 15 minutes asks Entra for each client's "
+        "token about once an hour instead of at every sweep.",
+        default="10000",
+        infra=False,
+    ),
+    SettingSpec(
+        "XTAP_CHECKS_PER_MESSAGE",
+        "Clients one sweep queue message carries (1-64): fewer queue operations and "
+        "executions per client; a client whose check fails is retried in its own message.",
+        default="16",
+        infra=False,
+    ),
+    SettingSpec(
+        "XTAP_CHECK_CONCURRENCY",
+        "Client checks one worker process runs at once, across the sweep messages the host "
+        "hands it (each check mostly waits on Graph).",
+        default="96",
         infra=False,
     ),
     SettingSpec("XTAP_AUDIT_OVERLAP_MINUTES", "Overlap of consecutive audit scans.", default="15"),
@@ -509,6 +536,9 @@ class Settings:
     reminder_hours: int
     unknown_alert_hours: int
     tenant_cache_size: int
+    token_cache_size: int
+    checks_per_message: int
+    check_concurrency: int
     audit_overlap_minutes: int
     signin_window_hours: int
     signin_threshold: int
@@ -600,6 +630,12 @@ class _Reader:
             raise ConfigError(name, f"must be a whole number, got {value!r}") from None
         if number <= 0:
             raise ConfigError(name, f"must be positive, got {number}")
+        return number
+
+    def positive_int_at_most(self, name: str, most: int) -> int:
+        number = self.positive_int(name)
+        if number > most:
+            raise ConfigError(name, f"must be at most {most}, got {number}")
         return number
 
     def schedule(self, name: str) -> str:
@@ -815,6 +851,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reminder_hours=r.positive_int("XTAP_REMINDER_HOURS"),
         unknown_alert_hours=r.positive_int("XTAP_UNKNOWN_ALERT_HOURS"),
         tenant_cache_size=r.positive_int("XTAP_TENANT_CACHE_SIZE"),
+        token_cache_size=r.positive_int("XTAP_TOKEN_CACHE_SIZE"),
+        checks_per_message=r.positive_int_at_most(
+            "XTAP_CHECKS_PER_MESSAGE", MAX_CHECKS_PER_MESSAGE
+        ),
+        check_concurrency=r.positive_int("XTAP_CHECK_CONCURRENCY"),
         audit_overlap_minutes=r.positive_int("XTAP_AUDIT_OVERLAP_MINUTES"),
         signin_window_hours=r.positive_int("XTAP_SIGNIN_WINDOW_HOURS"),
         signin_threshold=r.positive_int("XTAP_SIGNIN_THRESHOLD"),

@@ -18,6 +18,7 @@ and the checks of one sweep reuse it; an evicted tenant just asks for a new toke
 from __future__ import annotations
 
 import ssl
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -45,7 +46,11 @@ FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
 # Connections to the token endpoint, shared by every client tenant's credential: a token
 # request takes one round trip per check, so a few connections serve the host's whole
 # queue concurrency (further requests wait for a free one).
-TOKEN_POOL_CONNECTIONS = 8
+TOKEN_POOL_CONNECTIONS = 12
+# A cached token is used until this long before it expires (azure-identity's own refresh
+# margin is 5 minutes), so a check never starts with a token about to lapse.
+TOKEN_REFRESH_MARGIN_S = 300
+TokenKey = tuple[str, tuple[str, ...], bool]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -71,6 +76,22 @@ class BoundedCache(Generic[K, V]):
         else:
             self._items.move_to_end(key)
         return value
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+            self.evictions += 1
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
 
     def values(self) -> list[V]:
         return list(self._items.values())
@@ -136,14 +157,41 @@ def token_request_error(
 
 
 class ClassifiedCredential:
-    """Wraps an async azure-identity credential so its failures say what they mean."""
+    """Wraps an async azure-identity credential so its failures say what they mean.
 
-    def __init__(self, inner: Any, tenant_id: str, *, managed_identity: bool = False) -> None:
+    With ``tokens`` (the client tenants' shared token cache) a token outlives the
+    credential: the credentials' LRU holds a few hundred tenants, the token cache the
+    tokens of every tenant a sweep reads, so a sweep of thousands of clients every 15
+    minutes asks Entra for a client's token about once an hour, not at every sweep.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        tenant_id: str,
+        *,
+        managed_identity: bool = False,
+        tokens: BoundedCache[TokenKey, AccessToken] | None = None,
+    ) -> None:
         self._inner = inner
         self._tenant_id = tenant_id
         self._managed_identity = managed_identity
+        self._tokens = tokens
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        # A claims challenge (continuous access evaluation) means the cached token was
+        # refused: ask Entra, and keep what it answers.
+        key: TokenKey = (self._tenant_id, scopes, bool(kwargs.get("enable_cae")))
+        if self._tokens is not None and not kwargs.get("claims"):
+            cached = self._tokens.get(key)
+            if cached is not None and cached.expires_on - time.time() > TOKEN_REFRESH_MARGIN_S:
+                return cached
+        token = await self._request_token(*scopes, **kwargs)
+        if self._tokens is not None:
+            self._tokens.put(key, token)
+        return token
+
+    async def _request_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         try:
             token: AccessToken = await self._inner.get_token(*scopes, **kwargs)
         except _AssertionSourceError as exc:
@@ -214,6 +262,7 @@ class ClientReaderCredentials:
         self.cache = BoundedCache[str, ClassifiedCredential](
             cache_size or settings.tenant_cache_size
         )
+        self.tokens = BoundedCache[TokenKey, AccessToken](settings.token_cache_size)
         self._assertion_source: Any = None
         self._session: aiohttp.ClientSession | None = None
         self._transport: AioHttpTransport | None = None
@@ -259,7 +308,7 @@ class ClientReaderCredentials:
                 transport=_Shared(self._shared_transport()),
                 **_common_kwargs(s, verify=False),
             )
-        return ClassifiedCredential(inner, tenant_id)
+        return ClassifiedCredential(inner, tenant_id, tokens=self.tokens)
 
     def _managed_identity_assertion(self) -> str:
         # azure-identity calls this synchronously; the MI token is cached by the sync

@@ -339,6 +339,19 @@ class StorageTables(_Bounded):
             return False
         return True
 
+    async def replace(self, table: str, entity: Mapping[str, Any]) -> bool:
+        """Replace an existing row whatever its ETag; False if there is no such row."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        try:
+            await self._table(table).update_entity(
+                _clean(entity), mode=UpdateMode.REPLACE, **self._opts
+            )
+        except ResourceNotFoundError:
+            return False
+        return True
+
     async def replace_if_match(self, table: str, entity: Mapping[str, Any], etag: str) -> None:
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError

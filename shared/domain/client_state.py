@@ -205,6 +205,9 @@ class ClientAlertState:
     status: ClientStatus
     episode: int  # 0 before the first episode; +1 at each DRIFTED or CONSENT_MISSING entry
     first_observed_at: datetime
+    # The last check, as stored: a check that changes nothing else does not rewrite the
+    # state (``state_document_changed``), so this is the last check that changed it or
+    # the first one after it; the posture row's CheckedAt is every check.
     last_observed_at: datetime
     episode_started_at: datetime | None = None
     signature: str | None = None  # drift signature of the current episode
@@ -546,3 +549,24 @@ def _conclusive(
         new = replace(state, reminders=state.reminders + 1, last_alert_at=now)
         return new, [transition(TransitionKind.REMINDER, new, new.reminders)]
     return state, []
+
+
+def state_document_changed(stored: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a check must write its alert-state document back (issue 16.3).
+
+    A steady client's check changes nothing but ``last_observed_at``, which no decision
+    reads: skipping that write saves one storage round trip per client per sweep.
+    Anything else that differs (status, counters, the vendor-side signature, the
+    acknowledgement) is a change.
+    """
+    if stored is None:
+        return True
+
+    def without_observed_at(document: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(document)
+        client = out.get("client")
+        if isinstance(client, Mapping):
+            out["client"] = {k: v for k, v in client.items() if k != "last_observed_at"}
+        return out
+
+    return without_observed_at(stored) != without_observed_at(new)

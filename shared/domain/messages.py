@@ -124,6 +124,29 @@ class CheckClient(Message):
     vendor: VendorSnapshot | None = None
 
 
+# How many clients one sweep message may carry (the scheduler packs fewer when the JSON
+# would pass QUEUE_MESSAGE_LIMIT_BYTES).
+MAX_CHECKS_PER_MESSAGE = 64
+
+
+class CheckClientBatch(Message):
+    """Several clients' checks in one queue message (issue 16.3).
+
+    A sweep enqueues one of these per few clients instead of one message per client:
+    each client costs a queue send, a receive share and a delete otherwise, and a Flex
+    execution. Retry and poison stay per client: a check that fails inside a batch is
+    re-enqueued as its own ``CheckClient`` and from then on has the host's retries, and
+    ends in the poison queue alone.
+    """
+
+    type: Literal["check_client_batch"] = "check_client_batch"
+    checks: list[CheckClient] = Field(min_length=1, max_length=MAX_CHECKS_PER_MESSAGE)
+
+
+# What the check-client queue carries: one client, or a sweep's batch of clients.
+CheckQueueMessage = Annotated[CheckClient | CheckClientBatch, Field(discriminator="type")]
+
+
 class ReinviteJobMessage(Message):
     type: Literal["reinvite"] = "reinvite"
     job_id: KeyText

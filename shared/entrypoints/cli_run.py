@@ -70,7 +70,7 @@ async def _wait_for_sweep(
             idle = min(IDLE_SECONDS, wait_seconds / 2)
             if not done and now - last_change >= idle and queued:
                 return _rows(done, clients), (
-                    f"nothing is processing the queue {QUEUE_CHECK_CLIENT}: {queued} checks"
+                    f"nothing is processing the queue {QUEUE_CHECK_CLIENT}: {queued} sweep messages"
                     f" have waited {idle:.0f} s untouched. No Functions app or local"
                     " runner works on this storage: locally, ./scripts/demo --keep runs one;"
                     " or check a client here with xtap-watch check TENANT_ID"

@@ -132,20 +132,29 @@ async def sweep_timer() -> dict[str, Any]:
 async def check_client(body: str, dequeue_count: int) -> None:
     from shared.bootstrap import get_app
     from shared.config import QUEUE_CHECK_CLIENT
-    from shared.domain.messages import CheckClient
-    from shared.services.posture_sweep import check_client as run_check
+    from shared.services.posture_sweep import check_queued
 
-    async def work(message: CheckClient, final_attempt: bool) -> None:
+    async def work(envelope: Any, final_attempt: bool) -> None:
         app = await get_app()
-        outcome = await run_check(app, message, _now(), final_attempt=final_attempt)
-        log.info(
-            "client %s verdict %s alerts %d",
-            outcome.tenant_id,
-            outcome.verdict,
-            len(outcome.alerts),
-        )
+        outcomes = await check_queued(app, envelope.root, _now(), final_attempt=final_attempt)
+        for outcome in outcomes:
+            log.info(
+                "client %s verdict %s alerts %d%s",
+                outcome.tenant_id,
+                outcome.verdict,
+                len(outcome.alerts),
+                f" ({outcome.skipped})" if outcome.skipped else "",
+            )
 
-    await _run_queue_handler(QUEUE_CHECK_CLIENT, body, dequeue_count, CheckClient, work)
+    await _run_queue_handler(QUEUE_CHECK_CLIENT, body, dequeue_count, _check_model(), work)
+
+
+def _check_model() -> type[BaseModel]:
+    from pydantic import RootModel
+
+    from shared.domain.messages import CheckQueueMessage
+
+    return RootModel[CheckQueueMessage]
 
 
 def _outbox_model() -> type[BaseModel]:

@@ -36,10 +36,11 @@ from shared.domain.client_state import (
     TransitionKind,
     next_state,
     observe,
+    state_document_changed,
 )
 from shared.domain.clients import ClientRecord, ConsentStatus
 from shared.domain.finding_catalog import Finding, FindingCode, make_finding
-from shared.domain.messages import AlertRecord, CheckClient, VendorSnapshot
+from shared.domain.messages import AlertRecord, CheckClient, CheckClientBatch, VendorSnapshot
 from shared.domain.policy import PolicyParseError, parse_default_policy, parse_partner_policy
 from shared.domain.posture import (
     PostureResult,
@@ -58,6 +59,7 @@ from shared.domain.signin_evidence import (
     combine,
     counts_from_summary,
 )
+from shared.domain.sweep_batches import pack_checks
 from shared.domain.token_errors import TokenFailureKind
 from shared.domain.vendor_alerts import per_client, period_key, vendor_identity_alert
 from shared.domain.vendor_checks import evaluate_vendor_side
@@ -74,7 +76,7 @@ from shared.services.detection import observe as observe_latency
 from shared.services.detection import posture_latency
 from shared.services.guest_hygiene import resets_after_recovery
 from shared.services.source_health import read_signin_evidence
-from shared.services.vendor_inputs import inviter_role_ids, vendor_side_inputs
+from shared.services.vendor_inputs import inviter_role_ids, tenant_cloud, vendor_side_inputs
 from shared.services.vendor_policy import (
     VendorPolicyUnreadable,
     VendorWideTally,
@@ -125,8 +127,8 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
     sweep_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     limiter = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
 
-    async def enqueue(client: ClientRecord, vendor: VendorSnapshot | None) -> None:
-        message = CheckClient(
+    def check_of(client: ClientRecord, vendor: VendorSnapshot | None) -> CheckClient:
+        return CheckClient(
             tenant_id=client.tenant_id,
             sweep_id=sweep_id,
             requested_at=now,
@@ -135,16 +137,31 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
             signin_unavailable=evidence.unavailable,
             vendor=vendor,
         )
+
+    async def enqueue(text: str) -> None:
         async with limiter:
-            await app.queues.send(QUEUE_CHECK_CLIENT, message)
+            await app.queues.send(QUEUE_CHECK_CLIENT, text)
+
+    per_message = settings.checks_per_message
+    pending: list[CheckClient] = []  # less than a message's worth, carried to the next page
+
+    async def flush(checks: list[CheckClient]) -> None:
+        texts = pack_checks(checks, per_message)
+        for start in range(0, len(texts), 256):
+            await asyncio.gather(*(enqueue(t) for t in texts[start : start + 256]))
 
     async def send(batch: list[tuple[ClientRecord, VendorSnapshot | None]]) -> None:
-        for start in range(0, len(batch), 256):  # bounded: memory does not grow with clients
-            await asyncio.gather(*(enqueue(c, v) for c, v in batch[start : start + 256]))
+        # A few clients per message (XTAP_CHECKS_PER_MESSAGE); bounded: memory does not
+        # grow with the number of clients (a page of them, plus one message's worth).
+        pending.extend(check_of(c, v) for c, v in batch)
+        full = len(pending) - len(pending) % per_message
+        ready, pending[:] = pending[:full], pending[full:]
+        await flush(ready)
 
     vendor = await read_vendor_policies(app, now)
     tally = VendorWideTally(app, vendor, await inviter_role_ids(app))
     complete = await stream_snapshots(app, vendor, clients, send, tally)
+    await flush(pending)
     await tally.alert(now)
     log.info(
         "sweep %s scheduled %d clients (vendor snapshot: %s)",
@@ -179,6 +196,7 @@ class StateStep:
     alerts: list[AlertRecord]
     vendor_signature: str  # the signature last alerted for vendor-side findings
     acked: AppliedAck  # the client's acknowledgement folded into this check (issue 18.1)
+    stored: dict[str, Any] | None = None  # the alert-state document as it was read
 
 
 @dataclass
@@ -190,7 +208,12 @@ class VendorSide:
 
 
 async def check_client(
-    app: App, message: CheckClient, now: datetime, *, final_attempt: bool = False
+    app: App,
+    message: CheckClient,
+    now: datetime,
+    *,
+    final_attempt: bool = False,
+    generation: int | None = None,
 ) -> CheckOutcome:
     """Evaluate one client, store the result, and enqueue alerts at state transitions.
 
@@ -199,10 +222,14 @@ async def check_client(
     Two checks of one client at once (a repeated message beside the next sweep's) race on
     the alert state's ETag: the loser checks again here instead of spending one of the
     message's attempts (its alerts carry the same keys, so nothing is sent twice).
+    ``generation`` is the vendor-policy generation when the caller already read it (once
+    for a sweep message's clients); otherwise the check reads it.
     """
     for attempt in range(STATE_RACE_RETRIES + 1):
         try:
-            return await _check_once(app, message, now, final_attempt=final_attempt)
+            return await _check_once(
+                app, message, now, final_attempt=final_attempt, generation=generation
+            )
         except EntityConflict:
             if attempt == STATE_RACE_RETRIES:
                 raise
@@ -211,15 +238,17 @@ async def check_client(
 
 
 async def _check_once(
-    app: App, message: CheckClient, now: datetime, *, final_attempt: bool
+    app: App, message: CheckClient, now: datetime, *, final_attempt: bool, generation: int | None
 ) -> CheckOutcome:
     registry = ClientRegistry(app.tables)
     # The reads do not depend on each other: one round trip of latency instead of four.
-    client, policy, prior, generation = await asyncio.gather(
+    client, policy, prior, generation, _ = await asyncio.gather(
         registry.get(message.tenant_id),
         _read_client_policy(app, message.tenant_id),
         alert_state_store(app.tables).get(message.tenant_id),
-        current_generation(app),
+        _generation(app, generation),
+        # The client's cloud (kept a day) is looked up while the policy is read, not after.
+        tenant_cloud(app, message.tenant_id),
     )
     if client is None:
         return CheckOutcome(message.tenant_id, "", skipped="client no longer registered")
@@ -233,6 +262,60 @@ async def _check_once(
     await _store(app, registry, client, message, now, read, result, step, vendor)
     alerts = [*step.alerts, *vendor.alerts]
     return CheckOutcome(client.tenant_id, result.verdict.value, [a.dedup_key for a in alerts])
+
+
+async def _generation(app: App, known: int | None) -> int:
+    return known if known is not None else await current_generation(app)
+
+
+def _check_gate(app: App) -> asyncio.Semaphore:
+    """Checks one process runs at once (XTAP_CHECK_CONCURRENCY), whatever the messages."""
+    gate: asyncio.Semaphore | None = app.extras.get("check_gate")
+    if gate is None:
+        gate = app.extras["check_gate"] = asyncio.Semaphore(app.settings.check_concurrency)
+    return gate
+
+
+async def check_queued(
+    app: App, message: CheckClient | CheckClientBatch, now: datetime, *, final_attempt: bool
+) -> list[CheckOutcome]:
+    """One message of the check-client queue: one client, or a sweep's batch of them."""
+    if isinstance(message, CheckClient):
+        async with _check_gate(app):
+            return [await check_client(app, message, now, final_attempt=final_attempt)]
+    return await check_batch(app, message, now)
+
+
+async def check_batch(app: App, batch: CheckClientBatch, now: datetime) -> list[CheckOutcome]:
+    """Every client of a sweep message; one whose check fails is re-enqueued on its own.
+
+    The re-enqueued ``CheckClient`` then has the host's retries and poison handling like
+    any message, so one failing client neither holds back nor repeats the others. Only
+    when that send fails does the batch message fail (the host retries it; checks that
+    had finished repeat harmlessly: same alert keys, ETag-guarded state).
+    """
+    gate = _check_gate(app)
+    generation = await current_generation(app)  # one read for the message's clients
+
+    async def one(message: CheckClient) -> CheckOutcome:
+        async with gate:
+            try:
+                return await check_client(app, message, now, generation=generation)
+            except Exception as exc:  # every failure is retried alone, whatever it is
+                log.warning(
+                    "client %s: check failed inside a sweep message (%s: %s); retried alone",
+                    message.tenant_id,
+                    type(exc).__name__,
+                    exc,
+                )
+        await app.queues.send(QUEUE_CHECK_CLIENT, message)
+        return CheckOutcome(message.tenant_id, "", skipped="failed; re-enqueued on its own")
+
+    results = await asyncio.gather(*(one(m) for m in batch.checks), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [r for r in results if isinstance(r, CheckOutcome)]
 
 
 async def _read_client_policy(app: App, tenant_id: str) -> PolicyPair | GraphError:
@@ -452,6 +535,7 @@ async def _transition(
         alerts,
         str((raw_state or {}).get("vendor_signature", "")),
         acked,
+        raw_state if isinstance(raw_state, dict) else None,
     )
 
 
@@ -540,20 +624,20 @@ async def _store(
     if vendor.skipped:
         record["vendorSideSkipped"] = vendor.skipped
     # Both after the alerts; neither depends on the other (a crash between them repeats
-    # the check, whose alerts carry the same keys).
+    # the check, whose alerts carry the same keys). A steady client's alert state is not
+    # rewritten: only its last-observed time would change.
     store: JsonStateStore = alert_state_store(app.tables)
-    await asyncio.gather(
-        PostureStore(app.tables).save(client.tenant_id, now, record),
-        store.put(
-            client.tenant_id,
-            {
-                "client": step.state.to_dict(),
-                "vendor_signature": vendor.signature,
-                **step.acked.document(),
-            },
-            step.etag,
-        ),
-    )
+    document = {
+        "client": step.state.to_dict(),
+        "vendor_signature": vendor.signature,
+        **step.acked.document(),
+    }
+    # A client with an alert state has been checked before, so its posture row exists.
+    posture = PostureStore(app.tables)
+    writes = [posture.save(client.tenant_id, now, record, exists=step.etag is not None)]
+    if step.etag is None or state_document_changed(step.stored, document):
+        writes.append(store.put(client.tenant_id, document, step.etag))
+    await asyncio.gather(*writes)
     if read.consent is not client.consent:
         await registry.upsert(client.model_copy(update={"consent": read.consent}))
 

@@ -79,6 +79,14 @@ NONSENSE: dict[str, list[str]] = {
         check(signin_counts={"500212": -5}),
         check(signin_counts={"500212\u0000": 3}),
         check(signin_counts={"../500212": 3}),
+        # A sweep message of several clients: empty, too many, or one bad check inside.
+        json.dumps({"type": "check_client_batch", "checks": []}),
+        json.dumps({"type": "check_client_batch", "checks": [json.loads(check())] * 65}),
+        json.dumps(
+            {"type": "check_client_batch",
+             "checks": [json.loads(check()), json.loads(check(sweep_id="sweep/2026"))]}
+        ),
+        json.dumps({"type": "check_client_batch", "checks": json.loads(check())}),
     ],
     QUEUE_ALERTS: [
         alert(created_at="2026-11-23T10:00:00"),

@@ -19,6 +19,7 @@ from shared.domain.client_state import (
     TransitionKind,
     next_state,
     observe,
+    state_document_changed,
 )
 from shared.domain.messages import AlertKind, Severity
 from shared.domain.policy import parse_default_policy, parse_partner_policy
@@ -293,3 +294,31 @@ def test_bad_calls_raise():
     state, _ = next_state(None, obs(ALLOWED), T0, EVERY)
     with pytest.raises(ValueError, match="state is for"):
         next_state(state, other, T0, EVERY)
+
+
+# ------------------------------------------------ steady checks skip the write (16.3)
+
+
+def _document(state: ClientAlertState, signature: str = "") -> dict[str, Any]:
+    # The shape the check stores, read back as JSON (what the next check compares with).
+    return json.loads(json.dumps({"client": state.to_dict(), "vendor_signature": signature}))
+
+
+def test_a_steady_check_changes_only_the_observed_time_and_needs_no_write():
+    state, _ = run([(ALLOWED, timedelta(0))])
+    assert state is not None
+    stored = _document(state)
+    later, transitions = next_state(state, obs(ALLOWED), T0 + timedelta(minutes=15), EVERY)
+    assert transitions == [] and later.last_observed_at != state.last_observed_at
+    assert not state_document_changed(stored, _document(later))
+
+
+def test_any_change_besides_the_observed_time_is_written():
+    state, _ = run([(ALLOWED, timedelta(0))])
+    assert state is not None
+    stored = _document(state)
+    drifted, _ = next_state(state, obs(BLOCKED), T0 + timedelta(minutes=15), EVERY)
+    assert state_document_changed(stored, _document(drifted))  # status, episode
+    assert state_document_changed(stored, _document(state, signature="vendor-sig"))
+    assert state_document_changed(stored, _document(state) | {"acknowledgement": {"by": "x"}})
+    assert state_document_changed(None, _document(state))  # nothing stored yet
