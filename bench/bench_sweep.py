@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import json
 import os
 import subprocess
@@ -51,13 +52,28 @@ GOAL_RSS_RATIO = 1.25
 GOAL_RSS_MIB = 200.0
 GOAL_SOCKETS = 64
 
-_TABLE_OPS = ("get", "upsert", "insert", "replace", "replace_if_match", "query", "delete")
+_TABLE_OPS = (
+    "get",
+    "rows_between",
+    "upsert",
+    "insert",
+    "replace",
+    "replace_if_match",
+    "query",
+    "delete",
+)
 _QUEUE_OPS = ("send", "receive", "delete", "release", "peek_all", "approximate_count")
 
 
 # ----------------------------------------------------------------------------- child
+# Which part of a sweep a storage call belongs to: the timer's fan-out runs beside the
+# drain (as on the host), and the tasks it starts inherit this.
+_PHASE: contextvars.ContextVar[str] = contextvars.ContextVar("phase", default="")
+
+
 def _count_storage_calls(counts: Counter[str]) -> None:
-    """Count each call of the storage adapter (one call = one round trip to storage)."""
+    """Count each call of the storage adapter (one call = one round trip to storage); the
+    fan-out's calls are counted apart, under ``fanout.``."""
     from shared.adapters import storage
 
     def wrap(cls: type, name: str, kind: str) -> None:
@@ -66,7 +82,7 @@ def _count_storage_calls(counts: Counter[str]) -> None:
             return
 
         async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            counts[f"{kind}.{name}"] += 1
+            counts[f"{_PHASE.get()}{kind}.{name}"] += 1
             return await original(self, *args, **kwargs)
 
         setattr(cls, name, counted)
@@ -85,7 +101,7 @@ def _count_storage_calls(counts: Counter[str]) -> None:
     original_delete = QueueClient.delete_message
 
     async def delete(self: Any, *args: Any, **kwargs: Any) -> Any:
-        counts["host.delete"] += 1
+        counts[f"{_PHASE.get()}host.delete"] += 1
         return await original_delete(self, *args, **kwargs)
 
     QueueClient.delete_message = delete  # type: ignore[method-assign]
@@ -103,8 +119,16 @@ def _emulator_cpu() -> dict[str, float]:
     return out
 
 
+async def _fan_out(runner: Any) -> float:
+    """The sweep timer, its storage calls counted as the fan-out's; when it finished."""
+    _PHASE.set("fanout.")
+    await runner.fire_timer("sweep_timer")
+    return time.perf_counter()
+
+
 async def _one_sweep(runner: Any, counts: Counter[str]) -> dict[str, Any]:
-    """One timer fan-out + drain; its own figures (the runner's stats are cumulative)."""
+    """One timer fan-out with the drain beside it, as the host runs the queue trigger while
+    the timer is still enqueueing; its own figures (the runner's stats are cumulative)."""
     counts.clear()
     before = runner.stats.get("check_client")
     done0 = (before.processed, before.failed_attempts, before.poisoned) if before else (0, 0, 0)
@@ -112,9 +136,11 @@ async def _one_sweep(runner: Any, counts: Counter[str]) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    await runner.fire_timer("sweep_timer")
-    t1 = time.perf_counter()
-    fanout_ops = sum(counts.values())
+    fanout = asyncio.create_task(_fan_out(runner))
+    while not fanout.done():
+        await runner.drain(["check_client"])  # until the queue is empty for now
+        await asyncio.sleep(0.1)  # the host's polling interval starts at 100 ms
+    t1 = await fanout
     stats = await runner.drain(["check_client"])
     t2 = time.perf_counter()
     cpu = time.process_time() - cpu0
@@ -125,20 +151,22 @@ async def _one_sweep(runner: Any, counts: Counter[str]) -> dict[str, Any]:
         if queue_stats
         else (0, 0, 0)
     )
+    fanout_ops = {k: v for k, v in counts.items() if k.startswith("fanout.")}
     return {
         "started_at": started_at.isoformat(),
         "started_epoch": started_at.timestamp(),
         "ended_epoch": time.time(),
         "fanout_s": t1 - t0,
-        "drain_s": t2 - t1,
+        "drain_s": t2 - t0,
         "wall_s": t2 - t0,
         "cpu_s": cpu,
         "emulator_cpu_s": {k: after[k] - emulators.get(k, 0.0) for k in after},
         "processed": done[0] - done0[0],
         "failed_attempts": done[1] - done0[1],
         "poisoned": done[2] - done0[2],
-        "storage_ops": dict(counts),
-        "fanout_storage_ops": fanout_ops,
+        "storage_ops": {k: v for k, v in counts.items() if k not in fanout_ops},
+        "fanout_storage_ops": sum(fanout_ops.values()),
+        "fanout_ops_detail": fanout_ops,
     }
 
 
@@ -364,9 +392,7 @@ def _clients(result: dict[str, Any]) -> int:
 
 
 def _per_check_storage(result: dict[str, Any]) -> float:
-    ops = result["storage_ops"]
-    drain_ops = sum(ops.values()) - result["fanout_storage_ops"]
-    return drain_ops / _clients(result)
+    return sum(result["storage_ops"].values()) / _clients(result)
 
 
 def _sweep_rows(title: str, new: dict[str, Any], old: dict[str, Any] | None) -> list[Row]:
@@ -384,13 +410,13 @@ def _sweep_rows(title: str, new: dict[str, Any], old: dict[str, Any] | None) -> 
     return [
         section(title),
         row(
-            "wall, timer fan-out + drain (lower is better)",
+            "wall, timer fired to queue drained (lower is better)",
             new["wall_s"],
             "s",
             b("wall_s"),
             note=(
-                f"fan-out {new['fanout_s']:.1f} s + drain {new['drain_s']:.1f} s; today's: "
-                + (f"{old['fanout_s']:.1f} s + {old['drain_s']:.1f} s" if old else "-")
+                f"the timer's fan-out took {new['fanout_s']:.1f} s, the queue drained beside it;"
+                " today's: " + (f"fan-out {old['fanout_s']:.1f} s" if old else "-")
             ),
         ),
         row(

@@ -23,11 +23,11 @@ from shared.config import Settings, load_settings
 # Connections to Graph kept by one process, shared by every tenant: 4 pools of 6 for the
 # checks one process runs at once (XTAP_CHECK_CONCURRENCY, 96), each of which spends its
 # time between storage and one $batch (its token is usually kept from an earlier sweep);
-# requests beyond the pools wait for a free connection. Several small pools, not one big one: httpcore scans its whole pool
-# (quadratically) each time a request starts or ends — measured at 48 requests in flight
-# against the simulator, one pool of 32 costs 4.0 ms of CPU per request, 4 pools of 12
-# cost 1.3 ms. With the token (12), discovery (8) and storage (12 + 6) pools a process
-# holds at most 62 sockets (issue 16.1: 64).
+# requests beyond the pools wait for a free connection. Several small pools, not one big
+# one: httpcore scans its whole pool (quadratically) each time a request starts or ends —
+# measured at 48 requests in flight against the simulator, one pool of 32 costs 4.0 ms of
+# CPU per request, 4 pools of 12 cost 1.3 ms. With the token (12), discovery (8) and
+# storage (12 + 6) pools a process holds at most 62 sockets (issue 16.1: 64).
 GRAPH_POOLS = 4
 GRAPH_CONNECTIONS_PER_POOL = 6
 

@@ -37,6 +37,23 @@ class ClientRegistry:
         entity = await self._tables.get(TABLE_CLIENTS, CLIENT_PARTITION, tenant_id.lower())
         return ClientRecord.model_validate_json(entity["Record"]) if entity else None
 
+    async def between(
+        self, first: str, last: str, limit: int
+    ) -> tuple[dict[str, ClientRecord | None], bool]:
+        """The clients whose tenant IDs sort in [first, last] (one range read), and whether
+        that is all of them (see ``StorageTables.rows_between``). A row this version
+        cannot read maps to None: its own read (``get``) raises, with the reason."""
+        rows, complete = await self._tables.rows_between(
+            TABLE_CLIENTS, CLIENT_PARTITION, first.lower(), last.lower(), limit
+        )
+        records: dict[str, ClientRecord | None] = {}
+        for row in rows:
+            try:
+                records[str(row["RowKey"])] = ClientRecord.model_validate_json(row["Record"])
+            except (KeyError, ValueError):
+                records[str(row["RowKey"])] = None
+        return records, complete
+
     async def list(self) -> list[ClientRecord]:
         rows = await self._tables.query(
             TABLE_CLIENTS, "PartitionKey eq @p", {"p": CLIENT_PARTITION}, select=["Record"]
@@ -115,6 +132,16 @@ class JsonStateStore:
         if entity is None:
             return None, None
         return json.loads(entity["State"]), entity["_etag"]
+
+    async def between(
+        self, first: str, last: str, limit: int
+    ) -> tuple[dict[str, tuple[Any, str | None]], bool]:
+        """The documents whose keys sort in [first, last], each with its ETag (one range
+        read), and whether that is all of them."""
+        rows, complete = await self._tables.rows_between(
+            self._table, self._partition, first, last, limit
+        )
+        return {str(r["RowKey"]): (json.loads(r["State"]), r["_etag"]) for r in rows}, complete
 
     async def put(self, key: str, state: Any, etag: str | None) -> None:
         """Write ``state``; with ``etag`` only if nobody changed it since it was read."""

@@ -389,6 +389,31 @@ class StorageTables(_Bounded):
     async def delete(self, table: str, partition: str, row: str) -> None:
         await self._table(table).delete_entity(partition, row, **self._opts)
 
+    async def rows_between(
+        self, table: str, partition: str, first: str, last: str, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The rows of one partition whose RowKey lies in [first, last], in key order, at
+        most ``limit`` of them (one service page), each with its ``_etag``; and whether
+        they are all there are (False when the service had more to give)."""
+        pager = (
+            self._table(table)
+            .query_entities(
+                "PartitionKey eq @p and RowKey ge @first and RowKey le @last",
+                parameters={"p": partition, "first": first, "last": last},
+                results_per_page=limit,
+                **self._opts,
+            )
+            .by_page()
+        )
+        rows: list[dict[str, Any]] = []
+        async for page in pager:
+            async for entity in page:
+                row = dict(entity)
+                row["_etag"] = entity.metadata.get("etag")
+                rows.append(row)
+            return rows, not pager.continuation_token
+        return rows, True
+
     async def pages(
         self,
         table: str,

@@ -13,6 +13,7 @@ imports this module when a trigger first fires); here imports are ordinary.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
@@ -105,6 +106,15 @@ class SweepScheduled:
     evidence_tenants: int
 
 
+@dataclass(frozen=True)
+class Prefetched:
+    """A client's registry record and alert state, read with the rest of its sweep
+    message's clients (two range reads per message instead of two reads per client)."""
+
+    record: ClientRecord | None  # None: no longer registered
+    prior: tuple[Any, str | None]  # the alert-state document and its ETag; (None, None)
+
+
 @dataclass
 class CheckOutcome:
     tenant_id: str
@@ -114,7 +124,8 @@ class CheckOutcome:
 
 
 async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
-    """Enqueue one ``CheckClient`` per registered client, with its sign-in evidence.
+    """Enqueue every registered client's check (``CheckClient``, a few to a message),
+    with its sign-in evidence.
 
     The vendor's own policies are read here once (default, authorization policy, the paged
     partner list) and each message carries its client's share (``VendorSnapshot``); the
@@ -127,12 +138,12 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
     sweep_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     limiter = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
 
-    def check_of(client: ClientRecord, vendor: VendorSnapshot | None) -> CheckClient:
+    def check_of(tenant_id: str, vendor: VendorSnapshot | None) -> CheckClient:
         return CheckClient(
-            tenant_id=client.tenant_id,
+            tenant_id=tenant_id,
             sweep_id=sweep_id,
             requested_at=now,
-            signin_counts=counts.get(client.tenant_id, {}),
+            signin_counts=counts.get(tenant_id, {}),
             signin_window_hours=settings.signin_window_hours,
             signin_unavailable=evidence.unavailable,
             vendor=vendor,
@@ -142,34 +153,49 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
         async with limiter:
             await app.queues.send(QUEUE_CHECK_CLIENT, text)
 
-    per_message = settings.checks_per_message
-    pending: list[CheckClient] = []  # less than a message's worth, carried to the next page
-
-    async def flush(checks: list[CheckClient]) -> None:
-        texts = pack_checks(checks, per_message)
-        for start in range(0, len(texts), 256):
-            await asyncio.gather(*(enqueue(t) for t in texts[start : start + 256]))
+    # Every client's share of the vendor side until all are known, kept small (its partner
+    # entry as JSON text): the messages go out in tenant-ID order, after the whole list.
+    shares: list[tuple[str, str | None, bool, bool]] = []
 
     async def send(batch: list[tuple[ClientRecord, VendorSnapshot | None]]) -> None:
-        # A few clients per message (XTAP_CHECKS_PER_MESSAGE); bounded: memory does not
-        # grow with the number of clients (a page of them, plus one message's worth).
-        pending.extend(check_of(c, v) for c, v in batch)
-        full = len(pending) - len(pending) % per_message
-        ready, pending[:] = pending[:full], pending[full:]
-        await flush(ready)
+        for client, snapshot in batch:
+            if snapshot is None:
+                shares.append((client.tenant_id, None, False, False))
+            else:
+                partner = None if snapshot.partner is None else json.dumps(snapshot.partner)
+                shares.append((client.tenant_id, partner, snapshot.partner_known, True))
+
+    def check_for(share: tuple[str, str | None, bool, bool]) -> CheckClient:
+        tenant_id, partner, known, has_vendor = share
+        snapshot = (
+            vendor.snapshot(None if partner is None else json.loads(partner), known)
+            if has_vendor
+            else None
+        )
+        return check_of(tenant_id, snapshot)
 
     vendor = await read_vendor_policies(app, now)
     tally = VendorWideTally(app, vendor, await inviter_role_ids(app))
     complete = await stream_snapshots(app, vendor, clients, send, tally)
-    await flush(pending)
+    registered = len(clients)
+    del clients  # the records are not needed to send the checks (memory while sending)
+    # A few clients per message (XTAP_CHECKS_PER_MESSAGE), in tenant-ID order: each
+    # message's clients are then one key range of the registry and of the alert states,
+    # which its check reads in one go (two reads per message, not two per client).
+    shares.sort(key=lambda share: share[0])
+    chunk = ENQUEUE_CONCURRENCY * settings.checks_per_message  # bounded: messages in memory
+    for start in range(0, len(shares), chunk):
+        checks = [check_for(share) for share in shares[start : start + chunk]]
+        texts = pack_checks(checks, settings.checks_per_message)
+        await asyncio.gather(*(enqueue(t) for t in texts))
     await tally.alert(now)
     log.info(
         "sweep %s scheduled %d clients (vendor snapshot: %s)",
         sweep_id,
-        len(clients),
+        registered,
         "complete" if complete else vendor.problem or "partner list incomplete",
     )
-    return SweepScheduled(sweep_id, len(clients), len(counts))
+    return SweepScheduled(sweep_id, registered, len(counts))
 
 
 # ------------------------------------------------------------------------ one client
@@ -214,6 +240,7 @@ async def check_client(
     *,
     final_attempt: bool = False,
     generation: int | None = None,
+    prefetched: Prefetched | None = None,
 ) -> CheckOutcome:
     """Evaluate one client, store the result, and enqueue alerts at state transitions.
 
@@ -223,12 +250,18 @@ async def check_client(
     the alert state's ETag: the loser checks again here instead of spending one of the
     message's attempts (its alerts carry the same keys, so nothing is sent twice).
     ``generation`` is the vendor-policy generation when the caller already read it (once
-    for a sweep message's clients); otherwise the check reads it.
+    for a sweep message's clients), ``prefetched`` the client's record and alert state;
+    otherwise the check reads them. A check again after a race reads them afresh.
     """
     for attempt in range(STATE_RACE_RETRIES + 1):
         try:
             return await _check_once(
-                app, message, now, final_attempt=final_attempt, generation=generation
+                app,
+                message,
+                now,
+                final_attempt=final_attempt,
+                generation=generation,
+                prefetched=prefetched if attempt == 0 else None,
             )
         except EntityConflict:
             if attempt == STATE_RACE_RETRIES:
@@ -238,14 +271,19 @@ async def check_client(
 
 
 async def _check_once(
-    app: App, message: CheckClient, now: datetime, *, final_attempt: bool, generation: int | None
+    app: App,
+    message: CheckClient,
+    now: datetime,
+    *,
+    final_attempt: bool,
+    generation: int | None,
+    prefetched: Prefetched | None,
 ) -> CheckOutcome:
     registry = ClientRegistry(app.tables)
     # The reads do not depend on each other: one round trip of latency instead of four.
-    client, policy, prior, generation, _ = await asyncio.gather(
-        registry.get(message.tenant_id),
+    (client, prior), policy, generation, _ = await asyncio.gather(
+        _client_and_state(app, registry, message.tenant_id, prefetched),
         _read_client_policy(app, message.tenant_id),
-        alert_state_store(app.tables).get(message.tenant_id),
         _generation(app, generation),
         # The client's cloud (kept a day) is looked up while the policy is read, not after.
         tenant_cloud(app, message.tenant_id),
@@ -266,6 +304,43 @@ async def _check_once(
 
 async def _generation(app: App, known: int | None) -> int:
     return known if known is not None else await current_generation(app)
+
+
+async def _client_and_state(
+    app: App, registry: ClientRegistry, tenant_id: str, prefetched: Prefetched | None
+) -> tuple[ClientRecord | None, tuple[Any, str | None]]:
+    if prefetched is not None:
+        return prefetched.record, prefetched.prior
+    record, prior = await asyncio.gather(
+        registry.get(tenant_id), alert_state_store(app.tables).get(tenant_id)
+    )
+    return record, prior
+
+
+async def _prefetch(app: App, batch: CheckClientBatch) -> dict[str, Prefetched]:
+    """The records and alert states of a sweep message's clients, two range reads.
+
+    The scheduler packs clients in tenant-ID order, so a message's clients are one key
+    range of each table. A client the reads cannot vouch for (a range cut short by the
+    service, a record this version cannot read) is left out: its check reads it alone.
+    """
+    registry_keys = sorted(m.tenant_id.lower() for m in batch.checks)
+    state_keys = sorted(m.tenant_id for m in batch.checks)
+    limit = 2 * len(batch.checks)  # rows added since the fan-out fall in the range too
+    (records, all_records), (states, all_states) = await asyncio.gather(
+        ClientRegistry(app.tables).between(registry_keys[0], registry_keys[-1], limit),
+        alert_state_store(app.tables).between(state_keys[0], state_keys[-1], limit),
+    )
+    out: dict[str, Prefetched] = {}
+    for message in batch.checks:
+        key = message.tenant_id.lower()
+        record_known = key in records or all_records
+        state_known = message.tenant_id in states or all_states
+        if record_known and state_known and not (key in records and records[key] is None):
+            out[message.tenant_id] = Prefetched(
+                records.get(key), states.get(message.tenant_id, (None, None))
+            )
+    return out
 
 
 def _check_gate(app: App) -> asyncio.Semaphore:
@@ -295,12 +370,22 @@ async def check_batch(app: App, batch: CheckClientBatch, now: datetime) -> list[
     had finished repeat harmlessly: same alert keys, ETag-guarded state).
     """
     gate = _check_gate(app)
-    generation = await current_generation(app)  # one read for the message's clients
+    # One read of the generation, one of the records and one of the alert states for all
+    # of the message's clients.
+    generation, prefetched = await asyncio.gather(
+        current_generation(app), _prefetch(app, batch)
+    )
 
     async def one(message: CheckClient) -> CheckOutcome:
         async with gate:
             try:
-                return await check_client(app, message, now, generation=generation)
+                return await check_client(
+                    app,
+                    message,
+                    now,
+                    generation=generation,
+                    prefetched=prefetched.get(message.tenant_id),
+                )
             except Exception as exc:  # every failure is retried alone, whatever it is
                 log.warning(
                     "client %s: check failed inside a sweep message (%s: %s); retried alone",

@@ -127,3 +127,72 @@ def test_a_client_that_can_never_be_checked_is_poisoned_alone(app_env, demo_sim)
     poison_alerts = [a for a in out["alerts"] if a["kind"] == "poison_message"]
     assert len(poison_alerts) == 1, out["alerts"]
     assert poison_alerts[0]["facts"]["Queue"] == "xtap-check-client"
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Spy on the storage adapter's reads (ours, not the SDK's): table name per call."""
+    from shared.adapters.storage import StorageTables
+
+    reads: Counter[str] = Counter()
+    get, between = StorageTables.get, StorageTables.rows_between
+
+    async def counted_get(self: Any, table: str, *args: Any, **kwargs: Any) -> Any:
+        reads[f"get:{table}"] += 1
+        return await get(self, table, *args, **kwargs)
+
+    async def counted_between(self: Any, table: str, *args: Any, **kwargs: Any) -> Any:
+        reads[f"range:{table}"] += 1
+        return await between(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(StorageTables, "get", counted_get)
+    monkeypatch.setattr(StorageTables, "rows_between", counted_between)
+    return reads
+
+
+def test_a_sweep_message_reads_its_clients_records_and_states_in_two_range_reads(
+    app_env, demo_sim, monkeypatch
+):
+    from shared.config import TABLE_ALERT_STATE, TABLE_CLIENTS
+
+    reads = _count_reads(monkeypatch)
+    asyncio.run(_drain())  # a first sweep: the alert states are created
+    reads.clear()
+    out = asyncio.run(_drain())  # the next one: one message for the five demo clients
+    assert out["stats"].processed == 1 and len(out["postures"]) == 5
+    assert reads[f"range:{TABLE_CLIENTS}"] == 1 and reads[f"range:{TABLE_ALERT_STATE}"] == 1
+    # No client's record or alert state was read on its own.
+    assert reads[f"get:{TABLE_CLIENTS}"] == 0 and reads[f"get:{TABLE_ALERT_STATE}"] == 0, reads
+
+
+def test_clients_a_cut_short_range_read_does_not_vouch_for_are_read_alone(
+    app_env, demo_sim, monkeypatch
+):
+    """Hand-made: Contoso and Northwind, with twelve other registered clients sorting
+    between them, so the message's range holds more rows than its read takes (2 x 2)."""
+    from shared.adapters.repositories import ClientRegistry
+    from shared.bootstrap import get_app, set_app
+    from shared.config import TABLE_CLIENTS
+    from shared.domain.clients import ClientRecord
+
+    async def register_between() -> None:
+        set_app(None)
+        app = await get_app()
+        try:
+            for i in range(12):  # 1a2b… < 2000…-… < 3c4d…
+                await ClientRegistry(app.tables).upsert(ClientRecord(
+                    tenant_id=f"2{i:07x}-0000-4000-8000-000000000000",
+                    name=f"Between {i}", domains=(f"between{i}.example",)))
+        finally:
+            await app.close()
+            set_app(None)
+
+    asyncio.run(register_between())
+    reads = _count_reads(monkeypatch)
+    out = asyncio.run(_drain(batch_of=(CONTOSO, NORTHWIND)))
+    assert out["stats"].processed == 1 and out["stats"].failed_attempts == 0
+    for tenant in (CONTOSO, NORTHWIND):
+        assert out["postures"][tenant]["sweepId"] == "hand-made"
+    # The range read stopped at 4 rows (Contoso and three between): Northwind's record
+    # was read on its own, Contoso's came with the range.
+    assert reads[f"range:{TABLE_CLIENTS}"] == 1
+    assert reads[f"get:{TABLE_CLIENTS}"] == 1, reads
