@@ -32,14 +32,24 @@ FREE_GB_S = 100_000
 FREE_EXECUTIONS = 250_000
 
 
+# The repeat sweep (every sweep of a process but its first) at 5,000 clients, divided by
+# 5,000: bench_sweep's wall on a 2-core machine, the emulators' CPU beside the app's
+# (75.9 s, docs/performance.md, 2026-12-02). A process's first sweep took 158.6 s.
+SECONDS_PER_CLIENT = 0.0152
+
+
 @dataclass(frozen=True)
 class Inputs:
     memory_gb: float = 2.0  # instanceMemoryMB 2048 (infra/modules/function-app.bicep)
     # Instance-seconds per client checked, on one instance: the sweep benchmark's wall at
     # 5,000 clients / 5,000 (bench_sweep; it includes the CPU the emulators took beside
     # the app on a 2-core machine, so it overstates an instance of its own).
-    seconds_per_client: float = 0.0488  # 244.0 s / 5,000 (docs/performance.md, 2026-12-02)
-    fanout_s_per_1000: float = 3.1  # sweep_timer: 15.5 s to enqueue 5,000 messages, same run
+    seconds_per_client: float = SECONDS_PER_CLIENT
+    # The benchmark's wall runs from the timer firing to the queue drained, the fan-out
+    # included (the queue is drained beside it, as the host does): nothing to add.
+    fanout_s_per_1000: float = 0.0
+    # Clients per sweep message (XTAP_CHECKS_PER_MESSAGE): one execution per message.
+    clients_per_message: int = 16
     minimum_billed_s: float = 1.0  # per active period of an instance
     # Every other timer run is short (a scan with nothing new, a purge page, a watchdog
     # look): billed at the minimum. Runs per month at the default schedules.
@@ -87,7 +97,8 @@ def month(clients: int, every_minutes: int, inputs: Inputs, prices: Prices) -> M
     sweep_gb_s = sweeps * inputs.memory_gb * max(inputs.minimum_billed_s, sweep_s)
     runs, timers_gb_s = short_timers(inputs)
     gb_s = sweep_gb_s + timers_gb_s
-    executions = sweeps * (1 + clients) + runs
+    messages = math.ceil(clients / max(1, inputs.clients_per_message))
+    executions = sweeps * (1 + messages) + runs
     cost = (
         max(0.0, gb_s - prices.free_gb_s) * prices.per_gb_s
         + max(0.0, executions - prices.free_executions) / 1e6 * prices.per_million_executions
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     d, p = Inputs(), Prices()
     parser.add_argument("--seconds-per-client", type=float, default=d.seconds_per_client)
     parser.add_argument("--fanout-s-per-1000", type=float, default=d.fanout_s_per_1000)
+    parser.add_argument("--clients-per-message", type=int, default=d.clients_per_message)
     parser.add_argument("--memory-gb", type=float, default=d.memory_gb)
     parser.add_argument("--minimum-billed-s", type=float, default=d.minimum_billed_s)
     parser.add_argument("--price-per-gb-s", type=float, default=p.per_gb_s)
@@ -132,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_gb=args.memory_gb,
         seconds_per_client=args.seconds_per_client,
         fanout_s_per_1000=args.fanout_s_per_1000,
+        clients_per_message=args.clients_per_message,
         minimum_billed_s=args.minimum_billed_s,
     )
     prices = Prices(args.price_per_gb_s, args.price_per_million, args.free_gb_s,

@@ -111,7 +111,9 @@ def test_sweep_under_429_5xx_and_drops_evaluates_everyone_and_alerts_each_drift_
     sweep_ids = {p["sweepId"] for p in postures.values()}
     assert len(sweep_ids) == 1 and sweep_ids.isdisjoint(first_sweep_ids), sweep_ids
     assert chaos["stats"].poisoned == 0 and chaos["poisoned"] == 0 and chaos["left"] == 0
-    assert chaos["stats"].processed == GENERATED_CLIENTS
+    # 16 clients to a sweep message, plus a message of its own for each client whose check
+    # failed inside one (retried alone): at least the sweep's 10 messages were done.
+    assert -(-GENERATED_CLIENTS // 16) <= chaos["stats"].processed <= 10 + GENERATED_CLIENTS
 
     # ...and evaluated right: no transient failure turned into a false UNKNOWN.
     flipped_ids = {c.tenant_id for c in flipped}

@@ -69,7 +69,11 @@ def test_non_premium_vendor_tenant_checks_every_client_and_alerts_once_over_thre
         result = asyncio.run(_sweeps(3))
     finally:
         demo_sim.control.set_tenant_flags(VENDOR_TENANT_ID, premiumLicensed=True)
-    assert result["processed"] == [len(clients)] * 3
+    # Every sweep checked every client: one message carries the five demo clients, and
+    # each sweep's posture rows are all from that sweep.
+    assert result["processed"] == [1] * 3
+    sweeps = [{p["sweepId"] for p in rows.values()} for rows in result["postures"]]
+    assert all(len(ids) == 1 for ids in sweeps) and len(set().union(*sweeps)) == 3, sweeps
     last = result["postures"][-1]
     assert set(last) == clients
     for tenant in clients:
@@ -96,7 +100,9 @@ def test_workspace_without_signinlogs_table_keeps_the_sweep_going(app_env, demo_
         demo_sim.control.set_tenant_flags(
             VENDOR_TENANT_ID, logAnalyticsTables=["SigninLogs", "AuditLogs"]
         )
-    assert result["processed"] == [len(clients)] * 2
+    assert result["processed"] == [1] * 2  # one message for the five demo clients
+    sweeps = [{p["sweepId"] for p in rows.values()} for rows in result["postures"]]
+    assert all(len(ids) == 1 for ids in sweeps) and len(set().union(*sweeps)) == 2, sweeps
     record = result["postures"][-1][next(iter(clients))]
     assert "SigninLogs" in record["evidence"]["unavailable"]
     alerts = _source_alerts(result["alerts"])
