@@ -46,7 +46,7 @@ FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
 # Connections to the token endpoint, shared by every client tenant's credential: a token
 # request takes one round trip per check, so a few connections serve the host's whole
 # queue concurrency (further requests wait for a free one).
-TOKEN_POOL_CONNECTIONS = 12
+TOKEN_POOL_CONNECTIONS = 10
 # A cached token is used until this long before it expires (azure-identity's own refresh
 # margin is 5 minutes), so a check never starts with a token about to lapse.
 TOKEN_REFRESH_MARGIN_S = 300

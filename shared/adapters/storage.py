@@ -104,10 +104,11 @@ PROBE = StoragePolicy("probe", connection_timeout=2, read_timeout=3, retries=0)
 
 
 # Connections one process keeps to each storage service, shared by all its callers (the
-# SDK's own transport allows 100 per client): a check makes about six storage calls of a
-# few milliseconds each, so these carry the host's 48 concurrent checks; further calls
-# wait for a free connection (shared/adapters/pooled_transport.py).
-TABLE_POOL_CONNECTIONS = 12
+# SDK's own transport allows 100 per client): a check makes one or two table calls of a
+# few milliseconds each (its message's range reads are shared), so these carry the
+# process's 96 concurrent checks; further calls wait for a free connection
+# (shared/adapters/pooled_transport.py).
+TABLE_POOL_CONNECTIONS = 10
 QUEUE_POOL_CONNECTIONS = 6
 
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 OPTIONAL_STATUSES = frozenset({400, 403, 404})
-DISCOVERY_CONNECTIONS = 8
+DISCOVERY_CONNECTIONS = 6
 DISCOVERY_TIMEOUT_S = 10.0
 
 
