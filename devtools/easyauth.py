@@ -147,36 +147,16 @@ Admission = Callable[[str, dict[str, str]], tuple[int | None, dict[str, str]]]
 
 async def serve_routes(runner: Any, admit: Admission, port: int = 0) -> tuple[Any, int]:
     """Serve ``runner``'s HTTP routes on 127.0.0.1 behind ``admit``; (site runner, port)."""
-    from aiohttp import web
 
-    async def dispatch(request: web.Request) -> web.Response:
-        path = request.raw_path.split("?", 1)[0]
-        refused, headers = admit(path, dict(request.headers))
-        if refused is not None:
-            return web.Response(
-                status=refused,
-                body=PLATFORM_401_BODY,
-                headers={"WWW-Authenticate": f'Bearer realm="127.0.0.1:{bound}"'},
-            )
-        status, out_headers, payload = await runner.handle_http(
-            request.method,
-            path,
-            headers=headers,
-            params=dict(request.query),
-            body=await request.read(),
-            url=str(request.url),
-        )
-        out_headers.pop("Content-Length", None)
-        return web.Response(status=status, headers=out_headers, body=payload)
+    def front(path: str, headers: dict[str, str], bound: int) -> tuple[Any, dict[str, str]]:
+        refused, headers = admit(path, headers)
+        if refused is None:
+            return None, headers
+        challenge = {"WWW-Authenticate": f'Bearer realm="127.0.0.1:{bound}"'}
+        return (refused, challenge, PLATFORM_401_BODY), headers
 
-    app = web.Application(client_max_size=1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
-    site_runner = web.AppRunner(app, access_log=None)
-    await site_runner.setup()
-    site = web.TCPSite(site_runner, "127.0.0.1", port)
-    await site.start()
-    bound = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-    return site_runner, bound
+    site_runner, bound = await runner.serve_http("127.0.0.1", port, admit=front)
+    return site_runner, int(bound)
 
 
 def demo_operator(tenant_id: str, roles: tuple[str, ...]) -> str:

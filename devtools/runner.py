@@ -143,6 +143,12 @@ _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRA
 DRAIN_RETRY_DELAY = 1
 
 
+# A refusal the front answers itself: (status, headers, body).
+Refusal = tuple[int, dict[str, str], bytes]
+# (path, request headers, bound port) -> (refusal or None, the headers the function gets).
+Admit = Callable[[str, dict[str, str], int], tuple[Refusal | None, dict[str, str]]]
+
+
 @dataclass
 class QueueStats:
     processed: int = 0
@@ -447,24 +453,37 @@ class LocalRunner:
             return 405, {"Content-Type": "application/json"}, b'{"error":"method not allowed"}'
         return 404, {"Content-Type": "application/json"}, b'{"error":"not found"}'
 
-    async def serve_http(self, host: str = "127.0.0.1", port: int = 0) -> Any:
-        """Start an aiohttp server for the HTTP triggers; returns (runner, port)."""
+    async def serve_http(
+        self, host: str = "127.0.0.1", port: int = 0, admit: Admit | None = None
+    ) -> Any:
+        """Start an aiohttp server for the HTTP triggers; returns (runner, port).
+
+        ``admit`` (the App Service Authentication double, ``devtools/easyauth.py``) sees
+        each request's path, headers and the bound port first: it answers a refusal
+        (status, headers, body) itself, or hands on the headers the function receives.
+        """
         from aiohttp import web
 
         async def dispatch(request: web.Request) -> web.Response:
-            body = await request.read()
             # Match on the raw path like the host's router: an encoded "/" (%2F) stays
             # inside its segment; segments are decoded after matching.
-            status, headers, payload = await self.handle_http(
+            path = request.raw_path.split("?", 1)[0]
+            headers = dict(request.headers)
+            if admit is not None:
+                refusal, headers = admit(path, headers, bound)
+                if refusal is not None:
+                    status, refusal_headers, body = refusal
+                    return web.Response(status=status, headers=refusal_headers, body=body)
+            status, out_headers, payload = await self.handle_http(
                 request.method,
-                request.raw_path.split("?", 1)[0],
-                headers=dict(request.headers),
+                path,
+                headers=headers,
                 params=dict(request.query),
-                body=body,
+                body=await request.read(),
                 url=str(request.url),
             )
-            headers.pop("Content-Length", None)
-            return web.Response(status=status, headers=headers, body=payload)
+            out_headers.pop("Content-Length", None)
+            return web.Response(status=status, headers=out_headers, body=payload)
 
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", dispatch)
@@ -472,7 +491,7 @@ class LocalRunner:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        bound = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
         return runner, bound
 
     async def close(self) -> None:

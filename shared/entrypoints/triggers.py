@@ -7,6 +7,7 @@ imported inside the functions: importing this module must stay cheap (cold start
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,7 @@ async def check_client(body: str, dequeue_count: int) -> None:
     await _run_queue_handler(QUEUE_CHECK_CLIENT, body, dequeue_count, _check_model(), work)
 
 
+@functools.cache  # one parametrised model per process, not one per message
 def _check_model() -> type[BaseModel]:
     from pydantic import RootModel
 
@@ -157,6 +159,7 @@ def _check_model() -> type[BaseModel]:
     return RootModel[CheckQueueMessage]
 
 
+@functools.cache
 def _outbox_model() -> type[BaseModel]:
     from pydantic import RootModel
 
