@@ -20,18 +20,23 @@ from shared.adapters.signins import GraphSignInSource, LogAnalyticsSignInSource,
 from shared.adapters.storage import StorageQueues, StorageTables
 from shared.config import Settings, load_settings
 
-# Connections to Graph kept by one process, shared by every tenant: 4 pools of 6 for the
+# Connections to Graph kept by one process, shared by every tenant: 4 pools of 7 for the
 # checks one process runs at once (XTAP_CHECK_CONCURRENCY, 96), each of which spends its
 # time between storage and one $batch (its token is usually kept from an earlier sweep);
-# requests beyond the pools wait for a free connection. Several small pools, not one big
-# one: httpcore scans its whole pool (quadratically) each time a request starts or ends —
-# measured at 48 requests in flight against the simulator, one pool of 32 costs 4.0 ms of
-# CPU per request, 4 pools of 12 cost 1.3 ms. With the token (10), discovery (6) and
-# storage (10 + 6) pools that is 56 sockets; the SDKs open a few of their own beside them
-# (the vendor's credential, a connection being replaced: 65 were once seen with pools of
-# 62), so the pools leave that margin under issue 16.1's 64.
+# requests beyond the pools wait for a free connection in front of each pool
+# (``GatedTransport``), not in httpcore's queue, which it rescans on every release.
+# Several small pools, not one big one: httpcore also scans its whole pool each time a
+# request starts or ends (measured at 48 requests in flight against the simulator: one
+# pool of 32 costs 4.0 ms of CPU per request, 4 pools of 12 cost 1.3 ms).
+# The Graph pools are what a steady sweep waits on: a connection carries about four
+# $batch requests a second at 100 ms of service latency (the answer is read and parsed
+# by a busy event loop), so 3,000 clients swept in 38.9 s with 20 connections and 30.1 s
+# with 28 (same run, bench harness). With the token (12), discovery (6) and storage
+# (6 + 4) pools that is 56 sockets; the SDKs open a few of their own beside them (the
+# vendor's credential, a connection being replaced: 65 were once seen with pools of 62),
+# so the pools leave that margin under issue 16.1's 64.
 GRAPH_POOLS = 4
-GRAPH_CONNECTIONS_PER_POOL = 6
+GRAPH_CONNECTIONS_PER_POOL = 7
 
 
 class GraphGateway:

@@ -43,10 +43,11 @@ from shared.domain.token_errors import TokenFailure, TokenFailureKind, classify_
 
 # Audience of the token a managed identity presents as a federated client assertion.
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
-# Connections to the token endpoint, shared by every client tenant's credential: a token
-# request takes one round trip per check, so a few connections serve the host's whole
-# queue concurrency (further requests wait for a free one).
-TOKEN_POOL_CONNECTIONS = 10
+# Connections to the token endpoint, shared by every client tenant's credential: further
+# requests wait for a free one. Most sweeps ask for few tokens (they are kept), but a
+# restarted process, and the sweep in which the tokens of one hour expire together, ask
+# for one per client beside its $batch (see shared/bootstrap.py for the socket budget).
+TOKEN_POOL_CONNECTIONS = 12
 # A cached token is used until this long before it expires (azure-identity's own refresh
 # margin is 5 minutes), so a check never starts with a token about to lapse.
 TOKEN_REFRESH_MARGIN_S = 300

@@ -31,6 +31,7 @@ from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOpt
 from msgraph_core import BaseGraphRequestAdapter, GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
+from shared.adapters.gated_transport import GatedTransport
 from shared.domain.strict_json import StrictJsonError, loads_strict
 
 if TYPE_CHECKING:
@@ -384,10 +385,15 @@ def build_http_client(ca_file: str | None, max_connections: int = 200) -> httpx.
     verify: ssl.SSLContext | bool = True
     if ca_file:
         verify = ssl.create_default_context(cafile=ca_file)
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=50)
+    connections = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
     client = httpx.AsyncClient(
+        transport=GatedTransport(connections, max_connections, wait_s=float(timeout.pool or 30.0)),
+        timeout=timeout,
+        # For the transports httpx mounts itself (a proxy from the environment).
         verify=verify,
-        timeout=httpx.Timeout(30.0, connect=10.0),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50),
+        limits=limits,
     )
     return GraphClientFactory.create_with_default_middleware(client=client)
 

@@ -61,6 +61,7 @@ from shared.domain.signin_evidence import (
     counts_from_summary,
 )
 from shared.domain.sweep_batches import pack_checks
+from shared.domain.tenant_cloud import CLOUD_KEY, KnownCloud
 from shared.domain.token_errors import TokenFailureKind
 from shared.domain.vendor_alerts import per_client, period_key, vendor_identity_alert
 from shared.domain.vendor_checks import evaluate_vendor_side
@@ -77,7 +78,7 @@ from shared.services.detection import observe as observe_latency
 from shared.services.detection import posture_latency
 from shared.services.guest_hygiene import resets_after_recovery
 from shared.services.source_health import read_signin_evidence
-from shared.services.vendor_inputs import inviter_role_ids, tenant_cloud, vendor_side_inputs
+from shared.services.vendor_inputs import client_cloud, inviter_role_ids, vendor_side_inputs
 from shared.services.vendor_policy import (
     VendorPolicyUnreadable,
     VendorWideTally,
@@ -281,12 +282,10 @@ async def _check_once(
 ) -> CheckOutcome:
     registry = ClientRegistry(app.tables)
     # The reads do not depend on each other: one round trip of latency instead of four.
-    (client, prior), policy, generation, _ = await asyncio.gather(
-        _client_and_state(app, registry, message.tenant_id, prefetched),
+    (client, prior, cloud), policy, generation = await asyncio.gather(
+        _client_state_and_cloud(app, registry, message.tenant_id, prefetched, now),
         _read_client_policy(app, message.tenant_id),
         _generation(app, generation),
-        # The client's cloud (kept a day) is looked up while the policy is read, not after.
-        tenant_cloud(app, message.tenant_id),
     )
     if client is None:
         return CheckOutcome(message.tenant_id, "", skipped="client no longer registered")
@@ -295,9 +294,9 @@ async def _check_once(
     result = _with_signin_evidence(app, client, message, read.result)
     step = await _transition(app, client, message, result, now, prior)
     vendor = await _vendor_side(
-        app, client, message, now, step, generation, final_attempt=final_attempt
+        app, client, message, now, step, generation, cloud, final_attempt=final_attempt
     )
-    await _store(app, registry, client, message, now, read, result, step, vendor)
+    await _store(app, registry, client, message, now, read, result, step, vendor, cloud)
     alerts = [*step.alerts, *vendor.alerts]
     return CheckOutcome(client.tenant_id, result.verdict.value, [a.dedup_key for a in alerts])
 
@@ -315,6 +314,22 @@ async def _client_and_state(
         registry.get(tenant_id), alert_state_store(app.tables).get(tenant_id)
     )
     return record, prior
+
+
+async def _client_state_and_cloud(
+    app: App,
+    registry: ClientRegistry,
+    tenant_id: str,
+    prefetched: Prefetched | None,
+    now: datetime,
+) -> tuple[ClientRecord | None, tuple[Any, str | None], KnownCloud | None]:
+    """The record and alert state, then (while the policy is read) the client's cloud: the
+    one its alert state remembers while fresh, otherwise looked up."""
+    record, prior = await _client_and_state(app, registry, tenant_id, prefetched)
+    if record is None:
+        return record, prior, None
+    stored = KnownCloud.from_document(prior[0] if isinstance(prior[0], dict) else None)
+    return record, prior, await client_cloud(app, tenant_id, stored, now)
 
 
 async def _prefetch(app: App, batch: CheckClientBatch) -> dict[str, Prefetched]:
@@ -631,6 +646,7 @@ async def _vendor_side(
     now: datetime,
     step: StateStep,
     generation: int,
+    cloud: KnownCloud | None,
     *,
     final_attempt: bool,
 ) -> VendorSide:
@@ -662,7 +678,7 @@ async def _vendor_side(
         inputs.authorization,
         client.domains,
         client_name=client.name,
-        **await vendor_side_inputs(app, client),
+        **await vendor_side_inputs(app, cloud),
     )
     alerting = per_client(findings)
     signature = vendor_side_signature(alerting)
@@ -686,6 +702,7 @@ async def _store(
     result: PostureResult,
     step: StateStep,
     vendor: VendorSide,
+    cloud: KnownCloud | None,
 ) -> None:
     """Alerts first, then recovery work, then the posture row and the alert state."""
     for once in read.once_alerts:
@@ -712,10 +729,14 @@ async def _store(
     # the check, whose alerts carry the same keys). A steady client's alert state is not
     # rewritten: only its last-observed time would change.
     store: JsonStateStore = alert_state_store(app.tables)
+    # The client's cloud goes with it, so a restarted process need not look it up again
+    # (a failed lookup keeps the entry it had: it is looked up again at the next check).
+    cloud = cloud or KnownCloud.from_document(step.stored)
     document = {
         "client": step.state.to_dict(),
         "vendor_signature": vendor.signature,
         **step.acked.document(),
+        **({CLOUD_KEY: cloud.to_dict()} if cloud is not None else {}),
     }
     # A client with an alert state has been checked before, so its posture row exists.
     posture = PostureStore(app.tables)

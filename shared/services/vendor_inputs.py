@@ -3,7 +3,8 @@
 Used by the vendor-side checks (one set of inputs for every client checked in a sweep)
 and by the re-invite worker (to explain a 403 correctly). Vendor-wide values are kept for
 :data:`VENDOR_TTL_SECONDS`, like the vendor's default policy; a client's Microsoft cloud
-changes only by tenant migration and is kept for :data:`CLOUD_TTL_SECONDS`. Every reader
+changes only by tenant migration and is kept for a day or two (``shared.domain.tenant_cloud``,
+also in the client's alert state, so a restarted process does not look it up again). Every reader
 here is best-effort: what cannot be read is ``None`` ("not known"), and the checks that
 need it are skipped rather than guessed.
 """
@@ -14,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.adapters.graph import GraphError
@@ -25,6 +27,7 @@ from shared.adapters.vendor_directory import (
     service_principal_role_ids,
 )
 from shared.domain.policy import PolicyParseError
+from shared.domain.tenant_cloud import CLOUD_TTL, KnownCloud, is_fresh
 from shared.domain.vendor_checks import (
     PUBLIC_CLOUD,
     AuthorizationPolicy,
@@ -36,12 +39,10 @@ from shared.domain.vendor_checks import (
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
-    from shared.domain.clients import ClientRecord
 
 log = logging.getLogger(__name__)
 
 VENDOR_TTL_SECONDS = 300.0
-CLOUD_TTL_SECONDS = 24 * 3600.0
 _CACHE = "vendor_inputs"
 _LOCKS = "vendor_inputs_locks"
 T = TypeVar("T")
@@ -129,40 +130,51 @@ def _resolver(app: App) -> TenantCloudResolver:
     return resolver
 
 
-async def tenant_cloud(app: App, tenant_id: str) -> str | None:
-    key = f"cloud:{tenant_id.lower()}"
+async def vendor_cloud(app: App) -> str:
+    """The vendor tenant's own Microsoft cloud, looked up once a day per process (every
+    concurrent check asks: one lookup, not one each); the public cloud when unreachable."""
+    key = f"cloud:{app.settings.vendor_tenant_id.lower()}"
     cache: dict[str, tuple[float, Any]] = app.extras.setdefault(_CACHE, {})
-    locks: dict[str, asyncio.Lock] = app.extras.setdefault(_LOCKS, {})
-    hit: tuple[float, str | None] | None = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL_SECONDS:
-        return hit[1]
-    # The vendor's own cloud is asked by every concurrent check: one discovery, not one each.
-    lock = locks.setdefault(key, asyncio.Lock())
-    async with lock:
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL.total_seconds():
+        return str(hit[1])
+    async with app.extras.setdefault(_LOCKS, {}).setdefault(key, asyncio.Lock()):
         hit = cache.get(key)
-        if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL_SECONDS:
-            return hit[1]
-        cloud = await _resolver(app).cloud_of(tenant_id)
-        if cloud is not None:  # an unreachable discovery document is asked again next time
-            cache[key] = (time.monotonic(), cloud)
-    if key != f"cloud:{app.settings.vendor_tenant_id.lower()}":
-        locks.pop(key, None)  # per-client locks are not kept: memory stays flat
-    return cloud
+        if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL.total_seconds():
+            return str(hit[1])
+        cloud = await _resolver(app).cloud_of(app.settings.vendor_tenant_id)
+        if cloud is None:  # asked again next time
+            return PUBLIC_CLOUD
+        cache[key] = (time.monotonic(), cloud)
+        return cloud
 
 
-async def cloud_context(app: App, client_tenant_id: str) -> CloudContext | None:
+async def client_cloud(
+    app: App, tenant_id: str, stored: KnownCloud | None, now: datetime
+) -> KnownCloud | None:
+    """A client tenant's cloud: the one its alert state remembers while that is fresh,
+    otherwise looked up now; None when the lookup fails (asked again at the next check)."""
+    if stored is not None and is_fresh(stored, tenant_id, now):
+        return stored
+    name = await _resolver(app).cloud_of(tenant_id)
+    return KnownCloud(name, now) if name is not None else None
+
+
+async def cloud_context(app: App, client: KnownCloud | None) -> CloudContext | None:
     allowed = await allowed_cloud_endpoints(app)
-    vendor = await tenant_cloud(app, app.settings.vendor_tenant_id) or PUBLIC_CLOUD
-    client = await tenant_cloud(app, client_tenant_id)
+    vendor = await vendor_cloud(app)
     if allowed is None or client is None:
         return None
-    return CloudContext(vendor_cloud=vendor, client_cloud=client, allowed_cloud_endpoints=allowed)
+    return CloudContext(
+        vendor_cloud=vendor, client_cloud=client.name, allowed_cloud_endpoints=allowed
+    )
 
 
-async def vendor_side_inputs(app: App, client: ClientRecord) -> dict[str, Any]:
-    """The invitation-related keyword arguments of ``evaluate_vendor_side`` for one client."""
+async def vendor_side_inputs(app: App, cloud: KnownCloud | None) -> dict[str, Any]:
+    """The invitation-related keyword arguments of ``evaluate_vendor_side`` for one client
+    (``cloud``: the client's)."""
     return {
         "invitation_domains": await invitation_domains(app),
         "inviter_role_ids": await inviter_role_ids(app),
-        "cloud": await cloud_context(app, client.tenant_id),
+        "cloud": await cloud_context(app, cloud),
     }

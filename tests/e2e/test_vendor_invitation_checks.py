@@ -8,12 +8,12 @@ from ``roleManagement``, and each tenant's Microsoft cloud from its OpenID confi
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
 
-from devtools.local_env import VENDOR_TENANT_ID, load_demo_scenario, seed_registry
+from devtools.local_env import VENDOR_TENANT_ID
+from tests.e2e.demo_sweep import add_government_client, sweep_demo_registry
 
 pytestmark = pytest.mark.e2e
 
@@ -23,24 +23,8 @@ XTAP_APP_ID = "3b8f2d6a-7c41-4e95-a0d2-8f1b6c3e9a74"
 
 
 async def _sweep(extra_clients: tuple[Any, ...] = ()) -> dict[str, dict[str, Any]]:
-    from devtools.runner import LocalRunner
-    from shared.adapters.repositories import ClientRegistry, PostureStore
-    from shared.bootstrap import get_app, set_app
-
-    set_app(None)
-    app = await get_app()
-    await seed_registry(app, load_demo_scenario())
-    for client in extra_clients:
-        await ClientRegistry(app.tables).upsert(client)
-    runner = LocalRunner()
-    try:
-        await runner.fire_timer("sweep_timer")
-        await runner.drain(["check_client"])
-        return {p["tenantId"]: p for p in await PostureStore(app.tables).list()}
-    finally:
-        await runner.close()
-        await app.close()
-        set_app(None)
+    postures, _ = await sweep_demo_registry(extra_clients)
+    return postures
 
 
 def _codes(posture: dict[str, Any]) -> set[str]:
@@ -96,20 +80,8 @@ def test_without_the_b2b_policy_permission_the_domain_check_is_skipped(app_env, 
 
 
 def test_a_client_in_another_cloud_without_cross_cloud_settings(app_env, demo_sim):
-    from shared.domain.clients import ClientRecord
-
-    gov = str(uuid.uuid4())
-    demo_sim.control.add_tenant(
-        {
-            "id": gov,
-            "displayName": "Fourth Coffee (Azure Government)",
-            "domains": ["fourthcoffee-gov.example"],
-            "cloudInstanceName": "microsoftonline.us",
-        }
-    )
-    client = ClientRecord(
-        tenant_id=gov, name="Fourth Coffee", domains=("fourthcoffee-gov.example",)
-    )
+    client = add_government_client(demo_sim)
+    gov = client.tenant_id
     before = asyncio.run(_sweep((client,)))
     demo_sim.control.set_directory(VENDOR_TENANT_ID, allowedCloudEndpoints=["microsoftonline.us"])
     demo_sim.control.set_partner_policy(VENDOR_TENANT_ID, gov, {})
