@@ -112,7 +112,7 @@ def test_sweep_makes_two_graph_requests_per_client_and_keeps_its_caches_bounded(
 
     everything = [e for e in scale_env.control.requests() if e.get("batchItem") is None]
     # Each tenant's Microsoft cloud (OpenID discovery on the authority, not Graph; the
-    # cross-cloud check) is looked up once, then kept for a day.
+    # cross-cloud check) is looked up once; it is then kept with the alert state.
     discovery = Counter(
         e.get("path") for e in everything if e["path"].endswith("/.well-known/openid-configuration")
     )
