@@ -405,6 +405,15 @@ def _per_check_storage(result: dict[str, Any]) -> float:
     return sum(result["storage_ops"].values()) / _clients(result)
 
 
+def _peak_rss(result: dict[str, Any]) -> float:
+    """The worse of the two sweeping processes (the first, and the restarted one)."""
+    return max(float(result["peak_rss_mib"]), float(result["restart"]["peak_rss_mib"]))
+
+
+def _held_sockets(result: dict[str, Any]) -> int:
+    return max(int(result["open_tcp_after"]), int(result["restart"]["open_tcp_after"]))
+
+
 def _sweep_rows(title: str, new: dict[str, Any], old: dict[str, Any] | None) -> list[Row]:
     """The figures of one sweep (the first of a process, or the repeat one)."""
 
@@ -521,9 +530,6 @@ def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[
     def b(key: str) -> Any:
         return old[key] if old else None
 
-    def peak(result: dict[str, Any]) -> float:
-        return max(float(result["peak_rss_mib"]), float(result["restart"]["peak_rss_mib"]))
-
     scope = "value: this design; baseline: today's design"
     return [
         *_sweep_rows(
@@ -547,9 +553,9 @@ def _size_rows(n: int, new: dict[str, Any], old: dict[str, Any] | None) -> list[
         section(f"{n:,} clients, the sweeping processes over their sweeps"),
         row(
             "peak RSS of a sweeping process (the worse of the two)",
-            peak(new),
+            _peak_rss(new),
             "MiB",
-            peak(old) if old else None,
+            _peak_rss(old) if old else None,
             note=f"first process {new['peak_rss_mib']:.1f} MiB, restarted"
             f" {new['restart']['peak_rss_mib']:.1f} MiB",
         ),
@@ -585,19 +591,13 @@ def _goal_rows(results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int,
     small, large = min(sizes), max(sizes)
     new_small, new_large = results[("new", small)], results[("new", large)]
     old_small, old_large = results.get(("old", small)), results.get(("old", large))
-    def peak(result: dict[str, Any]) -> float:
-        return max(float(result["peak_rss_mib"]), float(result["restart"]["peak_rss_mib"]))
-
-    def held(result: dict[str, Any]) -> int:
-        return max(int(result["open_tcp_after"]), int(result["restart"]["open_tcp_after"]))
-
-    ratio = peak(new_large) / peak(new_small)
-    old_ratio = peak(old_large) / peak(old_small) if old_small and old_large else None
+    ratio = _peak_rss(new_large) / _peak_rss(new_small)
+    old_ratio = _peak_rss(old_large) / _peak_rss(old_small) if old_small and old_large else None
     sweeps = [
         s for key, r in results.items() if key[0] == "new" for s in (r, r["repeat"], r["restart"])
     ]
     worst_http = max(s["requests"].get("http", 0) / _clients(s) for s in sweeps)
-    sockets = max(held(r) for key, r in results.items() if key[0] == "new")
+    sockets = max(_held_sockets(r) for key, r in results.items() if key[0] == "new")
     failed = sum(s["failed_attempts"] for s in sweeps)
     fresh = all(s["fresh_rows"] == s["clients"] for s in sweeps)
 
@@ -618,17 +618,21 @@ def _goal_rows(results: dict[tuple[str, int], dict[str, Any]], sizes: tuple[int,
         ),
         goal(
             f"1. peak RSS at {large:,} clients",
-            peak(new_large),
+            _peak_rss(new_large),
             "MiB",
-            peak(old_large) if old_large else None,
-            peak(new_large) <= GOAL_RSS_MIB,
+            _peak_rss(old_large) if old_large else None,
+            _peak_rss(new_large) <= GOAL_RSS_MIB,
             f"<= {GOAL_RSS_MIB:.0f} MiB",
         ),
         goal(
             "1. open TCP sockets after a sweep (worst size and process)",
             sockets,
             "sockets",
-            max(held(r) for k, r in results.items() if k[0] == "old") if old_large else None,
+            (
+                max(_held_sockets(r) for k, r in results.items() if k[0] == "old")
+                if old_large
+                else None
+            ),
             sockets <= GOAL_SOCKETS,
             f"<= {GOAL_SOCKETS}",
         ),

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import ssl
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from shared.adapters.gated_transport import GatedTransport
 from shared.adapters.graph import GraphClient, GraphError
 
 log = logging.getLogger(__name__)
@@ -95,39 +95,39 @@ async def read_allowed_cloud_endpoints(graph: GraphClient) -> tuple[str, ...] | 
 class TenantCloudResolver:
     """``cloud_instance_name`` of a tenant from its OpenID configuration."""
 
-    def __init__(self, authority_host: str, ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        authority_host: str,
+        ca_file: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._authority = authority_host.rstrip("/")
         verify: ssl.SSLContext | bool = True
         if ca_file:
             verify = ssl.create_default_context(cafile=ca_file)
-        # A few connections: each tenant is looked up once a day (the answer is cached).
-        self._http = httpx.AsyncClient(
-            verify=verify,
-            timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S),
-            limits=httpx.Limits(max_connections=DISCOVERY_CONNECTIONS),
+        # A few connections: a tenant is looked up when its check finds no fresh entry in
+        # its alert state. Lookups beyond them wait in front of the pool, not in httpcore's
+        # queue (GatedTransport; at the host's concurrency that rescan once made a sweep's
+        # lookups cost more CPU than its Graph $batch); one not started within the bound
+        # is "unreachable" like any other failed lookup.
+        connections = transport or httpx.AsyncHTTPTransport(
+            verify=verify, limits=httpx.Limits(max_connections=DISCOVERY_CONNECTIONS)
         )
-        # Requests beyond the pool wait here, not in httpcore's pool: httpcore rescans every
-        # queued request each time a connection frees (quadratic), which at the host's 48
-        # concurrent checks made a first-of-the-day sweep's discovery cost more CPU than
-        # its Graph $batch. Same sockets, same pool-wait bound (httpx's pool timeout).
-        self._gate = asyncio.Semaphore(DISCOVERY_CONNECTIONS)
+        self._http = httpx.AsyncClient(
+            transport=GatedTransport(connections, DISCOVERY_CONNECTIONS, DISCOVERY_TIMEOUT_S),
+            timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S),
+            verify=verify,
+        )
 
     async def cloud_of(self, tenant_id: str) -> str | None:
         if not _GUID.match(tenant_id):
             raise ValueError(f"not a tenant ID: {tenant_id!r}")
         url = f"{self._authority}/{tenant_id}/v2.0/.well-known/openid-configuration"
         try:
-            await asyncio.wait_for(self._gate.acquire(), DISCOVERY_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("OpenID configuration of %s unreachable: no free connection", tenant_id)
-            return None
-        try:
             response = await self._http.get(url)
         except httpx.HTTPError as exc:
             log.warning("OpenID configuration of %s unreachable: %s", tenant_id, exc)
             return None
-        finally:
-            self._gate.release()
         if response.status_code != 200:
             return None
         try:

@@ -131,22 +131,16 @@ def _resolver(app: App) -> TenantCloudResolver:
 
 
 async def vendor_cloud(app: App) -> str:
-    """The vendor tenant's own Microsoft cloud, looked up once a day per process (every
-    concurrent check asks: one lookup, not one each); the public cloud when unreachable."""
-    key = f"cloud:{app.settings.vendor_tenant_id.lower()}"
-    cache: dict[str, tuple[float, Any]] = app.extras.setdefault(_CACHE, {})
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL.total_seconds():
-        return str(hit[1])
-    async with app.extras.setdefault(_LOCKS, {}).setdefault(key, asyncio.Lock()):
-        hit = cache.get(key)
-        if hit is not None and time.monotonic() - hit[0] < CLOUD_TTL.total_seconds():
-            return str(hit[1])
+    """The vendor tenant's own Microsoft cloud, looked up once a day per process; the
+    public cloud while it cannot be looked up (asked again next time)."""
+
+    async def read() -> str:
         cloud = await _resolver(app).cloud_of(app.settings.vendor_tenant_id)
-        if cloud is None:  # asked again next time
-            return PUBLIC_CLOUD
-        cache[key] = (time.monotonic(), cloud)
+        if cloud is None:  # not kept: a failed lookup is asked again
+            raise GraphError(0, "unreachable", "the vendor's OpenID configuration")
         return cloud
+
+    return await _cached(app, "vendor_cloud", CLOUD_TTL.total_seconds(), read) or PUBLIC_CLOUD
 
 
 async def client_cloud(

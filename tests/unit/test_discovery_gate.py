@@ -18,9 +18,9 @@ TENANT = "11111111-2222-3333-4444-555555555555"
 
 
 def _resolver(handler: object) -> TenantCloudResolver:
-    resolver = TenantCloudResolver("https://login.example")
-    resolver._http = httpx.AsyncClient(transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
-    return resolver
+    return TenantCloudResolver(
+        "https://login.example", transport=httpx.MockTransport(handler)  # type: ignore[arg-type]
+    )
 
 
 def test_at_most_the_pool_size_in_flight_and_every_answer_read() -> None:
