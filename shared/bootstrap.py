@@ -20,7 +20,7 @@ from shared.adapters.signins import GraphSignInSource, LogAnalyticsSignInSource,
 from shared.adapters.storage import StorageQueues, StorageTables
 from shared.config import Settings, load_settings
 
-# Connections to Graph kept by one process, shared by every tenant: 4 pools of 7 for the
+# Connections to Graph kept by one process, shared by every tenant: 4 pools of 8 for the
 # checks one process runs at once (XTAP_CHECK_CONCURRENCY, 96), each of which spends its
 # time between storage and one $batch (its token is usually kept from an earlier sweep);
 # requests beyond the pools wait for a free connection in front of each pool
@@ -30,13 +30,14 @@ from shared.config import Settings, load_settings
 # pool of 32 costs 4.0 ms of CPU per request, 4 pools of 12 cost 1.3 ms).
 # The Graph pools are what a steady sweep waits on: a connection carries about four
 # $batch requests a second at 100 ms of service latency (the answer is read and parsed
-# by a busy event loop), so 3,000 clients swept in 38.9 s with 20 connections and 30.1 s
-# with 28 (same run, bench harness). With the token (12), discovery (6) and storage
-# (6 + 4) pools that is 56 sockets; the SDKs open a few of their own beside them (the
-# vendor's credential, a connection being replaced: 65 were once seen with pools of 62),
-# so the pools leave that margin under issue 16.1's 64.
+# by a busy event loop), so 3,000 clients swept in 38.9 s with 20 connections, 30.1 s
+# with 28 and 27.3 s with 32 (same run, bench harness). With the token (14), discovery (2:
+# clouds are looked up at registration now) and storage (6 + 4) pools that is 58 sockets;
+# the SDKs open a few of their own beside them (the vendor's credential, a connection
+# being replaced: 65 were once seen with pools of 62), so the pools leave that margin
+# under issue 16.1's 64.
 GRAPH_POOLS = 4
-GRAPH_CONNECTIONS_PER_POOL = 7
+GRAPH_CONNECTIONS_PER_POOL = 8
 
 
 class GraphGateway:
@@ -134,7 +135,7 @@ class App:
         return NoSignInSource()
 
     async def close(self) -> None:
-        for name in ("logs_client", "webhooks", "tenant_clouds"):
+        for name in ("logs_client", "webhooks", "tenant_clouds", "registration_clouds"):
             client = self.extras.pop(name, None)
             if client is not None:
                 await client.close()

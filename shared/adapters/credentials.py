@@ -17,6 +17,7 @@ and the checks of one sweep reuse it; an evicted tenant just asks for a new toke
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections import OrderedDict
@@ -47,7 +48,7 @@ FEDERATION_AUDIENCE = "api://AzureADTokenExchange/.default"
 # requests wait for a free one. Most sweeps ask for few tokens (they are kept), but a
 # restarted process, and the sweep in which the tokens of one hour expire together, ask
 # for one per client beside its $batch (see shared/bootstrap.py for the socket budget).
-TOKEN_POOL_CONNECTIONS = 12
+TOKEN_POOL_CONNECTIONS = 14
 # A cached token is used until this long before it expires (azure-identity's own refresh
 # margin is 5 minutes), so a check never starts with a token about to lapse.
 TOKEN_REFRESH_MARGIN_S = 300
@@ -178,15 +179,45 @@ class ClassifiedCredential:
         self._tenant_id = tenant_id
         self._managed_identity = managed_identity
         self._tokens = tokens
+        # Requests for a token already being asked for wait for that answer: the sweep's
+        # fan-out reads the vendor's policies at once, and each would otherwise ask Entra.
+        self._asking: dict[TokenKey, asyncio.Future[AccessToken]] = {}
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         # A claims challenge (continuous access evaluation) means the cached token was
         # refused: ask Entra, and keep what it answers.
         key: TokenKey = (self._tenant_id, scopes, bool(kwargs.get("enable_cae")))
-        if self._tokens is not None and not kwargs.get("claims"):
+        if kwargs.get("claims"):
+            return await self._ask(key, *scopes, **kwargs)
+        if self._tokens is not None:
             cached = self._tokens.get(key)
             if cached is not None and cached.expires_on - time.time() > TOKEN_REFRESH_MARGIN_S:
                 return cached
+        asking = self._asking.get(key)
+        if asking is not None:
+            try:
+                return await asyncio.shield(asking)
+            except asyncio.CancelledError:
+                if not asking.cancelled():
+                    raise  # this caller was cancelled
+                # the one asking was cancelled: ask again here
+        future = self._asking[key] = asyncio.get_running_loop().create_future()
+        try:
+            token = await self._ask(key, *scopes, **kwargs)
+        except asyncio.CancelledError:
+            future.cancel()  # its waiters then ask themselves
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: no "never retrieved" warning without waiters
+            raise
+        else:
+            future.set_result(token)
+            return token
+        finally:
+            self._asking.pop(key, None)
+
+    async def _ask(self, key: TokenKey, *scopes: str, **kwargs: Any) -> AccessToken:
         token = await self._request_token(*scopes, **kwargs)
         if self._tokens is not None:
             self._tokens.put(key, token)

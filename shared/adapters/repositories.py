@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.storage import StorageTables, dumps
+from shared.adapters.storage import (
+    EntityConflict,
+    StorageTables,
+    TableWrite,
+    dumps,
+    transaction_groups,
+)
 from shared.config import (
     TABLE_ALERT_STATE,
     TABLE_CLIENTS,
@@ -16,6 +25,49 @@ from shared.config import (
 from shared.domain.clients import ClientRecord
 
 CLIENT_PARTITION = "client"
+log = logging.getLogger(__name__)
+
+
+async def write_together(
+    tables: StorageTables,
+    table: str,
+    writes: Sequence[tuple[str, TableWrite]],
+    one_by_one: Callable[[str], Awaitable[None]],
+) -> dict[str, Exception]:
+    """Keyed writes of one partition in as few entity group transactions as they fit.
+
+    A transaction is all or nothing: when one fails (a row changed meanwhile, a storage
+    error), its writes are made one by one (``one_by_one(key)``), so one conflicting row
+    does not fail the others. Returns the keys whose own write failed, with the error.
+    """
+    failures: dict[str, Exception] = {}
+    for group in transaction_groups(writes):
+        try:
+            await tables.write_together(table, [write for _, write in group])
+            continue
+        except Exception as exc:  # any failure: the writes are made one by one instead
+            log.info("%s: %d writes together failed (%s); one by one", table, len(group), exc)
+        keys = [key for key, _ in group]
+        outcomes = await asyncio.gather(*(one_by_one(k) for k in keys), return_exceptions=True)
+        for key, outcome in zip(keys, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                failures[key] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+    return failures
+
+
+def registry_row(record: ClientRecord) -> dict[str, Any]:
+    """The registry entity of a record. A record without a cloud is stored without the key,
+    so the version before clouds were kept at registration can still read it (a rollback
+    of the app must not leave clients unreadable)."""
+    exclude = {"cloud"} if record.cloud is None else None
+    return {
+        "PartitionKey": CLIENT_PARTITION,
+        "RowKey": record.tenant_id,
+        "Name": record.name,
+        "Record": record.model_dump_json(exclude=exclude),
+    }
 
 
 class ClientRegistry:
@@ -23,15 +75,18 @@ class ClientRegistry:
         self._tables = tables
 
     async def upsert(self, record: ClientRecord) -> None:
-        await self._tables.upsert(
-            TABLE_CLIENTS,
-            {
-                "PartitionKey": CLIENT_PARTITION,
-                "RowKey": record.tenant_id,
-                "Name": record.name,
-                "Record": record.model_dump_json(),
-            },
-        )
+        await self._tables.upsert(TABLE_CLIENTS, registry_row(record))
+
+    async def upsert_many(self, records: Sequence[ClientRecord]) -> dict[str, Exception]:
+        """Every record (all in the registry's one partition) in as few round trips as
+        transactions allow; the tenants whose write failed, with the error."""
+        by_tenant = {r.tenant_id: r for r in records}
+
+        async def one(tenant_id: str) -> None:
+            await self.upsert(by_tenant[tenant_id])
+
+        writes = [(t, TableWrite("upsert", registry_row(r))) for t, r in by_tenant.items()]
+        return await write_together(self._tables, TABLE_CLIENTS, writes, one)
 
     async def get(self, tenant_id: str) -> ClientRecord | None:
         entity = await self._tables.get(TABLE_CLIENTS, CLIENT_PARTITION, tenant_id.lower())
@@ -145,14 +200,36 @@ class JsonStateStore:
 
     async def put(self, key: str, state: Any, etag: str | None) -> None:
         """Write ``state``; with ``etag`` only if nobody changed it since it was read."""
-        entity = {"PartitionKey": self._partition, "RowKey": key, "State": dumps(state)}
+        entity = self._entity(key, state)
         if etag is None:
             if not await self._tables.insert(self._table, entity):
-                from shared.adapters.storage import EntityConflict
-
                 raise EntityConflict(f"{self._table}/{key} was created concurrently")
         else:
             await self._tables.replace_if_match(self._table, entity, etag)
+
+    async def put_many(
+        self, documents: Mapping[str, tuple[Any, str | None]]
+    ) -> dict[str, Exception]:
+        """``put`` of each ``key: (state, etag)`` (this store's one partition) in as few
+        round trips as transactions allow; the keys whose write failed, with the error
+        (``EntityConflict`` when the document changed since it was read)."""
+
+        async def one(key: str) -> None:
+            await self.put(key, *documents[key])
+
+        writes = [
+            (
+                key,
+                TableWrite("create", self._entity(key, state))
+                if etag is None
+                else TableWrite("replace", self._entity(key, state), etag),
+            )
+            for key, (state, etag) in documents.items()
+        ]
+        return await write_together(self._tables, self._table, writes, one)
+
+    def _entity(self, key: str, state: Any) -> dict[str, Any]:
+        return {"PartitionKey": self._partition, "RowKey": key, "State": dumps(state)}
 
 
 def alert_state_store(tables: StorageTables) -> JsonStateStore:

@@ -38,6 +38,22 @@ class EntityConflict(Exception):
     """An optimistic-concurrency update lost the race (ETag mismatch) or the row exists."""
 
 
+# What one entity group transaction may hold (Azure Table storage: 100 entities, 4 MiB of
+# payload); the byte bound leaves room for the multipart framing around each entity.
+TRANSACTION_ENTITIES = 100
+TRANSACTION_BYTES = 3 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One write of an entity group transaction: ``create`` (fails if the row exists),
+    ``replace`` (only while the row still has ``etag``) or ``upsert``."""
+
+    kind: str
+    entity: Mapping[str, Any]
+    etag: str | None = None
+
+
 @dataclass(frozen=True)
 class ReceivedMessage:
     id: str
@@ -450,6 +466,36 @@ class StorageTables(_Bounded):
                 rows.append(row)
             yield rows
 
+    async def write_together(self, table: str, writes: Sequence[TableWrite]) -> None:
+        """The writes (one table, one partition, within the transaction bounds) in one
+        entity group transaction: all of them or none. Raises if any one fails (a conflict
+        as well as a storage error): the caller then writes them one by one."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        operations: list[Any] = []
+        for write in writes:
+            entity = _clean(write.entity)
+            if write.kind == "create":
+                operations.append(("create", entity))
+            elif write.kind == "replace":
+                operations.append(
+                    (
+                        "update",
+                        entity,
+                        {
+                            "mode": UpdateMode.REPLACE,
+                            "etag": write.etag,
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                )
+            elif write.kind == "upsert":
+                operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+            else:
+                raise ValueError(f"unknown table write {write.kind!r}")
+        await self._table(table).submit_transaction(operations, **self._opts)
+
     async def delete_unchanged(
         self, table: str, partition: str, rows: Sequence[tuple[str, str]]
     ) -> int:
@@ -492,6 +538,26 @@ class StorageTables(_Bounded):
         for client in self._clients.values():
             await client.close()
         await self._service.close()
+
+
+def transaction_groups(
+    writes: Sequence[tuple[str, TableWrite]],
+) -> list[list[tuple[str, TableWrite]]]:
+    """Keyed writes of one partition cut into groups one transaction can hold each."""
+    groups: list[list[tuple[str, TableWrite]]] = []
+    size = 0
+    for keyed in writes:
+        entity_bytes = len(json.dumps(_clean(keyed[1].entity), default=str))
+        if (
+            not groups
+            or len(groups[-1]) >= TRANSACTION_ENTITIES
+            or size + entity_bytes > TRANSACTION_BYTES
+        ):
+            groups.append([])
+            size = 0
+        groups[-1].append(keyed)
+        size += entity_bytes
+    return groups
 
 
 def _clean(entity: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,13 @@ log = logging.getLogger(__name__)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 OPTIONAL_STATUSES = frozenset({400, 403, 404})
-DISCOVERY_CONNECTIONS = 6
+# Connections a Functions host keeps to the login host for OpenID lookups. Few: a client's
+# cloud is looked up when it is registered, and a check looks it up again only when that
+# entry is one to two days old (about one client in a hundred per 15-minute sweep).
+DISCOVERY_CONNECTIONS = 2
+# The operator's ``clients import`` registers thousands of clients in one go, a lookup
+# each, in its own process (not the host's socket budget): more of them at once.
+REGISTRATION_LOOKUP_CONNECTIONS = 12
 DISCOVERY_TIMEOUT_S = 10.0
 
 
@@ -100,21 +106,21 @@ class TenantCloudResolver:
         authority_host: str,
         ca_file: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        connections: int = DISCOVERY_CONNECTIONS,
     ) -> None:
         self._authority = authority_host.rstrip("/")
         verify: ssl.SSLContext | bool = True
         if ca_file:
             verify = ssl.create_default_context(cafile=ca_file)
-        # A few connections: a tenant is looked up when its check finds no fresh entry in
-        # its alert state. Lookups beyond them wait in front of the pool, not in httpcore's
+        # Lookups beyond the connections wait in front of the pool, not in httpcore's
         # queue (GatedTransport; at the host's concurrency that rescan once made a sweep's
         # lookups cost more CPU than its Graph $batch); one not started within the bound
         # is "unreachable" like any other failed lookup.
-        connections = transport or httpx.AsyncHTTPTransport(
-            verify=verify, limits=httpx.Limits(max_connections=DISCOVERY_CONNECTIONS)
+        pool = transport or httpx.AsyncHTTPTransport(
+            verify=verify, limits=httpx.Limits(max_connections=connections)
         )
         self._http = httpx.AsyncClient(
-            transport=GatedTransport(connections, DISCOVERY_CONNECTIONS, DISCOVERY_TIMEOUT_S),
+            transport=GatedTransport(pool, connections, DISCOVERY_TIMEOUT_S),
             timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S),
             verify=verify,
         )

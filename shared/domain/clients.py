@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.domain.messages import GUID_PATTERN
+from shared.domain.tenant_cloud import KnownCloud
 
 # Records are read in either key style (stored rows and old exports: snake_case; the CLI's
 # and the API's JSON: camelCase) and exported in camelCase (``by_alias=True``).
@@ -64,6 +65,32 @@ class AlertRouting(BaseModel):
         return email_addresses(value)
 
 
+class RegisteredCloud(BaseModel):
+    """The client's Microsoft cloud as looked up when it was registered.
+
+    Registering (``clients add``, ``clients import``) looks it up, so the first sweep after
+    registering thousands of clients need not: it is trusted like the entry a check keeps
+    in the alert state (``tenant_cloud.is_fresh``), and looked up again once stale.
+    """
+
+    model_config = _CONFIG
+    # A cloud_instance_name (microsoftonline.com, microsoftonline.us, ...), lower-cased.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$", max_length=64)
+    checked_at: AwareDatetime
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return value.lower()
+
+    @classmethod
+    def of(cls, known: KnownCloud) -> RegisteredCloud:
+        return cls(name=known.name, checked_at=known.checked_at)
+
+    def known(self) -> KnownCloud:
+        return KnownCloud(self.name, self.checked_at)
+
+
 class ClientRecord(BaseModel):
     model_config = _CONFIG
     tenant_id: str = Field(pattern=GUID_PATTERN)
@@ -74,6 +101,7 @@ class ClientRecord(BaseModel):
     expected_scope: ExpectedScope = ExpectedScope()
     routing: AlertRouting = AlertRouting()
     added_at: datetime | None = None
+    cloud: RegisteredCloud | None = None
 
     @field_validator("tenant_id")
     @classmethod

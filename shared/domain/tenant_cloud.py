@@ -1,4 +1,5 @@
-"""A tenant's Microsoft cloud as last looked up, kept in the client's alert-state document.
+"""A tenant's Microsoft cloud as last looked up, kept in the client's alert-state document
+(and, as looked up at registration, in its registry record: ``clients.RegisteredCloud``).
 
 A tenant's cloud (``cloud_instance_name`` of its OpenID configuration) changes only when
 Microsoft migrates the tenant, yet a process that kept it only in memory looked it up
@@ -65,3 +66,10 @@ def is_fresh(known: KnownCloud, tenant_id: str, now: datetime, ttl: timedelta = 
     a wrong vendor-side finding."""
     age = now - known.checked_at
     return timedelta(0) <= age < trusted_for(tenant_id, ttl)
+
+
+def newest(*entries: KnownCloud | None) -> KnownCloud | None:
+    """The most recently checked of the entries there are (the alert state's and the
+    registry record's); None when there is none."""
+    present = [e for e in entries if e is not None]
+    return max(present, key=lambda e: e.checked_at) if present else None

@@ -303,7 +303,9 @@ def _import(args: argparse.Namespace) -> int:
     async def use(app: Any) -> int:
         try:
             # import_clients reports (done, total); Progress knows the total already.
-            return await import_clients(app, data, lambda done, _total: progress.update(done))
+            return await import_clients(
+                app, data, lambda done, _total: progress.update(done), now=datetime.now(UTC)
+            )
         except ValidationError as exc:
             raise CliError(_validation_line(args.file, exc)) from exc
         except ClientRefused as exc:

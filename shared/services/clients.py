@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from shared.domain.clients import ClientRecord
+from shared.domain.clients import ClientRecord, RegisteredCloud
 from shared.domain.odata import quote
+from shared.domain.tenant_cloud import is_fresh
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
     from shared.config import Settings
+
+
+log = logging.getLogger(__name__)
+
+# Records an import registers at once. Each looks its tenant's cloud up first, through the
+# registration resolver's connections (REGISTRATION_LOOKUP_CONNECTIONS): more at once would
+# only wait in front of them, and a lookup that waits past its timeout there counts as failed.
+IMPORT_CONCURRENCY = 12
+# Consecutive failed lookups after which a registration stops asking: with the login host
+# unreachable every lookup waits out its timeout, which would hold an import of thousands
+# of clients for hours. Their checks look the cloud up instead.
+CLOUD_LOOKUP_FAILURES_BEFORE_STOP = 3
 
 
 class ClientNotFound(LookupError):
@@ -46,6 +61,44 @@ def admin_consent_link(settings: Settings, client_tenant_id: str) -> str:
         }
     )
     return f"{settings.authority_host}/{client_tenant_id}/v2.0/adminconsent?{query}"
+
+
+@dataclass
+class _RegistrationClouds:
+    """Each registered client's cloud, looked up now unless the record carries a fresh one
+    (an export re-imported); a failed lookup leaves what the record had, and the client's
+    first check looks it up."""
+
+    app: App
+    now: datetime
+    failures_in_a_row: int = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self.failures_in_a_row >= CLOUD_LOOKUP_FAILURES_BEFORE_STOP
+
+    async def cloud_of(
+        self, tenant_id: str, carried: RegisteredCloud | None
+    ) -> RegisteredCloud | None:
+        from shared.domain.tenant_cloud import KnownCloud
+        from shared.services.vendor_inputs import registration_resolver
+
+        if carried is not None and is_fresh(carried.known(), tenant_id, self.now):
+            return carried
+        if self.stopped:
+            return carried
+        name = await registration_resolver(self.app).cloud_of(tenant_id)
+        if name is None:
+            self.failures_in_a_row += 1
+            if self.stopped:
+                log.warning(
+                    "%d cloud lookups in a row failed; the rest of this registration's "
+                    "clients are looked up by their first check",
+                    self.failures_in_a_row,
+                )
+            return carried
+        self.failures_in_a_row = 0
+        return RegisteredCloud.of(KnownCloud(name, self.now))
 
 
 async def find_tenant_by_domain(app: App, domain: str) -> dict[str, Any]:
@@ -92,6 +145,9 @@ async def add_client_by_domain(
         consent=existing.consent if existing else ClientRecord.model_fields["consent"].default,
         routing=existing.routing if existing else ClientRecord.model_fields["routing"].default,
         added_at=existing.added_at if existing and existing.added_at else now,
+        cloud=await _RegistrationClouds(app, now).cloud_of(
+            tenant_id, existing.cloud if existing else None
+        ),
     )
     await registry.upsert(record)
     return record
@@ -101,19 +157,40 @@ async def import_clients(
     app: App,
     records: list[dict[str, Any]],
     progress: Callable[[int, int], None] | None = None,
+    *,
+    now: datetime,
 ) -> int:
     """Register every record, all or nothing: each is validated (and the vendor's own
-    tenant refused) before the first is written."""
+    tenant refused) before the first is written. Each client's cloud is looked up on the
+    way (``_RegistrationClouds``), a few clients at a time."""
     from shared.adapters.repositories import ClientRegistry
 
     parsed = [ClientRecord.model_validate(r) for r in records]
     for position, record in enumerate(parsed):
         refuse_vendor_tenant(app.settings, record.tenant_id, f"clients[{position}]")
     registry = ClientRegistry(app.tables)
-    for done, record in enumerate(parsed, start=1):
-        await registry.upsert(record)
-        if progress is not None:
-            progress(done, len(parsed))
+    clouds = _RegistrationClouds(app, now)
+    pending = iter(parsed)  # shared by the workers: each record is taken once
+    done = 0
+
+    async def register() -> None:
+        nonlocal done
+        for record in pending:
+            cloud = await clouds.cloud_of(record.tenant_id, record.cloud)
+            await registry.upsert(record.model_copy(update={"cloud": cloud}))
+            done += 1
+            if progress is not None:
+                progress(done, len(parsed))
+
+    workers = [asyncio.create_task(register()) for _ in range(IMPORT_CONCURRENCY)]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        # A failed write stops the import (as one at a time did), with its own error.
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
     return len(parsed)
 
 

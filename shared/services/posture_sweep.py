@@ -61,7 +61,7 @@ from shared.domain.signin_evidence import (
     counts_from_summary,
 )
 from shared.domain.sweep_batches import pack_checks
-from shared.domain.tenant_cloud import CLOUD_KEY, KnownCloud
+from shared.domain.tenant_cloud import CLOUD_KEY, KnownCloud, newest
 from shared.domain.token_errors import TokenFailureKind
 from shared.domain.vendor_alerts import per_client, period_key, vendor_identity_alert
 from shared.domain.vendor_checks import evaluate_vendor_side
@@ -133,8 +133,14 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
     vendor-wide findings are collected on the way and alerted once (issue 14.2).
     """
     settings = app.settings
-    clients = await ClientRegistry(app.tables).list()
-    evidence = await read_signin_evidence(app, now)  # never raises: evidence is a signal
+    # Independent reads, at once: no check starts before the partner list below is read
+    # to its end, so every round trip in front of it delays the whole sweep.
+    clients, evidence, vendor, inviter_roles = await asyncio.gather(
+        ClientRegistry(app.tables).list(),
+        read_signin_evidence(app, now),  # never raises: evidence is a signal
+        read_vendor_policies(app, now),
+        inviter_role_ids(app),
+    )
     counts = evidence.counts
     sweep_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     limiter = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
@@ -175,8 +181,7 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
         )
         return check_of(tenant_id, snapshot)
 
-    vendor = await read_vendor_policies(app, now)
-    tally = VendorWideTally(app, vendor, await inviter_role_ids(app))
+    tally = VendorWideTally(app, vendor, inviter_roles)
     complete = await stream_snapshots(app, vendor, clients, send, tally)
     registered = len(clients)
     del clients  # the records are not needed to send the checks (memory while sending)
@@ -227,6 +232,31 @@ class StateStep:
 
 
 @dataclass
+class MessageWrites:
+    """The alert states and registry records a sweep message's checks write, written
+    together once they are done.
+
+    Each of the two tables keeps every client in one partition, so a message's writes are
+    one entity group transaction per table instead of a round trip per client; the first
+    sweep after registering thousands of clients writes both for every client (its first
+    alert state, the consent it found). A write that fails there is made again alone
+    (``write_together``): a client whose alert state moved meanwhile is checked again, one
+    whose write fails otherwise is retried in a message of its own.
+    """
+
+    states: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
+    records: dict[str, ClientRecord] = field(default_factory=dict)
+
+    async def flush(self, app: App) -> dict[str, Exception]:
+        """The tenants whose write failed, with the error."""
+        states, records = await asyncio.gather(
+            alert_state_store(app.tables).put_many(self.states),
+            ClientRegistry(app.tables).upsert_many(list(self.records.values())),
+        )
+        return {**records, **states}  # an alert state's conflict decides what happens
+
+
+@dataclass
 class VendorSide:
     findings: list[Finding]
     signature: str
@@ -242,6 +272,7 @@ async def check_client(
     final_attempt: bool = False,
     generation: int | None = None,
     prefetched: Prefetched | None = None,
+    deferred: MessageWrites | None = None,
 ) -> CheckOutcome:
     """Evaluate one client, store the result, and enqueue alerts at state transitions.
 
@@ -253,6 +284,8 @@ async def check_client(
     ``generation`` is the vendor-policy generation when the caller already read it (once
     for a sweep message's clients), ``prefetched`` the client's record and alert state;
     otherwise the check reads them. A check again after a race reads them afresh.
+    ``deferred`` collects the alert state and registry writes of a sweep message's checks
+    (``MessageWrites``), which its caller then writes together.
     """
     for attempt in range(STATE_RACE_RETRIES + 1):
         try:
@@ -263,6 +296,7 @@ async def check_client(
                 final_attempt=final_attempt,
                 generation=generation,
                 prefetched=prefetched if attempt == 0 else None,
+                deferred=deferred,
             )
         except EntityConflict:
             if attempt == STATE_RACE_RETRIES:
@@ -279,6 +313,7 @@ async def _check_once(
     final_attempt: bool,
     generation: int | None,
     prefetched: Prefetched | None,
+    deferred: MessageWrites | None,
 ) -> CheckOutcome:
     registry = ClientRegistry(app.tables)
     # The reads do not depend on each other: one round trip of latency instead of four.
@@ -296,7 +331,9 @@ async def _check_once(
     vendor = await _vendor_side(
         app, client, message, now, step, generation, cloud, final_attempt=final_attempt
     )
-    await _store(app, registry, client, message, now, read, result, step, vendor, cloud)
+    await _store(
+        app, registry, client, message, now, read, result, step, vendor, cloud, deferred
+    )
     alerts = [*step.alerts, *vendor.alerts]
     return CheckOutcome(client.tenant_id, result.verdict.value, [a.dedup_key for a in alerts])
 
@@ -324,11 +361,15 @@ async def _client_state_and_cloud(
     now: datetime,
 ) -> tuple[ClientRecord | None, tuple[Any, str | None], KnownCloud | None]:
     """The record and alert state, then (while the policy is read) the client's cloud: the
-    one its alert state remembers while fresh, otherwise looked up."""
+    newer of the one its alert state remembers and the one looked up at registration while
+    that is fresh, otherwise looked up now."""
     record, prior = await _client_and_state(app, registry, tenant_id, prefetched)
     if record is None:
         return record, prior, None
-    stored = KnownCloud.from_document(prior[0] if isinstance(prior[0], dict) else None)
+    stored = newest(
+        KnownCloud.from_document(prior[0] if isinstance(prior[0], dict) else None),
+        record.cloud.known() if record.cloud is not None else None,
+    )
     return record, prior, await client_cloud(app, tenant_id, stored, now)
 
 
@@ -377,45 +418,86 @@ async def check_queued(
 
 
 async def check_batch(app: App, batch: CheckClientBatch, now: datetime) -> list[CheckOutcome]:
-    """Every client of a sweep message; one whose check fails is re-enqueued on its own.
-
-    The re-enqueued ``CheckClient`` then has the host's retries and poison handling like
-    any message, so one failing client neither holds back nor repeats the others. Only
-    when that send fails does the batch message fail (the host retries it; checks that
-    had finished repeat harmlessly: same alert keys, ETag-guarded state).
-    """
+    """Every client of a sweep message; one whose check fails is re-enqueued on its own
+    (``_check_or_retry_alone``). Only when that send fails does the batch message fail
+    (the host retries it; checks that had finished repeat harmlessly: same alert keys,
+    ETag-guarded state). The checks' alert states and consents are written together at
+    the end (``MessageWrites``)."""
     gate = _check_gate(app)
     # One read of the generation, one of the records and one of the alert states for all
-    # of the message's clients.
+    # of the message's clients; their alert states and consents are written together.
     generation, prefetched = await asyncio.gather(
         current_generation(app), _prefetch(app, batch)
     )
+    writes = MessageWrites()
 
     async def one(message: CheckClient) -> CheckOutcome:
-        async with gate:
-            try:
-                return await check_client(
-                    app,
-                    message,
-                    now,
-                    generation=generation,
-                    prefetched=prefetched.get(message.tenant_id),
-                )
-            except Exception as exc:  # every failure is retried alone, whatever it is
-                log.warning(
-                    "client %s: check failed inside a sweep message (%s: %s); retried alone",
-                    message.tenant_id,
-                    type(exc).__name__,
-                    exc,
-                )
-        await app.queues.send(QUEUE_CHECK_CLIENT, message)
-        return CheckOutcome(message.tenant_id, "", skipped="failed; re-enqueued on its own")
+        return await _check_or_retry_alone(
+            app,
+            gate,
+            message,
+            now,
+            generation=generation,
+            prefetched=prefetched.get(message.tenant_id),
+            deferred=writes,
+        )
 
     results = await asyncio.gather(*(one(m) for m in batch.checks), return_exceptions=True)
+    failed = await writes.flush(app)  # also when a check failed: what the others did stays
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return [r for r in results if isinstance(r, CheckOutcome)]
+    outcomes = [r for r in results if isinstance(r, CheckOutcome)]
+    retried = {o.tenant_id for o in outcomes if o.skipped}  # re-enqueued already
+    failed = {t: e for t, e in failed.items() if t not in retried}
+    if not failed:
+        return outcomes
+    by_tenant = {m.tenant_id: m for m in batch.checks}
+
+    async def again(tenant_id: str, error: Exception) -> CheckOutcome:
+        message = by_tenant[tenant_id]
+        if isinstance(error, EntityConflict):
+            log.info("client %s: alert state moved concurrently; checking again", tenant_id)
+            return await _check_or_retry_alone(app, gate, message, now, generation=generation)
+        log.warning(
+            "client %s: its check's writes failed (%s: %s); retried alone",
+            tenant_id,
+            type(error).__name__,
+            error,
+        )
+        await app.queues.send(QUEUE_CHECK_CLIENT, message)
+        return CheckOutcome(tenant_id, "", skipped="failed; re-enqueued on its own")
+
+    redone = dict(
+        zip(failed, await asyncio.gather(*(again(t, e) for t, e in failed.items())), strict=True)
+    )
+    return [redone.get(o.tenant_id, o) for o in outcomes]
+
+
+async def _check_or_retry_alone(
+    app: App,
+    gate: asyncio.Semaphore,
+    message: CheckClient,
+    now: datetime,
+    **check: Any,
+) -> CheckOutcome:
+    """A check of a sweep message's client; one that fails is re-enqueued on its own.
+
+    The re-enqueued ``CheckClient`` then has the host's retries and poison handling like
+    any message, so one failing client neither holds back nor repeats the others.
+    """
+    async with gate:
+        try:
+            return await check_client(app, message, now, **check)
+        except Exception as exc:  # every failure is retried alone, whatever it is
+            log.warning(
+                "client %s: check failed inside a sweep message (%s: %s); retried alone",
+                message.tenant_id,
+                type(exc).__name__,
+                exc,
+            )
+    await app.queues.send(QUEUE_CHECK_CLIENT, message)
+    return CheckOutcome(message.tenant_id, "", skipped="failed; re-enqueued on its own")
 
 
 async def _read_client_policy(app: App, tenant_id: str) -> PolicyPair | GraphError:
@@ -703,8 +785,10 @@ async def _store(
     step: StateStep,
     vendor: VendorSide,
     cloud: KnownCloud | None,
+    deferred: MessageWrites | None,
 ) -> None:
-    """Alerts first, then recovery work, then the posture row and the alert state."""
+    """Alerts first, then recovery work, then the posture row, the alert state and the
+    consent found (the last two left to ``deferred`` when given)."""
     for once in read.once_alerts:
         await send_once(app, once)
     await asyncio.gather(
@@ -741,11 +825,23 @@ async def _store(
     # A client with an alert state has been checked before, so its posture row exists.
     posture = PostureStore(app.tables)
     writes = [posture.save(client.tenant_id, now, record, exists=step.etag is not None)]
-    if step.etag is None or state_document_changed(step.stored, document):
-        writes.append(store.put(client.tenant_id, document, step.etag))
+    state_due = step.etag is None or state_document_changed(step.stored, document)
+    consented = (
+        client.model_copy(update={"consent": read.consent})
+        if read.consent is not client.consent
+        else None
+    )
+    if deferred is not None:
+        if state_due:
+            deferred.states[client.tenant_id] = (document, step.etag)
+        if consented is not None:
+            deferred.records[client.tenant_id] = consented
+    else:
+        if state_due:
+            writes.append(store.put(client.tenant_id, document, step.etag))
+        if consented is not None:
+            writes.append(registry.upsert(consented))
     await asyncio.gather(*writes)
-    if read.consent is not client.consent:
-        await registry.upsert(client.model_copy(update={"consent": read.consent}))
 
 
 async def _reset_stranded_guests(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from shared.adapters.graph import GraphError
 from shared.adapters.policy_reader import read_authorization_policy
 from shared.adapters.vendor_directory import (
+    REGISTRATION_LOOKUP_CONNECTIONS,
     TenantCloudResolver,
     read_allowed_cloud_endpoints,
     read_b2b_management_policies,
@@ -126,6 +127,19 @@ def _resolver(app: App) -> TenantCloudResolver:
     if resolver is None:
         resolver = app.extras["tenant_clouds"] = TenantCloudResolver(
             app.settings.authority_host, app.settings.tls_ca_file
+        )
+    return resolver
+
+
+def registration_resolver(app: App) -> TenantCloudResolver:
+    """The OpenID resolver of ``clients add`` / ``clients import`` (the operator's process:
+    more connections than a Functions host keeps, see ``REGISTRATION_LOOKUP_CONNECTIONS``)."""
+    resolver = app.extras.get("registration_clouds")
+    if resolver is None:
+        resolver = app.extras["registration_clouds"] = TenantCloudResolver(
+            app.settings.authority_host,
+            app.settings.tls_ca_file,
+            connections=REGISTRATION_LOOKUP_CONNECTIONS,
         )
     return resolver
 

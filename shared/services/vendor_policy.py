@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -179,8 +180,9 @@ async def read_vendor_policies(app: App, now: datetime) -> VendorRead:
     generation = await current_generation(app)
     graph = app.graph.vendor()
     try:
-        default = await read_default(graph)
-        authorization = await read_authorization_policy(graph)
+        default, authorization = await asyncio.gather(
+            read_default(graph), read_authorization_policy(graph)
+        )
     except GraphError as exc:
         log.warning("vendor policies not read for the sweep (checks read them): %s", exc)
         return VendorRead(generation, now, None, None, problem=str(exc))

@@ -196,3 +196,132 @@ def test_clients_a_cut_short_range_read_does_not_vouch_for_are_read_alone(
     # was read on its own, Contoso's came with the range.
     assert reads[f"range:{TABLE_CLIENTS}"] == 1
     assert reads[f"get:{TABLE_CLIENTS}"] == 1, reads
+
+
+def _count_writes(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Spy on the storage adapter's writes (ours, not the SDK's): kind and table per call,
+    and the entities of each transaction."""
+    from shared.adapters.storage import StorageTables
+
+    writes: Counter[str] = Counter()
+    originals = {n: getattr(StorageTables, n) for n in ("insert", "upsert", "replace_if_match")}
+    together = StorageTables.write_together
+
+    def counted(name: str) -> Any:
+        async def call(self: Any, table: str, *args: Any, **kwargs: Any) -> Any:
+            writes[f"{name}:{table}"] += 1
+            return await originals[name](self, table, *args, **kwargs)
+
+        return call
+
+    async def counted_together(self: Any, table: str, operations: Any) -> Any:
+        writes[f"together:{table}"] += 1
+        writes[f"together-entities:{table}"] += len(operations)
+        return await together(self, table, operations)
+
+    for name in originals:
+        monkeypatch.setattr(StorageTables, name, counted(name))
+    monkeypatch.setattr(StorageTables, "write_together", counted_together)
+    return writes
+
+
+def _states_and_consents() -> tuple[dict[str, Any], dict[str, str]]:
+    from shared.adapters.repositories import ClientRegistry, alert_state_store
+    from shared.bootstrap import build_app
+    from shared.config import load_settings
+
+    async def read() -> tuple[dict[str, Any], dict[str, str]]:
+        app = build_app(load_settings())
+        try:
+            states, _ = await alert_state_store(app.tables).between("0", "g", 100)
+            records = await ClientRegistry(app.tables).list()
+            return states, {r.tenant_id: r.consent.value for r in records}
+        finally:
+            await app.close()
+
+    return asyncio.run(read())
+
+
+def test_a_sweep_messages_first_alert_states_and_consents_are_written_together(
+    app_env, demo_sim, monkeypatch
+):
+    from shared.config import TABLE_ALERT_STATE, TABLE_CLIENTS
+
+    writes = _count_writes(monkeypatch)
+    out = asyncio.run(_drain())  # the first sweep: every alert state created, consent found
+    assert out["stats"].processed == 1 and out["stats"].failed_attempts == 0
+    clients = set(out["postures"])
+    assert len(clients) == 5
+    # One transaction per table for the message's five clients, no write of its own.
+    assert writes[f"together:{TABLE_ALERT_STATE}"] == 1
+    assert writes[f"together-entities:{TABLE_ALERT_STATE}"] == 5
+    assert writes[f"together:{TABLE_CLIENTS}"] == 1
+    assert writes[f"together-entities:{TABLE_CLIENTS}"] == 5  # unknown -> granted / missing
+    assert writes[f"insert:{TABLE_ALERT_STATE}"] == 0
+    assert writes[f"upsert:{TABLE_CLIENTS}"] == 5, writes  # the test's own registration only
+    states, consents = _states_and_consents()
+    assert set(states) == clients and all("client" in s[0] for s in states.values())
+    assert {consents[t] for t in CONSENTED} == {"granted"}
+    assert "unknown" not in consents.values(), consents
+
+    writes.clear()
+    asyncio.run(_drain())  # a steady sweep: nothing of either changed, nothing written
+    # (The helper registers the clients afresh, consent unknown, so consents are found again.)
+    assert writes[f"together:{TABLE_ALERT_STATE}"] == 0
+    assert writes[f"insert:{TABLE_ALERT_STATE}"] == 0
+    assert writes[f"replace_if_match:{TABLE_ALERT_STATE}"] == 0, writes
+
+
+def test_a_client_whose_state_moved_before_the_write_is_checked_again_the_rest_kept(
+    app_env, demo_sim, monkeypatch
+):
+    """Another check of Contoso (a repeated message on another instance) writes its
+    alert state between this message's reads and its writes: the transaction fails, the
+    others' states are written one by one, Contoso's check runs again over the new state."""
+    from shared.adapters.repositories import alert_state_store
+    from shared.services import posture_sweep
+
+    flush = posture_sweep.MessageWrites.flush
+    rechecked: list[str] = []
+    check_client = posture_sweep.check_client
+
+    async def concurrent_write_first(self: Any, app: Any) -> Any:
+        # What the other check wrote: the same first state, with a mark of its own.
+        elsewhere = {**self.states[CONTOSO][0], "written_elsewhere": True}
+        await alert_state_store(app.tables).put(CONTOSO, elsewhere, None)
+        return await flush(self, app)
+
+    async def spy_check(app: Any, message: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("deferred") is None:
+            rechecked.append(message.tenant_id)
+        return await check_client(app, message, *args, **kwargs)
+
+    monkeypatch.setattr(posture_sweep.MessageWrites, "flush", concurrent_write_first)
+    monkeypatch.setattr(posture_sweep, "check_client", spy_check)
+    out = asyncio.run(_drain(batch_of=CONSENTED))
+    assert out["stats"].processed == 1 and out["stats"].failed_attempts == 0
+    assert out["stats"].poisoned == 0
+    assert rechecked == [CONTOSO]
+    states, consents = _states_and_consents()
+    assert set(states) == set(CONSENTED)
+    assert all("client" in states[t][0] for t in CONSENTED)
+    assert {consents[t] for t in CONSENTED} == {"granted"}
+    for tenant in CONSENTED:
+        assert out["postures"][tenant]["sweepId"] == "hand-made"
+
+
+def test_a_client_whose_write_fails_otherwise_is_retried_alone(app_env, demo_sim, monkeypatch):
+    from shared.adapters.repositories import ClientRegistry
+
+    upsert_many = ClientRegistry.upsert_many
+
+    async def fabrikam_fails(self: Any, records: Any) -> dict[str, Exception]:
+        failures = await upsert_many(self, [r for r in records if r.tenant_id != FABRIKAM])
+        return {**failures, FABRIKAM: RuntimeError("storage refused the write")}
+
+    monkeypatch.setattr(ClientRegistry, "upsert_many", fabrikam_fails)
+    out = asyncio.run(_drain(batch_of=CONSENTED))
+    # The message, then Fabrikam's own (whose single check writes its consent itself).
+    assert out["stats"].processed == 2 and out["stats"].failed_attempts == 0, out["stats"]
+    _, consents = _states_and_consents()
+    assert {consents[t] for t in CONSENTED} == {"granted"}

@@ -35,6 +35,8 @@ def test_clients_add_resolves_the_tenant_by_domain_and_prints_the_consent_link(a
     assert record["tenantId"] == CONTOSO  # camelCase, like the API (#14.6)
     assert record["name"] == "Contoso Markets"
     assert "contoso-markets.com" in record["domains"]
+    # Its Microsoft cloud, looked up on the way (the first sweep need not).
+    assert record["cloud"]["name"] == "microsoftonline.com"
     link = record["adminConsentLink"]
     assert link.startswith(f"{app_env['XTAP_AUTHORITY_HOST']}/{CONTOSO}/v2.0/adminconsent?")
     assert f"client_id={READER_APP}" in link

@@ -30,13 +30,24 @@ class Tables:
         self.rows.append(str(entity["RowKey"]))
 
 
+class Clouds:
+    """Stands in for the OpenID resolver the import looks each client's cloud up with."""
+
+    async def cloud_of(self, tenant_id: str) -> str:
+        return "microsoftonline.com"
+
+
 def test_progress_counts_clients_without_repeating_the_total(tmp_path, monkeypatch, capsys):
     # import_clients reports (done, total); the CLI once handed that straight to
     # Progress.update(done, note), so each line read "imported: 1/2 (2)".
     source = tmp_path / "clients.json"
     source.write_text(json.dumps({"clients": CLIENTS}))
     tables = Tables()
-    app = SimpleNamespace(settings=SimpleNamespace(vendor_tenant_id=VENDOR), tables=tables)
+    app = SimpleNamespace(
+        settings=SimpleNamespace(vendor_tenant_id=VENDOR),
+        tables=tables,
+        extras={"registration_clouds": Clouds()},
+    )
     monkeypatch.setattr(
         "shared.entrypoints.cli_clients.run_with_app",
         lambda use, **needs: asyncio.run(use(app)),
@@ -46,7 +57,7 @@ def test_progress_counts_clients_without_repeating_the_total(tmp_path, monkeypat
 
     assert main(["clients", "import", str(source)]) == 0
 
-    assert tables.rows == [c["tenantId"] for c in CLIENTS]
+    assert sorted(tables.rows) == [c["tenantId"] for c in CLIENTS]
     lines = [line for line in terminal.getvalue().split("\r\x1b[2K") if line.strip()]
     assert [line.strip() for line in lines] == ["imported: 1/2", "imported: 2/2"]
     assert json.loads(capsys.readouterr().out) == {"imported": 2}

@@ -84,3 +84,83 @@ def test_without_a_cache_every_call_goes_to_the_inner_credential():
     _token(credential)
     _token(credential)
     assert len(inner.calls) == 2
+
+
+class SlowCredential(CountingCredential):
+    """Answers once released, or fails with ``error``: what several callers see meanwhile."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.error = error
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.calls.append(kwargs)
+        await self.release.wait()
+        if self.error is not None:
+            raise self.error
+        return AccessToken(f"token-{len(self.calls)}", int(time.time() + self.lifetime_s))
+
+
+def test_callers_at_once_share_one_request_for_the_same_token():
+    """The sweep's fan-out reads the vendor's policies at once: one token request."""
+
+    async def run() -> tuple[list[str], int]:
+        inner = SlowCredential()
+        credential = ClassifiedCredential(inner, TENANT)  # the vendor's: no shared cache
+        callers = [asyncio.create_task(credential.get_token(SCOPE)) for _ in range(5)]
+        await asyncio.sleep(0)
+        inner.release.set()
+        return [t.token for t in await asyncio.gather(*callers)], len(inner.calls)
+
+    tokens, calls = asyncio.run(run())
+    assert tokens == ["token-1"] * 5 and calls == 1
+
+
+def test_a_shared_request_that_fails_fails_every_caller_and_the_next_asks_again():
+    async def run() -> tuple[list[BaseException | AccessToken], int, str]:
+        inner = SlowCredential(error=RuntimeError("login host down"))
+        credential = ClassifiedCredential(inner, TENANT)
+        callers = [asyncio.create_task(credential.get_token(SCOPE)) for _ in range(3)]
+        await asyncio.sleep(0)
+        inner.release.set()
+        outcomes = await asyncio.gather(*callers, return_exceptions=True)
+        inner.error = None
+        later = await credential.get_token(SCOPE)
+        return outcomes, len(inner.calls), later.token
+
+    outcomes, calls, later = asyncio.run(run())
+    assert all(isinstance(o, RuntimeError) for o in outcomes), outcomes
+    assert calls == 2 and later == "token-2"
+
+
+def test_when_the_caller_asking_is_cancelled_a_waiting_one_asks_itself():
+    async def run() -> tuple[str, int]:
+        inner = SlowCredential()
+        credential = ClassifiedCredential(inner, TENANT)
+        asking = asyncio.create_task(credential.get_token(SCOPE))
+        await asyncio.sleep(0)
+        waiting = asyncio.create_task(credential.get_token(SCOPE))
+        await asyncio.sleep(0)
+        asking.cancel()
+        await asyncio.sleep(0)
+        inner.release.set()
+        token = await waiting
+        return token.token, len(inner.calls)
+
+    token, calls = asyncio.run(run())
+    assert token == "token-2" and calls == 2
+
+
+def test_different_tenants_are_not_shared():
+    async def run() -> int:
+        inner = SlowCredential()
+        first = ClassifiedCredential(inner, TENANT)
+        second = ClassifiedCredential(inner, OTHER)
+        callers = [asyncio.create_task(c.get_token(SCOPE)) for c in (first, second)]
+        await asyncio.sleep(0)
+        inner.release.set()
+        await asyncio.gather(*callers)
+        return len(inner.calls)
+
+    assert asyncio.run(run()) == 2
