@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from shared.domain.clients import ClientRecord, RegisteredCloud
 from shared.domain.odata import quote
-from shared.domain.tenant_cloud import is_fresh
+from shared.domain.tenant_cloud import KnownCloud, is_fresh
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -80,7 +80,6 @@ class _RegistrationClouds:
     async def cloud_of(
         self, tenant_id: str, carried: RegisteredCloud | None
     ) -> RegisteredCloud | None:
-        from shared.domain.tenant_cloud import KnownCloud
         from shared.services.vendor_inputs import registration_resolver
 
         if carried is not None and is_fresh(carried.known(), tenant_id, self.now):
