@@ -547,7 +547,9 @@ def transaction_groups(
     groups: list[list[tuple[str, TableWrite]]] = []
     size = 0
     for keyed in writes:
-        entity_bytes = len(json.dumps(_clean(keyed[1].entity), default=str))
+        # An upper-bound estimate, not a second serialization of every entity (the
+        # documents are JSON text already): characters of the keys and values.
+        entity_bytes = sum(len(k) + len(str(v)) for k, v in keyed[1].entity.items())
         if (
             not groups
             or len(groups[-1]) >= TRANSACTION_ENTITIES
