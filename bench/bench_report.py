@@ -119,6 +119,7 @@ def _default_policy() -> Any:
 async def _seed(clients: int, connection_string: str) -> dict[str, Any]:
     from azure.data.tables.aio import TableServiceClient
 
+    from shared.adapters.repositories import PostureStore
     from shared.adapters.storage import dumps
     from shared.config import TABLE_ALERT_STATE, TABLE_CLIENTS, TABLE_POSTURE
     from shared.domain.client_state import next_state, observe
@@ -171,26 +172,17 @@ async def _seed(clients: int, connection_string: str) -> dict[str, Any]:
         await clients_table.submit_transaction([("upsert", registry_entity(i)) for i in batch])
         await state_table.submit_transaction([("upsert", state_entity(i)) for i in batch])
 
-    limiter = asyncio.Semaphore(64)
-
-    async def posture(i: int) -> int:
-        record = variants[i % len(variants)] | {
-            "clientName": f"Client {i:05d} Holdings",
-            "clientTenantId": _tenant(i),
-        }
-        text = dumps(record)
-        entity = {
-            "PartitionKey": _tenant(i),
-            "RowKey": "latest",
-            "Verdict": record["verdict"],
-            "CheckedAt": now,
-            "Result": text,
-        }
-        async with limiter:
-            await posture_table.upsert_entity(entity)
-        return len(text)
-
-    sizes = await asyncio.gather(*(posture(i) for i in range(clients)))
+    sizes = []
+    for start in range(0, clients, 100):
+        postures = []
+        for i in range(start, min(start + 100, clients)):
+            record = variants[i % len(variants)] | {
+                "clientName": f"Client {i:05d} Holdings",
+                "clientTenantId": _tenant(i),
+            }
+            sizes.append(len(dumps(record)))
+            postures.append(("upsert", PostureStore.entity(_tenant(i), now, record)))
+        await posture_table.submit_transaction(postures)
     for client in (clients_table, posture_table, state_table):
         await client.close()
     await service.close()

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.adapters.repositories import CLIENT_PARTITION
+from shared.adapters.repositories import CLIENT_PARTITION, PostureStore
 from shared.adapters.storage import StorageTables
-from shared.config import TABLE_ALERT_STATE, TABLE_CLIENTS, TABLE_POSTURE
+from shared.config import TABLE_ALERT_STATE, TABLE_CLIENTS
 from shared.domain.clients import ClientRecord
 
 log = logging.getLogger(__name__)
@@ -67,25 +67,16 @@ class PortfolioSource:
     async def postures(
         self,
     ) -> AsyncIterator[list[tuple[str, datetime | None, dict[str, Any]]]]:
-        pages = self._tables.pages(
-            TABLE_POSTURE,
-            "RowKey eq @r",
-            {"r": "latest"},
-            select=["PartitionKey", "CheckedAt", "Result"],
-            page_size=self._page_size,
-        )
-        async for page in pages:
+        async for page in PostureStore(self._tables).rows(
+            ["CheckedAt", "Result"], page_size=self._page_size
+        ):
             out = []
             for e in page:
-                result = _loads(e.get("Result"), e.get("PartitionKey"))
+                result = _loads(e.get("Result"), e["Tenant"])
                 if isinstance(result, dict):
                     checked = e.get("CheckedAt")
                     out.append(
-                        (
-                            str(e["PartitionKey"]).lower(),
-                            checked if isinstance(checked, datetime) else None,
-                            result,
-                        )
+                        (e["Tenant"], checked if isinstance(checked, datetime) else None, result)
                     )
             yield out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,10 @@ from shared.config import (
 from shared.domain.clients import ClientRecord
 
 CLIENT_PARTITION = "client"
+# The posture table's layout before its rows moved into one partition: PartitionKey the
+# tenant, RowKey this, in every row. Read for a client not checked since; purged later.
+LEGACY_ROW = "latest"
+LEGACY_POSTURE_FILTER = "RowKey eq 'latest'"
 log = logging.getLogger(__name__)
 
 
@@ -130,48 +134,96 @@ class ClientRegistry:
 
 
 class PostureStore:
-    """The latest evaluated posture per client (what the API and the CLI show)."""
+    """The latest evaluated posture per client (what the API and the CLI show).
+
+    Rows live in one partition, keyed by tenant ID (``client``/<tenant>), so a sweep
+    message's postures are one entity group transaction (``save_many``) and each row is
+    found by its own RowKey. Earlier versions kept one partition per tenant with the RowKey
+    ``latest`` in every row (:data:`LEGACY_ROW`); such a row is still read, for a client
+    not checked since the upgrade, until retention purges it (``LEGACY_POSTURE_FILTER``).
+    """
 
     def __init__(self, tables: StorageTables) -> None:
         self._tables = tables
 
-    async def save(
-        self,
-        tenant_id: str,
-        checked_at: datetime,
-        result: dict[str, Any],
-        *,
-        exists: bool = False,
-    ) -> None:
-        """Write the client's latest posture; ``exists``: the row is known to be there.
-
-        A known row is replaced rather than upserted: the same single round trip on Azure
-        Storage, while the storage emulator's upsert looks the row up twice in a scan
-        that grows with the table (Azurite's LokiJS index on RowKey, "latest" in every
-        row): 42% of its CPU in a profiled 3,000-client sweep, halved this way.
-        """
-        entity = {
-            "PartitionKey": tenant_id.lower(),
-            "RowKey": "latest",
+    @staticmethod
+    def entity(tenant_id: str, checked_at: datetime, result: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "PartitionKey": CLIENT_PARTITION,
+            "RowKey": tenant_id.lower(),
             "Verdict": str(result.get("verdict", "")),
             "CheckedAt": checked_at,
             "Result": dumps(result),
         }
-        if exists and await self._tables.replace(TABLE_POSTURE, entity):
-            return
-        await self._tables.upsert(TABLE_POSTURE, entity)
+
+    async def save(self, tenant_id: str, checked_at: datetime, result: dict[str, Any]) -> None:
+        await self._tables.upsert(TABLE_POSTURE, self.entity(tenant_id, checked_at, result))
+
+    async def save_many(
+        self, postures: Mapping[str, tuple[datetime, dict[str, Any]]]
+    ) -> dict[str, Exception]:
+        """``save`` of each ``tenant: (checked_at, result)`` in as few round trips as
+        transactions allow; the tenants whose write failed, with the error."""
+
+        async def one(tenant_id: str) -> None:
+            await self.save(tenant_id, *postures[tenant_id])
+
+        writes = [
+            (tenant, TableWrite("upsert", self.entity(tenant, checked_at, result)))
+            for tenant, (checked_at, result) in postures.items()
+        ]
+        return await write_together(self._tables, TABLE_POSTURE, writes, one)
 
     async def get(self, tenant_id: str) -> dict[str, Any] | None:
-        entity = await self._tables.get(TABLE_POSTURE, tenant_id.lower(), "latest")
+        tenant = tenant_id.lower()
+        entity = await self._tables.get(TABLE_POSTURE, CLIENT_PARTITION, tenant)
+        if not entity:
+            entity = await self._tables.get(TABLE_POSTURE, tenant, LEGACY_ROW)
         if not entity:
             return None
         result: dict[str, Any] = json.loads(entity["Result"])
         result["checkedAt"] = entity["CheckedAt"].isoformat()
         return result
 
+    async def rows(
+        self, select: Sequence[str], page_size: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every client's latest posture row, page by page: ``Tenant`` (lower case) and the
+        ``select``ed properties. A legacy row counts only for a tenant without a new one."""
+        wanted = sorted({"RowKey", "PartitionKey", *select})
+        seen: set[str] = set()
+        async for page in self._tables.pages(
+            TABLE_POSTURE, "PartitionKey eq @p", {"p": CLIENT_PARTITION}, wanted, page_size
+        ):
+            out = [row | {"Tenant": str(row["RowKey"]).lower()} for row in page]
+            seen.update(row["Tenant"] for row in out)
+            yield out
+        async for page in self._tables.pages(
+            TABLE_POSTURE, LEGACY_POSTURE_FILTER, None, wanted, page_size
+        ):
+            legacy = [
+                row | {"Tenant": tenant}
+                for row in page
+                if (tenant := str(row["PartitionKey"]).lower()) not in seen
+                and tenant != CLIENT_PARTITION
+            ]
+            if legacy:
+                yield legacy
+
     async def list(self) -> list[dict[str, Any]]:
-        rows = await self._tables.query(TABLE_POSTURE, "RowKey eq 'latest'")
-        return [json.loads(r["Result"]) | {"tenantId": r["PartitionKey"]} for r in rows]
+        return [
+            json.loads(r["Result"]) | {"tenantId": r["Tenant"]}
+            async for page in self.rows(["Result"])
+            for r in page
+        ]
+
+    async def delete(self, tenant_id: str) -> None:
+        """The client's row, and its legacy row if one is left (deleting none is fine)."""
+        tenant = tenant_id.lower()
+        await asyncio.gather(
+            self._tables.delete(TABLE_POSTURE, CLIENT_PARTITION, tenant),
+            self._tables.delete(TABLE_POSTURE, tenant, LEGACY_ROW),
+        )
 
 
 class JsonStateStore:

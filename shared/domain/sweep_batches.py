@@ -10,6 +10,7 @@ part fits; a single check is sent as a plain ``CheckClient`` (what older consume
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 from shared.domain.messages import (
     MAX_CHECKS_PER_MESSAGE,
@@ -17,6 +18,8 @@ from shared.domain.messages import (
     CheckClient,
     CheckClientBatch,
 )
+
+T = TypeVar("T")
 
 
 def pack_checks(
@@ -47,3 +50,50 @@ def _fit(group: list[CheckClient], limit_bytes: int) -> list[str]:
     half = len(group) // 2
     return _fit(group[:half], limit_bytes) + _fit(group[half:], limit_bytes)
 
+
+
+class MessageGroups(Generic[T]):
+    """A sweep's clients cut into messages of consecutive tenant IDs, each handed out as
+    soon as every one of its clients is decided.
+
+    Consecutive tenant IDs make each message one key range of the registry and of the alert
+    states (its check reads both in one go). The fan-out decides a client when the vendor's
+    partner list shows its entry, or, for a client without one, after the list's last page:
+    a message goes out when its last client is decided, so checks run while the list is
+    still being paged. How early depends on the order Graph lists partners in, which is
+    undocumented: in tenant-ID order the messages go out page by page, in any other order
+    later, never wrong.
+    """
+
+    def __init__(self, tenant_ids: Sequence[str], per_message: int) -> None:
+        if per_message < 1:
+            raise ValueError(f"per_message must be at least 1, got {per_message}")
+        ordered = sorted(set(tenant_ids))
+        self._group_of = {tenant: index // per_message for index, tenant in enumerate(ordered)}
+        sizes = [per_message] * (len(ordered) // per_message)
+        if len(ordered) % per_message:
+            sizes.append(len(ordered) % per_message)
+        self._waiting = sizes
+        self._decided: list[dict[str, T]] = [{} for _ in sizes]
+
+    @property
+    def undecided(self) -> int:
+        """Clients not decided yet."""
+        return sum(self._waiting)
+
+    def decide(self, tenant_id: str, item: T) -> list[T] | None:
+        """Record ``item`` for ``tenant_id``; the message's items in tenant-ID order when
+        this was its last client, else None. A tenant decided twice, or not one of the
+        sweep's, is a programming error."""
+        group = self._group_of.get(tenant_id)
+        if group is None:
+            raise ValueError(f"tenant {tenant_id} is not one of this sweep's clients")
+        decided = self._decided[group]
+        if tenant_id in decided:
+            raise ValueError(f"tenant {tenant_id} was decided twice")
+        decided[tenant_id] = item
+        self._waiting[group] -= 1
+        if self._waiting[group]:
+            return None
+        self._decided[group] = {}  # handed out: not kept for the rest of the sweep
+        return [decided[tenant] for tenant in sorted(decided)]

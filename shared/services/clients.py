@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -267,21 +268,17 @@ async def remove_client(app: App, tenant_id: str) -> ClientRecord:
     (registering it again starts afresh). Jobs and delivery ledgers age out as usual."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    from shared.adapters.repositories import ClientRegistry
-    from shared.config import TABLE_ALERT_STATE, TABLE_POSTURE
+    from shared.adapters.repositories import ClientRegistry, PostureStore
+    from shared.config import TABLE_ALERT_STATE
 
     registry = ClientRegistry(app.tables)
     record = await registry.get(tenant_id)
     if record is None:
         raise ClientNotFound(f"client {tenant_id} is not registered")
-    for table, partition, row in (
-        (TABLE_POSTURE, record.tenant_id, "latest"),
-        (TABLE_ALERT_STATE, "client", record.tenant_id),
-    ):
-        try:
-            await app.tables.delete(table, partition, row)
-        except ResourceNotFoundError:
-            pass
+    with suppress(ResourceNotFoundError):
+        await PostureStore(app.tables).delete(record.tenant_id)
+    with suppress(ResourceNotFoundError):
+        await app.tables.delete(TABLE_ALERT_STATE, "client", record.tenant_id)
     await registry.delete(record.tenant_id)
     return record
 

@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.activity_log import KEEP, ActivityLog
-from shared.adapters.repositories import cursor_store
+from shared.adapters.repositories import PostureStore, cursor_store
 from shared.config import (
     QUEUE_ALERTS,
     TABLE_ALERT_STATE,
     TABLE_CLIENTS,
     TABLE_DELIVERIES,
-    TABLE_POSTURE,
 )
 from shared.domain.heartbeat import (
     WINDOW,
@@ -66,14 +65,9 @@ async def _clients(app: App) -> dict[str, str]:
 async def _postures(app: App) -> tuple[dict[str, str], dict[str, datetime | None]]:
     verdicts: dict[str, str] = {}
     checked: dict[str, datetime | None] = {}
-    async for page in app.tables.pages(
-        TABLE_POSTURE,
-        "RowKey eq @r",
-        {"r": "latest"},
-        select=["PartitionKey", "Verdict", "CheckedAt"],
-    ):
+    async for page in PostureStore(app.tables).rows(["Verdict", "CheckedAt"]):
         for row in page:
-            tenant = str(row["PartitionKey"]).lower()
+            tenant = row["Tenant"]
             verdicts[tenant] = str(row.get("Verdict") or "UNKNOWN")
             checked[tenant] = parse_time(row.get("CheckedAt"))
     return verdicts, checked

@@ -60,7 +60,7 @@ from shared.domain.signin_evidence import (
     combine,
     counts_from_summary,
 )
-from shared.domain.sweep_batches import pack_checks
+from shared.domain.sweep_batches import MessageGroups, pack_checks
 from shared.domain.tenant_cloud import CLOUD_KEY, KnownCloud, newest
 from shared.domain.token_errors import TokenFailureKind
 from shared.domain.vendor_alerts import per_client, period_key, vendor_identity_alert
@@ -97,6 +97,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENQUEUE_CONCURRENCY = 32
+
+# A client's share of the vendor side until its message goes out: tenant ID, its partner
+# entry as JSON text (small in memory), whether the entry is known, whether the vendor's
+# policies were read at all.
+Share = tuple[str, str | None, bool, bool]
 STATE_RACE_RETRIES = 2
 
 
@@ -156,23 +161,50 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
             vendor=vendor,
         )
 
-    async def enqueue(text: str) -> None:
-        async with limiter:
-            await app.queues.send(QUEUE_CHECK_CLIENT, text)
+    # Every client's share of the vendor side, kept small (its partner entry as JSON text)
+    # until its message goes out: a message is a run of consecutive tenant IDs (one key
+    # range of the registry and of the alert states, which its check reads in one go) and
+    # goes out as soon as each of its clients' share is known, while the partner list is
+    # still being paged, instead of after its last page.
+    groups: MessageGroups[Share] = MessageGroups(
+        [c.tenant_id for c in clients], settings.checks_per_message
+    )
+    sending: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
 
-    # Every client's share of the vendor side until all are known, kept small (its partner
-    # entry as JSON text): the messages go out in tenant-ID order, after the whole list.
-    shares: list[tuple[str, str | None, bool, bool]] = []
+    async def enqueue(texts: list[str]) -> None:
+        async with limiter:
+            for text in texts:
+                await app.queues.send(QUEUE_CHECK_CLIENT, text)
+
+    def sent(task: asyncio.Task[None]) -> None:
+        sending.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            failures.append(error)
+
+    async def ship(shares: list[Share]) -> None:
+        if failures:
+            raise failures[0]
+        while len(sending) >= 2 * ENQUEUE_CONCURRENCY:  # bounded: messages in memory
+            await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+        texts = pack_checks([check_for(share) for share in shares], settings.checks_per_message)
+        task = asyncio.create_task(enqueue(texts))
+        sending.add(task)
+        task.add_done_callback(sent)
 
     async def send(batch: list[tuple[ClientRecord, VendorSnapshot | None]]) -> None:
         for client, snapshot in batch:
             if snapshot is None:
-                shares.append((client.tenant_id, None, False, False))
+                share: Share = (client.tenant_id, None, False, False)
             else:
                 partner = None if snapshot.partner is None else json.dumps(snapshot.partner)
-                shares.append((client.tenant_id, partner, snapshot.partner_known, True))
+                share = (client.tenant_id, partner, snapshot.partner_known, True)
+            ready = groups.decide(client.tenant_id, share)
+            if ready is not None:
+                await ship(ready)
 
-    def check_for(share: tuple[str, str | None, bool, bool]) -> CheckClient:
+    def check_for(share: Share) -> CheckClient:
         tenant_id, partner, known, has_vendor = share
         snapshot = (
             vendor.snapshot(None if partner is None else json.loads(partner), known)
@@ -182,18 +214,17 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
         return check_of(tenant_id, snapshot)
 
     tally = VendorWideTally(app, vendor, inviter_roles)
-    complete = await stream_snapshots(app, vendor, clients, send, tally)
     registered = len(clients)
-    del clients  # the records are not needed to send the checks (memory while sending)
-    # A few clients per message (XTAP_CHECKS_PER_MESSAGE), in tenant-ID order: each
-    # message's clients are then one key range of the registry and of the alert states,
-    # which its check reads in one go (two reads per message, not two per client).
-    shares.sort(key=lambda share: share[0])
-    chunk = ENQUEUE_CONCURRENCY * settings.checks_per_message  # bounded: messages in memory
-    for start in range(0, len(shares), chunk):
-        checks = [check_for(share) for share in shares[start : start + chunk]]
-        texts = pack_checks(checks, settings.checks_per_message)
-        await asyncio.gather(*(enqueue(t) for t in texts))
+    try:
+        complete = await stream_snapshots(app, vendor, clients, send, tally)
+    finally:
+        del clients  # the records are not needed to send the rest (memory while sending)
+        if sending:
+            await asyncio.wait(list(sending))
+    if failures:
+        raise failures[0]
+    if groups.undecided:  # stream_snapshots decides every client: a bug, never a silent gap
+        raise RuntimeError(f"{groups.undecided} clients of sweep {sweep_id} were not sent")
     await tally.alert(now)
     log.info(
         "sweep %s scheduled %d clients (vendor snapshot: %s)",
@@ -233,27 +264,30 @@ class StateStep:
 
 @dataclass
 class MessageWrites:
-    """The alert states and registry records a sweep message's checks write, written
-    together once they are done.
+    """The posture rows, alert states and registry records a sweep message's checks write,
+    written together once they are done.
 
-    Each of the two tables keeps every client in one partition, so a message's writes are
-    one entity group transaction per table instead of a round trip per client; the first
-    sweep after registering thousands of clients writes both for every client (its first
-    alert state, the consent it found). A write that fails there is made again alone
+    Each of the three tables keeps every client in one partition, so a message's writes
+    are one entity group transaction per table instead of a round trip per client: every
+    sweep writes each client's posture row, the first after registering thousands of
+    clients also its first alert state and the consent it found. A write that fails there
+    is made again alone
     (``write_together``): a client whose alert state moved meanwhile is checked again, one
     whose write fails otherwise is retried in a message of its own.
     """
 
+    postures: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
     states: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     records: dict[str, ClientRecord] = field(default_factory=dict)
 
     async def flush(self, app: App) -> dict[str, Exception]:
         """The tenants whose write failed, with the error."""
-        states, records = await asyncio.gather(
+        postures, states, records = await asyncio.gather(
+            PostureStore(app.tables).save_many(self.postures),
             alert_state_store(app.tables).put_many(self.states),
             ClientRegistry(app.tables).upsert_many(list(self.records.values())),
         )
-        return {**records, **states}  # an alert state's conflict decides what happens
+        return {**postures, **records, **states}  # an alert state's conflict decides
 
 
 @dataclass
@@ -284,8 +318,8 @@ async def check_client(
     ``generation`` is the vendor-policy generation when the caller already read it (once
     for a sweep message's clients), ``prefetched`` the client's record and alert state;
     otherwise the check reads them. A check again after a race reads them afresh.
-    ``deferred`` collects the alert state and registry writes of a sweep message's checks
-    (``MessageWrites``), which its caller then writes together.
+    ``deferred`` collects the posture, alert state and registry writes of a sweep
+    message's checks (``MessageWrites``), which its caller then writes together.
     """
     for attempt in range(STATE_RACE_RETRIES + 1):
         try:
@@ -421,11 +455,12 @@ async def check_batch(app: App, batch: CheckClientBatch, now: datetime) -> list[
     """Every client of a sweep message; one whose check fails is re-enqueued on its own
     (``_check_or_retry_alone``). Only when that send fails does the batch message fail
     (the host retries it; checks that had finished repeat harmlessly: same alert keys,
-    ETag-guarded state). The checks' alert states and consents are written together at
-    the end (``MessageWrites``)."""
+    ETag-guarded state). The checks' postures, alert states and consents are written
+    together at the end (``MessageWrites``)."""
     gate = _check_gate(app)
     # One read of the generation, one of the records and one of the alert states for all
-    # of the message's clients; their alert states and consents are written together.
+    # of the message's clients; their postures, alert states and consents are written
+    # together.
     generation, prefetched = await asyncio.gather(
         current_generation(app), _prefetch(app, batch)
     )
@@ -788,7 +823,7 @@ async def _store(
     deferred: MessageWrites | None,
 ) -> None:
     """Alerts first, then recovery work, then the posture row, the alert state and the
-    consent found (the last two left to ``deferred`` when given)."""
+    consent found (left to ``deferred`` when given)."""
     for once in read.once_alerts:
         await send_once(app, once)
     await asyncio.gather(
@@ -822,9 +857,7 @@ async def _store(
         **step.acked.document(),
         **({CLOUD_KEY: cloud.to_dict()} if cloud is not None else {}),
     }
-    # A client with an alert state has been checked before, so its posture row exists.
-    posture = PostureStore(app.tables)
-    writes = [posture.save(client.tenant_id, now, record, exists=step.etag is not None)]
+    writes = []
     state_due = step.etag is None or state_document_changed(step.stored, document)
     consented = (
         client.model_copy(update={"consent": read.consent})
@@ -832,11 +865,13 @@ async def _store(
         else None
     )
     if deferred is not None:
+        deferred.postures[client.tenant_id] = (now, record)
         if state_due:
             deferred.states[client.tenant_id] = (document, step.etag)
         if consented is not None:
             deferred.records[client.tenant_id] = consented
     else:
+        writes.append(PostureStore(app.tables).save(client.tenant_id, now, record))
         if state_due:
             writes.append(store.put(client.tenant_id, document, step.etag))
         if consented is not None:

@@ -19,6 +19,9 @@ One run, per table:
 A run killed midway loses nothing and repeats nothing harmful: the cursor is written after
 the rows before it were handled, so the next run re-reads at most one page, whose deleted
 rows no longer match.
+
+The posture table also loses the rows of its former layout (one partition per tenant) once
+a week old: by then every registered client has a row of the new one.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.adapters.repositories import PurgeCursors, cursor_store
-from shared.config import TABLE_DELIVERIES, TABLE_JOBS, TABLE_SEEN_EVENTS
+from shared.adapters.repositories import LEGACY_POSTURE_FILTER, PurgeCursors, cursor_store
+from shared.config import TABLE_DELIVERIES, TABLE_JOBS, TABLE_POSTURE, TABLE_SEEN_EVENTS
 from shared.domain.retention import (
     RowFilter,
     holds_pending_digest,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PAGES_PER_TABLE = 20
+LEGACY_POSTURE_KEPT = timedelta(days=7)
 PAGE_SIZE = 1000  # the Table service's largest page
 
 
@@ -56,6 +60,7 @@ class PurgeRule:
     table: str
     cutoff: datetime
     keep: RowFilter | None = None  # old rows that must stay anyway
+    where: str | None = None  # only rows matching this filter are purged at all
     select: tuple[str, ...] = ("PartitionKey", "RowKey")
 
 
@@ -116,6 +121,9 @@ async def purge_rules(app: App, now: datetime) -> list[PurgeRule]:
             select=("PartitionKey", "RowKey", "Status", "Kind", "Pending"),
         ),
         PurgeRule(TABLE_JOBS, ledger_cutoff(now, retention.job_retention_days)),
+        # Posture rows of the layout before one partition held them all: read only for a
+        # client not checked since the upgrade, which every sweep does within the hour.
+        PurgeRule(TABLE_POSTURE, now - LEGACY_POSTURE_KEPT, where=LEGACY_POSTURE_FILTER),
     ]
 
 
@@ -132,7 +140,9 @@ async def purge_table(
     result = TablePurge(rule.table, rule.cutoff)
     after = await cursors.get(rule.table)
     clause, params = resume_filter(after)
-    query = "Timestamp lt @cutoff" + (f" and {clause}" if clause else "")
+    query = " and ".join(
+        f"( {part} )" for part in ("Timestamp lt @cutoff", rule.where, clause) if part
+    )
     pages = tables.pages(
         rule.table, query, {"cutoff": rule.cutoff, **params}, list(rule.select), page_size
     )

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.repositories import cursor_store
+from shared.adapters.repositories import PostureStore, cursor_store
 from shared.adapters.storage import EntityConflict
-from shared.config import QUEUE_ALERTS, TABLE_CLIENTS, TABLE_POSTURE
+from shared.config import QUEUE_ALERTS, TABLE_CLIENTS
 from shared.domain.moments import parse_time
 from shared.domain.watchdog import (
     SWEEP_GRACE_FACTOR,
@@ -85,11 +85,9 @@ async def _sweep(
             clients[tenant] = str(row.get("Name") or tenant)
             registered[tenant] = row.get("_timestamp")
     checked: dict[str, datetime | None] = {}
-    async for page in app.tables.pages(
-        TABLE_POSTURE, "RowKey eq @r", {"r": "latest"}, select=["PartitionKey", "CheckedAt"]
-    ):
+    async for page in PostureStore(app.tables).rows(["CheckedAt"]):
         for row in page:
-            checked[str(row["PartitionKey"]).lower()] = parse_time(row.get("CheckedAt"))
+            checked[row["Tenant"]] = parse_time(row.get("CheckedAt"))
     problem = sweep_problem(due, expected, clients, registered, checked)
     return problem, (due if problem is None else None)
 

@@ -242,10 +242,10 @@ def _states_and_consents() -> tuple[dict[str, Any], dict[str, str]]:
     return asyncio.run(read())
 
 
-def test_a_sweep_messages_first_alert_states_and_consents_are_written_together(
+def test_a_sweep_messages_postures_first_alert_states_and_consents_are_written_together(
     app_env, demo_sim, monkeypatch
 ):
-    from shared.config import TABLE_ALERT_STATE, TABLE_CLIENTS
+    from shared.config import TABLE_ALERT_STATE, TABLE_CLIENTS, TABLE_POSTURE
 
     writes = _count_writes(monkeypatch)
     out = asyncio.run(_drain())  # the first sweep: every alert state created, consent found
@@ -259,6 +259,9 @@ def test_a_sweep_messages_first_alert_states_and_consents_are_written_together(
     assert writes[f"together-entities:{TABLE_CLIENTS}"] == 5  # unknown -> granted / missing
     assert writes[f"insert:{TABLE_ALERT_STATE}"] == 0
     assert writes[f"upsert:{TABLE_CLIENTS}"] == 5, writes  # the test's own registration only
+    assert writes[f"together:{TABLE_POSTURE}"] == 1
+    assert writes[f"together-entities:{TABLE_POSTURE}"] == 5
+    assert writes[f"upsert:{TABLE_POSTURE}"] == 0
     states, consents = _states_and_consents()
     assert set(states) == clients and all("client" in s[0] for s in states.values())
     assert {consents[t] for t in CONSENTED} == {"granted"}
@@ -270,6 +273,10 @@ def test_a_sweep_messages_first_alert_states_and_consents_are_written_together(
     assert writes[f"together:{TABLE_ALERT_STATE}"] == 0
     assert writes[f"insert:{TABLE_ALERT_STATE}"] == 0
     assert writes[f"replace_if_match:{TABLE_ALERT_STATE}"] == 0, writes
+    # Every sweep writes each client's latest posture: one transaction for the message.
+    assert writes[f"together:{TABLE_POSTURE}"] == 1
+    assert writes[f"together-entities:{TABLE_POSTURE}"] == 5
+    assert writes[f"upsert:{TABLE_POSTURE}"] == 0
 
 
 def test_a_client_whose_state_moved_before_the_write_is_checked_again_the_rest_kept(

@@ -16,7 +16,13 @@ def test_purge_timer_runs_over_each_growing_table_and_keeps_young_rows(app_env):
     from devtools.runner import LocalRunner
     from shared.adapters.repositories import PURGE_PARTITION
     from shared.bootstrap import get_app, set_app
-    from shared.config import TABLE_CURSORS, TABLE_DELIVERIES, TABLE_JOBS, TABLE_SEEN_EVENTS
+    from shared.config import (
+        TABLE_CURSORS,
+        TABLE_DELIVERIES,
+        TABLE_JOBS,
+        TABLE_POSTURE,
+        TABLE_SEEN_EVENTS,
+    )
 
     async def scenario() -> dict[str, Any]:
         set_app(None)
@@ -43,5 +49,10 @@ def test_purge_timer_runs_over_each_growing_table_and_keeps_young_rows(app_env):
 
     out = asyncio.run(scenario())
     # each table's pass completed (cursor back at the start), nothing young deleted
-    assert out["cursors"] == {TABLE_DELIVERIES: "", TABLE_JOBS: "", TABLE_SEEN_EVENTS: ""}
+    assert out["cursors"] == {
+        TABLE_DELIVERIES: "",
+        TABLE_JOBS: "",
+        TABLE_SEEN_EVENTS: "",
+        TABLE_POSTURE: "",  # its rows of the former layout
+    }
     assert out["deliveries"] == 1 and out["seen"] == 1

@@ -17,6 +17,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -159,3 +160,65 @@ def test_a_repeat_sweep_reuses_each_clients_token_beyond_the_credential_cache(sc
     # one (its token refused, nothing to keep) is asked at each sweep.
     assert sorted(set(by_tenant.values())) == [1, 2], by_tenant
     assert sum(1 for n in by_tenant.values() if n == 1) == result["tokens"]
+
+
+async def _fan_out_events() -> tuple[list[tuple[str, Any]], list[str]]:
+    """The fan-out alone, with its partner pages and its queue sends recorded in the order
+    they happened (spies that forward to the real adapters), and the registered tenants."""
+    from bench.common import seed_clients
+    from shared.adapters.policy_reader import PARTNERS_PATH
+    from shared.adapters.repositories import ClientRegistry
+    from shared.bootstrap import get_app, set_app
+    from shared.config import QUEUE_CHECK_CLIENT
+    from shared.services.posture_sweep import schedule_sweep
+    from sim.scenarios import generated_scenario
+
+    set_app(None)
+    app = await get_app()
+    await seed_clients(app, generated_scenario(CLIENTS))
+    events: list[tuple[str, Any]] = []
+    graph = app.graph.vendor()
+    get_json, send = graph.get_json, app.queues.send
+
+    async def recorded_get_json(path: str, *args: Any, **kwargs: Any) -> Any:
+        body = await get_json(path, *args, **kwargs)
+        if PARTNERS_PATH in path:
+            events.append(("partner page", len(body["value"])))
+        return body
+
+    async def recorded_send(queue: str, text: str, *args: Any, **kwargs: Any) -> Any:
+        if queue == QUEUE_CHECK_CLIENT:
+            events.append(("check message", text))
+        return await send(queue, text, *args, **kwargs)
+
+    graph.get_json = recorded_get_json  # type: ignore[method-assign]
+    app.queues.send = recorded_send  # type: ignore[method-assign]
+    try:
+        await schedule_sweep(app, datetime.now(UTC))
+        tenants = [c.tenant_id for c in await ClientRegistry(app.tables).list()]
+    finally:
+        await app.close()
+        set_app(None)
+    return events, tenants
+
+
+def test_checks_go_out_while_the_partner_list_is_still_paged(scale_env):
+    import json
+
+    events, tenants = asyncio.run(_fan_out_events())
+    pages = [i for i, (kind, _) in enumerate(events) if kind == "partner page"]
+    assert [events[i][1] for i in pages] == [100, CLIENTS - 100]
+    messages = [json.loads(text) for kind, text in events if kind == "check message"]
+    before_last_page = [e for e in events[: pages[-1]] if e[0] == "check message"]
+    # The 96 clients whose entries are all on the first page went out in 6 messages before
+    # the second page was in; the rest after it.
+    assert len(before_last_page) == 6
+    groups = [[c["tenant_id"] for c in m.get("checks", [m])] for m in messages]
+    # Every client exactly once, each message a run of consecutive tenant IDs, every
+    # client's vendor entry known (the list was read to its end).
+    assert sorted(t for g in groups for t in g) == sorted(tenants)
+    ordered = sorted(tenants)
+    for group in groups:
+        start = ordered.index(group[0])
+        assert group == ordered[start : start + len(group)]
+    assert all(c["vendor"]["partner_known"] for m in messages for c in m.get("checks", [m]))

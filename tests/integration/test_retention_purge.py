@@ -13,7 +13,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,36 +20,14 @@ import pytest
 
 from shared.adapters.storage import StorageTables
 from shared.config import TABLE_DELIVERIES, TABLE_JOBS, TABLE_SEEN_EVENTS
+from tests.integration.app_helpers import storage_only_settings, with_app_of
 
 pytestmark = pytest.mark.integration
 
-VENDOR = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
-
 
 @pytest.fixture
-def settings(azurite: Any) -> Iterator[Any]:
-    from devtools.azurite import reset_storage
-    from shared.config import load_settings
-
-    reset_storage(azurite.connection_string)
-    yield load_settings(
-        {
-            "XTAP_VENDOR_TENANT_ID": VENDOR,
-            "XTAP_VENDOR_APP_IDS": "5a3d1c7e-2f48-4b9a-8c61-0e7d3b2a9f14",
-            "AzureWebJobsStorage": azurite.connection_string,
-        }
-    )
-
-
-async def _with_app(settings: Any, use: Callable[[Any], Awaitable[Any]]) -> Any:
-    from shared.bootstrap import build_app
-
-    app = build_app(settings)
-    await app.ensure_storage()
-    try:
-        return await use(app)
-    finally:
-        await app.close()
+def settings(azurite: Any) -> Any:
+    return storage_only_settings(azurite.connection_string)
 
 
 async def _pass_the_boundary() -> datetime:
@@ -138,7 +115,7 @@ def test_old_rows_go_young_and_still_needed_rows_stay(settings):
             "audit_cursor": (await store.get(CURSOR_KEY))[0],
         }
 
-    out = asyncio.run(_with_app(settings, use))
+    out = asyncio.run(with_app_of(settings, use))
     assert out["deliveries"] == {
         ("batch-3", "m-held"),
         ("batch-3", "flush"),
@@ -200,7 +177,7 @@ def test_the_row_cap_holds_per_run_and_later_runs_resume_where_it_stopped(settin
         finally:
             await tables.close()
 
-    out = asyncio.run(_with_app(settings, use))
+    out = asyncio.run(with_app_of(settings, use))
     deleted = [d for d, _, _ in out["runs"]]
     assert max(deleted) <= 100 and sum(deleted) == 350
     assert [d for d, _, _ in out["runs"][:3]] == [100, 100, 100]
@@ -223,7 +200,7 @@ def test_the_page_cap_stops_a_run_and_the_next_run_continues(settings):
             seen.append(outcome.by_table()[TABLE_SEEN_EVENTS].deleted)
         return seen
 
-    assert asyncio.run(_with_app(settings, use)) == [10, 10, 10, 0]
+    assert asyncio.run(with_app_of(settings, use)) == [10, 10, 10, 0]
 
 
 # ------------------------------------------------------------- interrupted, resumed
@@ -276,7 +253,7 @@ def test_a_purge_interrupted_midway_resumes_and_finishes(settings):
             "left": await _keys(app.tables, TABLE_DELIVERIES),
         }
 
-    out = asyncio.run(_with_app(settings, use))
+    out = asyncio.run(with_app_of(settings, use))
     # Page 1 (120 rows of p1) went as 100 + 20 and moved the cursor; the crash came right
     # after the first transaction of page 2 committed, before the cursor moved again.
     gone_before_crash = sum(out["committed"])
@@ -318,7 +295,7 @@ def test_a_row_written_after_the_purge_read_it_is_kept(settings):
             await meddling.close()
         return {"result": result, "left": await _keys(app.tables, TABLE_JOBS)}
 
-    out = asyncio.run(_with_app(settings, use))
+    out = asyncio.run(with_app_of(settings, use))
     assert out["left"] == {("reinvite-claim", "old-0000")}  # touched: young again, kept
     assert out["result"].deleted == 8  # the one deleted meanwhile is not counted
 

@@ -18,7 +18,7 @@ from shared.domain.messages import (
     CheckQueueMessage,
     VendorSnapshot,
 )
-from shared.domain.sweep_batches import pack_checks
+from shared.domain.sweep_batches import MessageGroups, pack_checks
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 VENDOR = "0f5e7a2c-9b14-4d3e-8a61-2c7b9e4d1a50"
@@ -112,6 +112,45 @@ def test_a_batch_message_carries_one_to_the_documented_maximum_of_checks():
         CheckClientBatch(checks=[])
     with pytest.raises(ValidationError):
         CheckClientBatch(checks=[_check(i) for i in range(MAX_CHECKS_PER_MESSAGE + 1)])
+
+
+def test_a_message_goes_out_when_its_last_client_is_decided_in_tenant_id_order():
+    tenants = [_tenant(i) for i in range(10)]
+    groups: MessageGroups[str] = MessageGroups(list(reversed(tenants)), 4)  # any input order
+    assert groups.undecided == 10
+    # Decided in listing order: each run of four goes out with its fourth, the last two
+    # with the tenth.
+    handed = [groups.decide(t, f"share of {t}") for t in tenants]
+    assert [h is not None for h in handed] == [False, False, False, True] * 2 + [False, True]
+    assert handed[3] == [f"share of {t}" for t in tenants[:4]]
+    assert handed[7] == [f"share of {t}" for t in tenants[4:8]]
+    assert handed[9] == [f"share of {t}" for t in tenants[8:]]
+    assert groups.undecided == 0
+
+
+def test_out_of_order_decisions_wait_for_the_whole_run_and_come_back_sorted():
+    tenants = [_tenant(i) for i in range(6)]
+    groups: MessageGroups[int] = MessageGroups(tenants, 3)
+    assert groups.decide(tenants[4], 4) is None
+    assert groups.decide(tenants[0], 0) is None
+    assert groups.decide(tenants[2], 2) is None
+    assert groups.decide(tenants[1], 1) == [0, 1, 2]  # the first run, whatever came first
+    assert groups.undecided == 2
+    assert groups.decide(tenants[5], 5) is None
+    assert groups.decide(tenants[3], 3) == [3, 4, 5]
+
+
+def test_a_tenant_decided_twice_or_not_in_the_sweep_is_refused():
+    tenants = [_tenant(i) for i in range(3)]
+    groups: MessageGroups[int] = MessageGroups([*tenants, tenants[0]], 2)  # a repeat counts once
+    assert groups.undecided == 3
+    groups.decide(tenants[0], 0)
+    with pytest.raises(ValueError, match="twice"):
+        groups.decide(tenants[0], 0)
+    with pytest.raises(ValueError, match="not one of"):
+        groups.decide(_tenant(99), 99)
+    with pytest.raises(ValueError, match="at least 1"):
+        MessageGroups(tenants, 0)
 
 
 def test_config_and_messages_agree_on_the_most_checks_per_message():
