@@ -159,19 +159,15 @@ class PostureStore:
     async def save(self, tenant_id: str, checked_at: datetime, result: dict[str, Any]) -> None:
         await self._tables.upsert(TABLE_POSTURE, self.entity(tenant_id, checked_at, result))
 
-    async def save_many(
-        self, postures: Mapping[str, tuple[datetime, dict[str, Any]]]
-    ) -> dict[str, Exception]:
-        """``save`` of each ``tenant: (checked_at, result)`` in as few round trips as
-        transactions allow; the tenants whose write failed, with the error."""
+    async def save_many(self, entities: Mapping[str, dict[str, Any]]) -> dict[str, Exception]:
+        """Each ``tenant: entity`` (made by ``entity``, so a check can let go of its result
+        while its message's others finish) in as few round trips as transactions allow;
+        the tenants whose write failed, with the error."""
 
         async def one(tenant_id: str) -> None:
-            await self.save(tenant_id, *postures[tenant_id])
+            await self._tables.upsert(TABLE_POSTURE, entities[tenant_id])
 
-        writes = [
-            (tenant, TableWrite("upsert", self.entity(tenant, checked_at, result)))
-            for tenant, (checked_at, result) in postures.items()
-        ]
+        writes = [(tenant, TableWrite("upsert", e)) for tenant, e in entities.items()]
         return await write_together(self._tables, TABLE_POSTURE, writes, one)
 
     async def get(self, tenant_id: str) -> dict[str, Any] | None:

@@ -276,7 +276,7 @@ class MessageWrites:
     whose write fails otherwise is retried in a message of its own.
     """
 
-    postures: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
+    postures: dict[str, dict[str, Any]] = field(default_factory=dict)  # the entities
     states: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     records: dict[str, ClientRecord] = field(default_factory=dict)
 
@@ -865,7 +865,8 @@ async def _store(
         else None
     )
     if deferred is not None:
-        deferred.postures[client.tenant_id] = (now, record)
+        # As its entity (the result as JSON text): what a message holds until it is done.
+        deferred.postures[client.tenant_id] = PostureStore.entity(client.tenant_id, now, record)
         if state_due:
             deferred.states[client.tenant_id] = (document, step.etag)
         if consented is not None:

@@ -58,7 +58,10 @@ async def _upgraded(app: Any) -> Any:
         await app.tables.upsert(TABLE_POSTURE, _former_row(tenant, "BLOCKED"))
     store = PostureStore(app.tables)
     failed = await store.save_many(
-        {BOTH: (LATER, _result(BOTH, "ALLOWED")), NEW: (LATER, _result(NEW, "LIMITED"))}
+        {
+            BOTH: store.entity(BOTH, LATER, _result(BOTH, "ALLOWED")),
+            NEW: store.entity(NEW, LATER, _result(NEW, "LIMITED")),
+        }
     )
     assert failed == {}
     return store
