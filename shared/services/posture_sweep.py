@@ -80,6 +80,7 @@ from shared.services.guest_hygiene import resets_after_recovery
 from shared.services.source_health import read_signin_evidence
 from shared.services.vendor_inputs import client_cloud, inviter_role_ids, vendor_side_inputs
 from shared.services.vendor_policy import (
+    SweptClient,
     VendorPolicyUnreadable,
     VendorWideTally,
     alert_context,
@@ -138,14 +139,18 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
     vendor-wide findings are collected on the way and alerted once (issue 14.2).
     """
     settings = app.settings
-    # Independent reads, at once: no check starts before the partner list below is read
-    # to its end, so every round trip in front of it delays the whole sweep.
-    clients, evidence, vendor, inviter_roles = await asyncio.gather(
+    # Independent reads, at once: no check starts before these and the partner list's
+    # first page below are in, so every round trip in front of them delays the sweep.
+    records, evidence, vendor, inviter_roles = await asyncio.gather(
         ClientRegistry(app.tables).list(),
         read_signin_evidence(app, now),  # never raises: evidence is a signal
         read_vendor_policies(app, now),
         inviter_role_ids(app),
     )
+    # Checks run beside the paging below: the fan-out keeps a few strings per client, not
+    # the records (their memory would add to the checks' at the sweep's peak).
+    clients = [SweptClient.of(record) for record in records]
+    del records
     counts = evidence.counts
     sweep_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     limiter = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
@@ -193,7 +198,7 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
         sending.add(task)
         task.add_done_callback(sent)
 
-    async def send(batch: list[tuple[ClientRecord, VendorSnapshot | None]]) -> None:
+    async def send(batch: list[tuple[SweptClient, VendorSnapshot | None]]) -> None:
         for client, snapshot in batch:
             if snapshot is None:
                 share: Share = (client.tenant_id, None, False, False)
@@ -218,7 +223,6 @@ async def schedule_sweep(app: App, now: datetime) -> SweepScheduled:
     try:
         complete = await stream_snapshots(app, vendor, clients, send, tally)
     finally:
-        del clients  # the records are not needed to send the rest (memory while sending)
         if sending:
             await asyncio.wait(list(sending))
     if failures:

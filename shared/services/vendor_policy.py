@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.adapters.graph import GraphError
 from shared.adapters.policy_reader import (
@@ -193,6 +193,20 @@ def partner_tenant(entry: dict[str, Any]) -> str:
     return str(entry.get("tenantId") or "").strip().lower()
 
 
+class SweptClient(NamedTuple):
+    """What the fan-out keeps of a registered client while it pages the partner list: its
+    key and what the vendor-wide tally names it by (a few strings, not the whole record,
+    since the checks already run beside the paging)."""
+
+    tenant_id: str
+    name: str
+    domains: tuple[str, ...]
+
+    @classmethod
+    def of(cls, record: ClientRecord) -> SweptClient:
+        return cls(record.tenant_id, record.name, tuple(record.domains))
+
+
 class VendorWideTally:
     """Collects the vendor-side findings of every client while the sweep is scheduled."""
 
@@ -216,7 +230,7 @@ class VendorWideTally:
             self.complete = False
             self.problem = ("default cross-tenant access policy or authorization policy", str(exc))
 
-    def add(self, client: ClientRecord, partner: dict[str, Any] | None, known: bool) -> None:
+    def add(self, client: SweptClient, partner: dict[str, Any] | None, known: bool) -> None:
         if self._default is None or not self.complete:
             return
         if not known:
@@ -271,8 +285,8 @@ class VendorWideTally:
 async def stream_snapshots(
     app: App,
     vendor: VendorRead,
-    clients: list[ClientRecord],
-    send: Callable[[list[tuple[ClientRecord, VendorSnapshot | None]]], Awaitable[None]],
+    clients: Sequence[SweptClient],
+    send: Callable[[list[tuple[SweptClient, VendorSnapshot | None]]], Awaitable[None]],
     tally: VendorWideTally,
 ) -> bool:
     """Page through the vendor's partner list, handing each page's clients to ``send``.
