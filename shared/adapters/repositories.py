@@ -28,7 +28,11 @@ CLIENT_PARTITION = "client"
 # The posture table's layout before its rows moved into one partition: PartitionKey the
 # tenant, RowKey this, in every row. Read for a client not checked since; purged later.
 LEGACY_ROW = "latest"
-LEGACY_POSTURE_FILTER = "RowKey eq 'latest'"
+# Key ranges around the new rows' partition, so the service need not scan it for them.
+LEGACY_POSTURE_FILTER = (
+    f"( PartitionKey lt '{CLIENT_PARTITION}' or PartitionKey gt '{CLIENT_PARTITION}' )"
+    f" and RowKey eq '{LEGACY_ROW}'"
+)
 log = logging.getLogger(__name__)
 
 
@@ -201,7 +205,6 @@ class PostureStore:
                 row | {"Tenant": tenant}
                 for row in page
                 if (tenant := str(row["PartitionKey"]).lower()) not in seen
-                and tenant != CLIENT_PARTITION
             ]
             if legacy:
                 yield legacy

@@ -70,11 +70,10 @@ class MessageGroups(Generic[T]):
             raise ValueError(f"per_message must be at least 1, got {per_message}")
         ordered = sorted(set(tenant_ids))
         self._group_of = {tenant: index // per_message for index, tenant in enumerate(ordered)}
-        sizes = [per_message] * (len(ordered) // per_message)
-        if len(ordered) % per_message:
-            sizes.append(len(ordered) % per_message)
-        self._waiting = sizes
-        self._decided: list[dict[str, T]] = [{} for _ in sizes]
+        self._waiting = [
+            min(per_message, len(ordered) - start) for start in range(0, len(ordered), per_message)
+        ]
+        self._decided: list[dict[str, T]] = [{} for _ in self._waiting]
 
     @property
     def undecided(self) -> int:
