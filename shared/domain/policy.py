@@ -179,19 +179,39 @@ class PartnerPolicy(PolicyConfiguration):
 # ---------------------------------------------------------------------------- parsing
 
 
-def _get(obj: Mapping[str, Any], key: str, path: str = "") -> Any:
-    """``obj[key]`` in any casing; the same property spelt twice is refused, not guessed."""
-    lowered = key.lower()
-    spellings = [k for k in obj if isinstance(k, str) and k.lower() == lowered]
-    if not spellings:
-        return None
-    if len(spellings) > 1:
-        where = f"{path}: " if path else ""
-        raise PolicyParseError(
-            f"{where}property {key} appears in two spellings ({', '.join(spellings)}); "
-            "which one applies is ambiguous"
-        )
-    return obj[spellings[0]]
+class _Fields:
+    """One JSON object's properties, found in any casing; the same property spelt twice
+    is refused, not guessed. Indexed once per object: a policy's objects are looked up
+    property by property, and scanning every key for each of them was most of a sweep's
+    parsing time."""
+
+    __slots__ = ("_obj", "_path", "_spellings")
+
+    def __init__(self, obj: Mapping[str, Any], path: str = "") -> None:
+        self._obj = obj
+        self._path = path
+        spellings: dict[str, list[str]] = {}
+        for k in obj:
+            if isinstance(k, str):
+                spellings.setdefault(k.lower(), []).append(k)
+        self._spellings = spellings
+
+    def get(self, key: str) -> Any:
+        found = self._spellings.get(key.lower())
+        if not found:
+            return None
+        if len(found) > 1:
+            where = f"{self._path}: " if self._path else ""
+            raise PolicyParseError(
+                f"{where}property {key} appears in two spellings ({', '.join(found)}); "
+                "which one applies is ambiguous"
+            )
+        return self._obj[found[0]]
+
+
+def _fields(value: Any, path: str) -> _Fields | None:
+    obj = _object(value, path)
+    return None if obj is None else _Fields(obj, path)
 
 
 def _object(value: Any, path: str) -> Mapping[str, Any] | None:
@@ -222,11 +242,11 @@ def _string(value: Any, path: str) -> str | None:
 def _target_configuration(
     value: Any, path: str, unknown: list[UnknownValue], keywords: frozenset[str]
 ) -> TargetConfiguration | None:
-    obj = _object(value, path)
+    obj = _fields(value, path)
     if obj is None:
         return None
-    access_type = _string(_get(obj, "accessType", path), f"{path}.accessType")
-    raw_targets = _get(obj, "targets", path)
+    access_type = _string(obj.get("accessType"), f"{path}.accessType")
+    raw_targets = obj.get("targets")
     if raw_targets is None:
         raw_targets = []
     if not isinstance(raw_targets, list):
@@ -234,13 +254,13 @@ def _target_configuration(
     targets: list[Target] = []
     for i, raw in enumerate(raw_targets):
         item_path = f"{path}.targets[{i}]"
-        item = _object(raw, item_path)
+        item = _fields(raw, item_path)
         if item is None:
             raise PolicyParseError(f"{item_path}: expected an object, got null")
-        target = _string(_get(item, "target", item_path), f"{item_path}.target")
+        target = _string(item.get("target"), f"{item_path}.target")
         if target is None or not target.strip():
             raise PolicyParseError(f"{item_path}.target: missing")
-        target_type = _string(_get(item, "targetType", item_path), f"{item_path}.targetType")
+        target_type = _string(item.get("targetType"), f"{item_path}.targetType")
         parsed = Target(target=target, target_type=target_type)
         if target_type is not None and target_type.strip().lower() not in KNOWN_TARGET_TYPES:
             unknown.append(UnknownValue(f"{item_path}.targetType", target_type))
@@ -257,15 +277,15 @@ def _target_configuration(
 
 
 def _b2b_setting(value: Any, path: str, unknown: list[UnknownValue]) -> B2BSetting | None:
-    obj = _object(value, path)
+    obj = _fields(value, path)
     if obj is None:
         return None
     return B2BSetting(
         users_and_groups=_target_configuration(
-            _get(obj, "usersAndGroups", path), f"{path}.usersAndGroups", unknown, _USER_KEYWORDS
+            obj.get("usersAndGroups"), f"{path}.usersAndGroups", unknown, _USER_KEYWORDS
         ),
         applications=_target_configuration(
-            _get(obj, "applications", path), f"{path}.applications", unknown, _APP_KEYWORDS
+            obj.get("applications"), f"{path}.applications", unknown, _APP_KEYWORDS
         ),
     )
 
@@ -279,72 +299,74 @@ def parse_b2b_setting(
 
 
 def _inbound_trust(value: Any, path: str) -> InboundTrust | None:
-    obj = _object(value, path)
+    obj = _fields(value, path)
     if obj is None:
         return None
     return InboundTrust(
-        is_mfa_accepted=_bool(_get(obj, "isMfaAccepted", path), f"{path}.isMfaAccepted"),
+        is_mfa_accepted=_bool(obj.get("isMfaAccepted"), f"{path}.isMfaAccepted"),
         is_compliant_device_accepted=_bool(
-            _get(obj, "isCompliantDeviceAccepted", path), f"{path}.isCompliantDeviceAccepted"
+            obj.get("isCompliantDeviceAccepted"), f"{path}.isCompliantDeviceAccepted"
         ),
         is_hybrid_azure_ad_joined_device_accepted=_bool(
-            _get(obj, "isHybridAzureADJoinedDeviceAccepted", path),
+            obj.get("isHybridAzureADJoinedDeviceAccepted"),
             f"{path}.isHybridAzureADJoinedDeviceAccepted",
         ),
     )
 
 
 def _consent(value: Any, path: str) -> AutomaticUserConsentSettings | None:
-    obj = _object(value, path)
+    obj = _fields(value, path)
     if obj is None:
         return None
     return AutomaticUserConsentSettings(
-        inbound_allowed=_bool(_get(obj, "inboundAllowed", path), f"{path}.inboundAllowed"),
-        outbound_allowed=_bool(_get(obj, "outboundAllowed", path), f"{path}.outboundAllowed"),
+        inbound_allowed=_bool(obj.get("inboundAllowed"), f"{path}.inboundAllowed"),
+        outbound_allowed=_bool(obj.get("outboundAllowed"), f"{path}.outboundAllowed"),
     )
 
 
-def _common(obj: Mapping[str, Any], unknown: list[UnknownValue]) -> dict[str, Any]:
+def _common(obj: _Fields, unknown: list[UnknownValue]) -> dict[str, Any]:
     return {
         "b2b_collaboration_inbound": _b2b_setting(
-            _get(obj, "b2bCollaborationInbound"), "b2bCollaborationInbound", unknown
+            obj.get("b2bCollaborationInbound"), "b2bCollaborationInbound", unknown
         ),
         "b2b_collaboration_outbound": _b2b_setting(
-            _get(obj, "b2bCollaborationOutbound"), "b2bCollaborationOutbound", unknown
+            obj.get("b2bCollaborationOutbound"), "b2bCollaborationOutbound", unknown
         ),
         "b2b_direct_connect_inbound": _b2b_setting(
-            _get(obj, "b2bDirectConnectInbound"), "b2bDirectConnectInbound", unknown
+            obj.get("b2bDirectConnectInbound"), "b2bDirectConnectInbound", unknown
         ),
         "b2b_direct_connect_outbound": _b2b_setting(
-            _get(obj, "b2bDirectConnectOutbound"), "b2bDirectConnectOutbound", unknown
+            obj.get("b2bDirectConnectOutbound"), "b2bDirectConnectOutbound", unknown
         ),
-        "inbound_trust": _inbound_trust(_get(obj, "inboundTrust"), "inboundTrust"),
+        "inbound_trust": _inbound_trust(obj.get("inboundTrust"), "inboundTrust"),
         "automatic_user_consent_settings": _consent(
-            _get(obj, "automaticUserConsentSettings"), "automaticUserConsentSettings"
+            obj.get("automaticUserConsentSettings"), "automaticUserConsentSettings"
         ),
     }
 
 
 def parse_default_policy(payload: Any) -> DefaultPolicy:
     """Parse the body of ``GET /policies/crossTenantAccessPolicy/default``."""
-    obj = _object(payload, "default policy")
-    if obj is None:
+    raw = _object(payload, "default policy")
+    if raw is None:
         raise PolicyParseError("default policy: expected an object, got null")
+    obj = _Fields(raw)
     unknown: list[UnknownValue] = []
     common = _common(obj, unknown)
     return DefaultPolicy(
         **common,
         unknown_values=tuple(unknown),
-        is_service_default=_bool(_get(obj, "isServiceDefault"), "isServiceDefault"),
+        is_service_default=_bool(obj.get("isServiceDefault"), "isServiceDefault"),
     )
 
 
 def parse_partner_policy(payload: Any) -> PartnerPolicy:
     """Parse the body of ``GET /policies/crossTenantAccessPolicy/partners/{tenantId}``."""
-    obj = _object(payload, "partner policy")
-    if obj is None:
+    raw = _object(payload, "partner policy")
+    if raw is None:
         raise PolicyParseError("partner policy: expected an object, got null")
-    tenant_id = _string(_get(obj, "tenantId"), "tenantId")
+    obj = _Fields(raw)
+    tenant_id = _string(obj.get("tenantId"), "tenantId")
     if tenant_id is None or not is_guid(tenant_id.strip()):
         raise PolicyParseError(f"tenantId: expected a GUID, got {tenant_id!r}")
     unknown: list[UnknownValue] = []
@@ -353,9 +375,9 @@ def parse_partner_policy(payload: Any) -> PartnerPolicy:
         **common,
         unknown_values=tuple(unknown),
         tenant_id=tenant_id.strip().lower(),
-        is_service_provider=_bool(_get(obj, "isServiceProvider"), "isServiceProvider"),
+        is_service_provider=_bool(obj.get("isServiceProvider"), "isServiceProvider"),
         is_in_multi_tenant_organization=_bool(
-            _get(obj, "isInMultiTenantOrganization"), "isInMultiTenantOrganization"
+            obj.get("isInMultiTenantOrganization"), "isInMultiTenantOrganization"
         ),
     )
 
@@ -364,7 +386,7 @@ def parse_partner_list(payload: Any) -> tuple[PartnerPolicy, ...]:
     """Parse ``GET /policies/crossTenantAccessPolicy/partners`` (``{"value": [...]}`` or a list)."""
     items: Any = payload
     if isinstance(payload, Mapping):
-        items = _get(payload, "value")
+        items = _Fields(payload).get("value")
     if not isinstance(items, list):
         raise PolicyParseError("partner list: expected a list or an object with a 'value' list")
     partners = tuple(parse_partner_policy(item) for item in items)

@@ -386,17 +386,35 @@ async def vendor_inputs(
         default_raw, auth_raw = await _fresh_vendor_policies(app, generation)
         partner_raw = await read_partner(app.graph.vendor(), client.tenant_id)
         source = "graph"
+    default, authorization = _parsed_vendor_policies(app, default_raw, auth_raw)
     return VendorInputs(
-        default=_parse("default cross-tenant access policy", parse_default_policy, default_raw),
+        default=default,
         partner=(
             _parse(f"partner entry for {client.name}", parse_partner_policy, partner_raw)
             if partner_raw is not None
             else None
         ),
-        authorization=(
-            _parse("authorization policy", parse_authorization_policy, auth_raw)
-            if auth_raw
-            else None
-        ),
+        authorization=authorization,
         source=source,
     )
+
+
+def _parsed_vendor_policies(
+    app: App, default_raw: dict[str, Any], auth_raw: dict[str, Any] | None
+) -> tuple[DefaultPolicy, AuthorizationPolicy | None]:
+    """The vendor's default and authorization policy, parsed once while they stay the same.
+
+    Every check of a sweep carries the same two (each message holds the snapshot), so
+    parsing them per check parsed one policy 5,000 times a sweep. One entry, compared by
+    value: a newer snapshot or a policy re-read from Graph replaces it; a policy that does
+    not parse is not kept (each check reports it).
+    """
+    cached = app.extras.get("vendor_policies_parsed")
+    if cached is not None and cached[0] == default_raw and cached[1] == auth_raw:
+        return cached[2], cached[3]
+    default = _parse("default cross-tenant access policy", parse_default_policy, default_raw)
+    authorization = (
+        _parse("authorization policy", parse_authorization_policy, auth_raw) if auth_raw else None
+    )
+    app.extras["vendor_policies_parsed"] = (default_raw, auth_raw, default, authorization)
+    return default, authorization

@@ -264,6 +264,43 @@ def test_the_same_property_in_two_casings_is_refused():
         parse_partner_policy(nested)
 
 
+def test_a_target_spelt_twice_names_its_place_and_casing_alone_is_accepted():
+    b2b = setting(
+        target_config("allowed", ("AllUsers", "user")),
+        target_config("allowed", ("AllApplications", "application")),
+    )
+    twice = {"target": "AllUsers", "Target": "AllUsers", "targetType": "user"}
+    entry = partner_with(
+        b2bCollaborationOutbound={
+            **b2b,
+            "usersAndGroups": {"accessType": "allowed", "targets": [twice]},
+        }
+    )
+    with pytest.raises(
+        PolicyParseError, match=r"b2bCollaborationOutbound\.usersAndGroups\.targets\[0\]: "
+    ):
+        parse_partner_policy(entry)
+
+    # One spelling in another casing is the same property (re-serialised by other tools).
+    recased = partner_with()
+    recased.pop("b2bCollaborationOutbound", None)
+    recased["B2BCOLLABORATIONOUTBOUND"] = {
+        "USERSANDGROUPS": {"ACCESSTYPE": "blocked", "TARGETS": [{"TARGET": "AllUsers"}]},
+        "applications": b2b["applications"],
+    }
+    outbound = parse_partner_policy(recased).b2b_collaboration_outbound
+    assert outbound is not None and outbound.users_and_groups is not None
+    assert outbound.users_and_groups.access_type == "blocked"
+    assert [t.target for t in outbound.users_and_groups.targets] == ["AllUsers"]
+
+
+def test_a_property_the_parser_does_not_read_may_be_spelt_twice():
+    entry = partner_with()
+    entry["displayName"] = "a"
+    entry["DisplayName"] = "b"  # not part of the policy: nothing is ambiguous
+    assert parse_partner_policy(entry).tenant_id == VENDOR.lower()
+
+
 def test_a_partner_listed_twice_is_refused():
     entry = partner_with()
     other_casing = dict(entry, tenantId=VENDOR.upper())
