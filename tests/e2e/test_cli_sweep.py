@@ -26,6 +26,7 @@ def test_sweep_says_when_nothing_processes_the_queue(seeded):
 
 def test_sweep_waits_for_the_runner_and_reports_every_verdict(seeded):
     from devtools.runner import LocalRunner
+    from shared.bootstrap import get_app, set_app
 
     stop = threading.Event()
 
@@ -39,6 +40,11 @@ def test_sweep_waits_for_the_runner_and_reports_every_verdict(seeded):
             halt.set()
             await task
             await runner.close()
+            # The checks ran on the app this thread's loop built: close its HTTP sessions
+            # here, on their own loop, not at interpreter exit.
+            app = await get_app()
+            await app.close()
+            set_app(None)
 
         asyncio.run(main())
 
