@@ -34,11 +34,12 @@ FREE_EXECUTIONS = 250_000
 
 # The slower of the two steady sweeps at 5,000 clients, divided by 5,000: bench_sweep's
 # wall on a 2-core machine, the emulators' CPU beside the app's (docs/performance.md,
-# session 7, a machine about half as fast as session 6's): a restarted process's first
-# sweep, which is also what the hourly sweep in which the kept tokens expire costs, 88.0 s
-# (the repeat sweep: 62.0 s). Conservative: three sweeps in four are repeat sweeps. The
-# first sweep after registering 5,000 clients at once (102.7 s) happens once.
-SECONDS_PER_CLIENT = 0.0176
+# session 8): a restarted process's first sweep, which is also what the hourly sweep in
+# which the kept tokens expire costs, 45.4 s (the repeat sweep: 41.3 s). Conservative:
+# three sweeps in four are repeat sweeps. The first sweep after registering 5,000 clients
+# at once (51.3 s) happens once. On session 7's machine, about 2.8x slower per core, the
+# same figure was 70.7-88.0 s (--seconds-per-client 0.0176 for that bound).
+SECONDS_PER_CLIENT = 0.00908
 
 
 @dataclass(frozen=True)
