@@ -8,7 +8,11 @@ It reproduces the host behaviour our code depends on:
   ``visibilityTimeout``, and after ``maxDequeueCount`` attempts it moves to
   ``<queue>-poison`` (all read from host.json); a message that is not base64 moves to
   ``<queue>-poison`` unchanged at once, without invoking the function, as the Storage
-  Queues extension 5.x does (azure-sdk-for-net PR #18326);
+  Queues extension 5.x does (azure-sdk-for-net PR #18326); a message still being processed
+  halfway to its visibility timeout is made invisible for another whole timeout, as the
+  host's queue listener does (Azure/azure-webjobs-sdk ``QueueListener``: received for 10
+  minutes, renewed at half; here received for ``receive_visibility_s``, 60 s, so that a
+  killed runner's messages come back within a minute);
 * HTTP triggers are served on a loopback port under ``routePrefix`` (``/api``), with the
   App Service Authentication principal header passed through (tests inject it).
 
@@ -175,6 +179,8 @@ class LocalRunner:
     functions: dict[str, FunctionInfo] = field(default_factory=load_functions)
     semantics: QueueSemantics = field(default_factory=QueueSemantics.from_host_json)
     stats: dict[str, QueueStats] = field(default_factory=dict)
+    # How long a received message stays invisible (renewed at half while it is processed).
+    receive_visibility_s: int = 60
     _queues: Any = None
     _raw: dict[str, Any] = field(default_factory=dict)
 
@@ -206,11 +212,13 @@ class LocalRunner:
 
     async def _receive(self, queue: str, max_messages: int) -> list[Any]:
         pager = self._raw_queue(queue).receive_messages(
-            messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=60
+            messages_per_page=max_messages,
+            max_messages=max_messages,
+            visibility_timeout=self.receive_visibility_s,
         )
         return [message async for message in pager]
 
-    async def _to_poison(self, queue: str, message: Any) -> None:
+    async def _to_poison(self, queue: str, message: Any, pop_receipt: str) -> None:
         from azure.core.exceptions import ResourceExistsError
 
         from shared.adapters.storage import poison_queue_name
@@ -219,7 +227,26 @@ class LocalRunner:
         with contextlib.suppress(ResourceExistsError):
             await poison.create_queue()
         await poison.send_message(message.content)
-        await self._raw_queue(queue).delete_message(message.id, message.pop_receipt)
+        await self._raw_queue(queue).delete_message(message.id, pop_receipt)
+
+    async def _keep_invisible(
+        self, raw: Any, message: Any, receipt: list[str], done: asyncio.Event
+    ) -> None:
+        """Until ``done``, renew the message's invisibility halfway to its expiry. Each
+        update returns a new pop receipt, which the delete then needs; so an update under
+        way is let finish, never cancelled (its new receipt would be lost)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.receive_visibility_s / 2)
+                return
+            try:
+                updated = await raw.update_message(
+                    message.id, receipt[0], visibility_timeout=self.receive_visibility_s
+                )
+            except Exception as exc:  # as on the host: the message may be redelivered
+                log.warning("could not keep message %s invisible: %s", message.id, exc)
+                continue
+            receipt[0] = updated.pop_receipt
 
     def by_kind(self, kind: str) -> list[FunctionInfo]:
         return [f for f in self.functions.values() if f.kind == kind]
@@ -327,7 +354,7 @@ class LocalRunner:
                 message.id,
                 queue,
             )
-            await self._to_poison(queue, message)
+            await self._to_poison(queue, message, message.pop_receipt)
             stats.undecodable += 1
             return
         qmsg = QueueMessage(
@@ -337,20 +364,28 @@ class LocalRunner:
             insertion_time=message.inserted_on,
             pop_receipt=message.pop_receipt,
         )
+        receipt, done = [message.pop_receipt], asyncio.Event()
+        renewal = asyncio.create_task(self._keep_invisible(raw, message, receipt, done))
+        error: Exception | None = None
         try:
             await _call(info.handler, **{info.binding["name"]: qmsg})
-        except Exception:
+        except Exception as exc:
+            error = exc
+        finally:
+            done.set()  # also when this processing is cancelled: the renewals stop
+        await renewal
+        if error is not None:
             stats.failed_attempts += 1
-            log.warning("%s failed on attempt %d", info.name, message.dequeue_count, exc_info=True)
+            log.warning(
+                "%s failed on attempt %d", info.name, message.dequeue_count, exc_info=error
+            )
             if message.dequeue_count >= self.semantics.max_dequeue_count:
-                await self._to_poison(queue, message)
+                await self._to_poison(queue, message, receipt[0])
                 stats.poisoned += 1
             else:
-                await raw.update_message(
-                    message.id, message.pop_receipt, visibility_timeout=int(delay)
-                )
+                await raw.update_message(message.id, receipt[0], visibility_timeout=int(delay))
             return
-        await raw.delete_message(message.id, message.pop_receipt)
+        await raw.delete_message(message.id, receipt[0])
         stats.processed += 1
 
     async def serve_queues(self, stop: asyncio.Event) -> None:
